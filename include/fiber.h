@@ -1,0 +1,263 @@
+/*
+ * libfiber: a user-space M:N green-thread runtime for Linux x86_64.
+ *
+ * The Linux scheduler core moved into a process: worker pthreads play CPUs, fibers play tasks, and every
+ * switch runs schedule() -> __schedule() -> context_switch() -> fiber_switch() -> finish_task_switch().
+ *
+ * Conventions (the whole header):
+ *  - Every function that can fail returns int (or ssize_t): >= 0 on success, -errno on failure. The library
+ *    never sets errno for its own results; it does keep each fiber's errno across switches.
+ *  - "Context:" says where a call is allowed: fiber (inside a fiber), any thread (a fiber or a plain pthread),
+ *    not in a notifier.
+ *  - Calls that need a running runtime return -ESRCH before fiber_runtime_start() and after fiber_runtime_stop().
+ */
+#ifndef FIBER_H
+#define FIBER_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include <sched.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The library is built with -fvisibility=hidden; what this header declares is its exported ABI. */
+#pragma GCC visibility push(default)
+
+#define FIBER_VERSION_MAJOR 0
+#define FIBER_VERSION_MINOR 1
+#define FIBER_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Runtime
+ * ---------------------------------------------------------------------------------------------------------- */
+
+struct fiber_config {
+	unsigned workers;    /* worker pthreads; 0 = online CPUs (env FIBER_WORKERS overrides) */
+	size_t stack_size;   /* default fiber stack; 0 = 256 KiB (env FIBER_STACK_SIZE) */
+	unsigned tick_hz;    /* scheduler tick per worker; 0 = 1000 */
+	unsigned io_entries; /* io_uring SQ entries per worker; 0 = 256 */
+	unsigned flags;      /* FIBER_CFG_*; none defined yet, must be 0 */
+};
+
+/* Upper bounds accepted by fiber_runtime_start() and fiber_spawn(). */
+#define FIBER_MAX_WORKERS 1024                   /* CPU_SETSIZE: affinity masks are cpu_set_t */
+#define FIBER_STACK_MIN (16u * 1024u)            /* smallest stack fiber_spawn accepts */
+#define FIBER_STACK_MAX ((size_t)1 << 30)        /* largest stack fiber_spawn accepts (1 GiB) */
+
+/*
+ * fiber_config_init - fill @cfg with the defaults (every field 0, which means "the default").
+ * Context: any thread.
+ */
+void fiber_config_init(struct fiber_config *cfg);
+
+/*
+ * fiber_runtime_start - create the workers and start scheduling.
+ * @cfg: NULL for the defaults. FIBER_WORKERS and FIBER_STACK_SIZE in the environment override workers and
+ *       stack_size when those are 0.
+ * Returns 0, -EBUSY if a runtime is already running, -EINVAL for a bad field or environment value (a message on
+ * stderr says which), -ENOMEM, or the -errno of a failed pthread_create.
+ * Context: any thread that is not a fiber.
+ */
+int fiber_runtime_start(const struct fiber_config *cfg);
+
+/*
+ * fiber_runtime_stop - wait until every fiber has exited, then stop and join the workers and free everything.
+ * Returns 0, -ESRCH if no runtime is running, -EDEADLK when called from a fiber (it would wait for itself).
+ * Context: any thread that is not a fiber.
+ */
+int fiber_runtime_stop(void);
+
+/*
+ * fiber_run - start the runtime with @cfg, run @fn(@arg) as a fiber, wait until every fiber has exited, stop.
+ * Returns 0 or the -errno of fiber_runtime_start() / fiber_spawn() (then @fn never ran).
+ * Context: any thread that is not a fiber.
+ */
+int fiber_run(const struct fiber_config *cfg, void (*fn)(void *), void *arg);
+
+/* fiber_worker_count - number of workers of the running runtime, 0 when none. Context: any thread. */
+unsigned fiber_worker_count(void);
+
+/* fiber_worker_id - the worker the calling fiber runs on now, -1 outside a fiber. Context: any thread. */
+int fiber_worker_id(void);
+
+/* fiber_version - "major.minor.patch". Context: any thread. */
+const char *fiber_version(void);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Scheduling attributes (used by fiber_attr below; the calls are in "Scheduling")
+ * ---------------------------------------------------------------------------------------------------------- */
+
+#define FIBER_SCHED_NORMAL 0   /* fair class (CFS/EEVDF), nice -20..19 */
+#define FIBER_SCHED_FIFO 1     /* rt class, priority 1..99, runs until it blocks or yields */
+#define FIBER_SCHED_RR 2       /* rt class, priority 1..99, round-robin time slice */
+#define FIBER_SCHED_BATCH 3    /* fair class, never wakeup-preempts */
+#define FIBER_SCHED_IDLE 5     /* fair class with the minimum weight */
+#define FIBER_SCHED_DEADLINE 6 /* dl class, EDF + CBS with runtime <= deadline <= period */
+
+struct fiber_sched_attr {
+	uint32_t policy;
+	int32_t nice;         /* NORMAL, BATCH, IDLE */
+	uint32_t priority;    /* FIFO, RR: 1..99, higher runs first */
+	uint64_t runtime_ns;  /* DEADLINE: budget per period */
+	uint64_t deadline_ns; /* DEADLINE: relative deadline */
+	uint64_t period_ns;   /* DEADLINE: period, 0 = deadline */
+};
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Fibers
+ * ---------------------------------------------------------------------------------------------------------- */
+
+typedef struct fiber fiber_t;
+
+#define FIBER_ATTR_DETACHED 0x1u /* the fiber cannot be joined; its resources go when it exits */
+
+struct fiber_attr {
+	const char *name;              /* copied (up to 31 bytes); shown in dumps, traces and the debugger */
+	size_t stack_size;             /* 0 = runtime default; else FIBER_STACK_MIN..FIBER_STACK_MAX */
+	struct fiber_sched_attr sched; /* policy and parameters, see Scheduling */
+	cpu_set_t affinity;            /* bit i = may run on worker i; empty = any worker */
+	unsigned flags;                /* FIBER_ATTR_DETACHED */
+};
+
+/* fiber_attr_init - NORMAL, nice 0, default stack, any worker, joinable, no name. Context: any thread. */
+void fiber_attr_init(struct fiber_attr *attr);
+
+/*
+ * fiber_spawn - create a fiber that runs @fn(@arg) and make it runnable.
+ * @out: receives the handle; NULL makes the fiber detached.
+ * @attr: NULL for the defaults.
+ * Returns 0, -EINVAL (@fn NULL, a stack size outside FIBER_STACK_MIN..FIBER_STACK_MAX, unknown flags, an
+ * affinity that names no existing worker, or scheduling attributes that fiber_setattr() would refuse), -EAGAIN
+ * (a DEADLINE policy: as in Linux, deadline tasks cannot fork; use fiber_setattr() from the new fiber), -ENOMEM,
+ * -ESRCH (no runtime). If it fails, @fn is never called.
+ * Context: any thread.
+ */
+int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *), void *arg);
+
+/*
+ * fiber_join - wait for @f to exit, store its return value in @retval (if not NULL) and release it.
+ * Returns 0, -EINVAL (@f NULL, detached, already joined or being joined by someone else), -EDEADLK (@f is the
+ * caller), -ECANCELED (the calling fiber was cancelled; @f stays joinable), -ESRCH (no runtime).
+ * A handle stays valid until its join returns 0. Descriptors are type-stable while the runtime runs, so a second
+ * join of a handle returns -EINVAL rather than crashing, unless a new fiber has since been given the same
+ * descriptor (as with pthread ids, a joined handle must not be used again).
+ * Context: any thread (a plain pthread blocks in the kernel).
+ */
+int fiber_join(fiber_t *f, void **retval);
+
+/*
+ * fiber_detach - make @f release its resources when it exits; it can no longer be joined.
+ * Returns 0, -EINVAL (@f NULL, already detached, or being joined).
+ * Context: any thread.
+ */
+int fiber_detach(fiber_t *f);
+
+/*
+ * fiber_exit - end the calling fiber with @retval; returning @retval from the fiber's function is the same.
+ * Outside a fiber it prints a warning and ends the calling pthread with pthread_exit(@retval).
+ * Context: fiber.
+ */
+_Noreturn void fiber_exit(void *retval);
+
+/* fiber_self - the calling fiber, NULL outside a fiber (plain pthreads, the idle loop). Context: any thread. */
+fiber_t *fiber_self(void);
+
+/* fiber_id - a number unique for the life of the process, never reused; 0 for NULL. Context: any thread. */
+uint64_t fiber_id(const fiber_t *f);
+
+/*
+ * fiber_yield - give the worker to another runnable fiber through the class's yield (sched_yield semantics:
+ * a fair fiber goes behind its peers, a FIFO/RR fiber to the tail of its priority, a DEADLINE fiber gives up the
+ * rest of its budget). Outside a fiber it calls sched_yield().
+ * Context: any thread.
+ */
+void fiber_yield(void);
+
+/*
+ * fiber_sleep - sleep at least @ns nanoseconds on the worker's timer (0 is a yield).
+ * Returns 0, or -ECANCELED if the fiber was cancelled (before or while sleeping). Outside a fiber it calls
+ * nanosleep() and returns 0 or -EINTR.
+ * Context: any thread.
+ */
+int fiber_sleep(uint64_t ns);
+
+/*
+ * fiber_cancel - set @f's cancel flag and wake it from an interruptible wait. From then on every cancellation
+ * point (fiber_sleep, fiber_join, and the interruptible waits of later APIs) returns -ECANCELED to it: the analog
+ * of a pending fatal signal and TASK_INTERRUPTIBLE. The fiber is not unwound.
+ * Returns 0, -EINVAL (@f NULL), -ESRCH (@f has exited or no runtime).
+ * Context: any thread.
+ */
+int fiber_cancel(fiber_t *f);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Scheduling (the kernel's policies and classes)
+ * ---------------------------------------------------------------------------------------------------------- */
+
+/*
+ * fiber_setattr - change @f's (NULL = self) policy and parameters, validated as sched_setattr(2) validates them.
+ * Returns 0, -EINVAL, -EBUSY (DEADLINE admission failed), -ESRCH (@f has exited or no runtime).
+ * The change takes effect at once, also on a fiber queued or running on another worker.
+ * Context: any thread (@f NULL only in a fiber).
+ */
+int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a);
+
+/* fiber_getattr - read @f's (NULL = self) policy and parameters. 0, -EINVAL, -ESRCH. Context: any thread. */
+int fiber_getattr(fiber_t *f, struct fiber_sched_attr *a);
+
+/* fiber_preempt_disable - nestable; the fiber is not switched out until the matching enable. Context: fiber. */
+void fiber_preempt_disable(void);
+
+/* fiber_preempt_enable - at depth 0, switches if a reschedule is pending. Context: fiber. */
+void fiber_preempt_enable(void);
+
+/* fiber_cond_resched - cheap preemption point for CPU-bound loops. Context: any thread (no-op outside a fiber). */
+void fiber_cond_resched(void);
+
+/* fiber_migrate_disable - the fiber may still switch, but stays on this worker (nestable). Context: fiber. */
+void fiber_migrate_disable(void);
+
+/* fiber_migrate_enable - undo one fiber_migrate_disable(). Context: fiber. */
+void fiber_migrate_enable(void);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Preempt notifiers (the kernel's preempt_notifier)
+ *
+ * They fire around every real switch of the fiber that registered them, never when the scheduler picks the same
+ * fiber again. sched_out runs on the outgoing fiber's stack with its runqueue locked: it must not block, yield,
+ * take a lock a waker takes, or wake a fiber. sched_in runs after the switch has finished, on the worker the fiber
+ * now runs on, with preemption still disabled: it may take ordinary locks and wake fibers, but must not sleep.
+ * ---------------------------------------------------------------------------------------------------------- */
+
+struct fiber_preempt_notifier;
+struct fiber_preempt_ops {
+	void (*sched_in)(struct fiber_preempt_notifier *n, int worker); /* after the switch, on the new worker */
+	void (*sched_out)(struct fiber_preempt_notifier *n, fiber_t *next);
+};
+struct fiber_preempt_notifier {
+	struct fiber_preempt_notifier *next, **pprev; /* private */
+	const struct fiber_preempt_ops *ops;
+};
+
+/* fiber_preempt_notifier_init - set @n's ops; @n is not registered. Context: any thread. */
+void fiber_preempt_notifier_init(struct fiber_preempt_notifier *n, const struct fiber_preempt_ops *ops);
+
+/* fiber_preempt_notifier_register - attach @n to the calling fiber (ignored outside a fiber). Context: fiber,
+ * not in a notifier. */
+void fiber_preempt_notifier_register(struct fiber_preempt_notifier *n);
+
+/* fiber_preempt_notifier_unregister - detach @n from the calling fiber. Context: fiber, not in a notifier. */
+void fiber_preempt_notifier_unregister(struct fiber_preempt_notifier *n);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FIBER_H */

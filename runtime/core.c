@@ -1,0 +1,1051 @@
+/*
+ * runtime/core.c - the scheduler core: schedule, __schedule, context_switch, prepare/finish_task_switch,
+ * schedule_tail, try_to_wake_up and the remote wakelist, wake_q, resched_curr, the preemption points and the
+ * preempt notifiers.
+ *
+ * It promises the kernel's switch safety (KERNEL_MAP §4, §6):
+ *   A1  rq->lock is taken in __schedule before prev->state is read and released exactly once, by the fiber that
+ *       runs next, in finish_task_switch, through a freshly read this_worker().
+ *   A2  every resume path (the return of fiber__switch, the trampoline's schedule_tail) calls
+ *       finish_task_switch(last) exactly once, with the "last" that fiber__switch returned.
+ *   B1  next->on_cpu = 1 before the switch; prev->on_cpu = 0 with release semantics after prev->state was read
+ *       and before the rq unlock.
+ *   B2  try_to_wake_up never enqueues a fiber with on_rq == 0 until it has seen on_cpu == 0 (acquire), or it
+ *       hands the wake-up to the owning worker's wakelist, which that worker drains after its switch completed.
+ *   C1  a dead fiber's state is read before its on_cpu is cleared; C2 its stack is freed by the next fiber after
+ *       the unlock.
+ *   P1  preempt_count == 2 across every fiber__switch (checked under FIBER_DEBUG).
+ * core.c knows only the ordered class table; policy lives in runtime/sched_*.c.
+ */
+#include "internal.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifdef FIBER_HAVE_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+__thread struct worker *fiber__tls_worker __attribute__((tls_model("initial-exec"))) __hidden;
+struct fiber__test_hooks *_Atomic fiber__hooks __hidden;
+atomic_int fiber__preempt_notifier_key __hidden;
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Small helpers
+ * ---------------------------------------------------------------------------------------------------------- */
+
+void fiber__bug(const char *file, int line, const char *cond)
+{
+	fprintf(stderr, "libfiber: BUG at %s:%d: %s\n", file, line, cond);
+	fflush(stderr);
+	abort();
+}
+
+void fiber__spin_lock_slow(spinlock_t *l)
+{
+	unsigned spins = 0;
+
+	for (;;) {
+		while (atomic_load_explicit(&l->locked, memory_order_relaxed)) {
+			if (++spins < 128) {
+				cpu_relax();
+			} else {
+				/* The holder may be a preempted pthread (more workers than cores): let it run. */
+				sched_yield();
+				spins = 0;
+			}
+		}
+		if (!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire))
+			return;
+	}
+}
+
+static inline long futex_wake(atomic_uint *uaddr, int nr)
+{
+	return syscall(SYS_futex, uaddr, FUTEX_WAKE_PRIVATE, nr, NULL, NULL, 0);
+}
+
+void fiber__update_rq_clock(struct rq *rq)
+{
+	lockdep_assert_held(&rq->lock);
+	rq->clock = fiber__sched_clock();
+}
+
+void fiber__get_task_struct(struct fiber *p)
+{
+	atomic_fetch_add_explicit(&p->usage, 1, memory_order_relaxed);
+}
+
+void fiber__put_task_struct(struct fiber *p)
+{
+	if (atomic_fetch_sub_explicit(&p->usage, 1, memory_order_acq_rel) == 1)
+		fiber__desc_free(p);
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Enqueue, dequeue, activate, block (they own rq->nr_running and p->on_rq)
+ * ---------------------------------------------------------------------------------------------------------- */
+
+static void enqueue_task(struct rq *rq, struct fiber *p, int flags)
+{
+	lockdep_assert_held(&rq->lock);
+	p->sched_class->enqueue_task(rq, p, flags);
+	atomic_store_explicit(&rq->nr_running, atomic_load_explicit(&rq->nr_running, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+static void dequeue_task(struct rq *rq, struct fiber *p, int flags)
+{
+	lockdep_assert_held(&rq->lock);
+	p->sched_class->dequeue_task(rq, p, flags);
+	atomic_store_explicit(&rq->nr_running, atomic_load_explicit(&rq->nr_running, memory_order_relaxed) - 1,
+			      memory_order_relaxed);
+}
+
+void fiber__activate_task(struct rq *rq, struct fiber *p, int flags)
+{
+	enqueue_task(rq, p, flags);
+	atomic_store_explicit(&p->on_rq, TASK_ON_RQ_QUEUED, memory_order_relaxed);
+}
+
+/* Migration-style removal: on_rq = MIGRATING covers the gap between the two rq locks (B4). */
+void fiber__deactivate_task(struct rq *rq, struct fiber *p, int flags)
+{
+	atomic_store_explicit(&p->on_rq, TASK_ON_RQ_MIGRATING, memory_order_relaxed);
+	dequeue_task(rq, p, flags);
+}
+
+/*
+ * block_task: prev goes to sleep. The release store of on_rq = 0 comes last: from then on try_to_wake_up may
+ * take p over (it then waits for on_cpu == 0 before touching it).
+ */
+static void block_task(struct rq *rq, struct fiber *p)
+{
+	dequeue_task(rq, p, DEQUEUE_SLEEP);
+	atomic_store_explicit(&p->on_rq, 0, memory_order_release);
+}
+
+static void set_task_cpu(struct fiber *p, int cpu)
+{
+	if (p->cpu != cpu) {
+		p->nr_migrations++;
+		p->cpu = cpu;
+	}
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * resched_curr and kicking a sleeping worker (the reschedule IPI, KERNEL_MAP §6.4)
+ * ---------------------------------------------------------------------------------------------------------- */
+
+/*
+ * Kick @w out of its futex sleep if it is asleep. Setting NEED_RESCHED on the idle fiber changes the futex word, so
+ * an idle loop that is about to sleep sees it (its futex_wait fails with EAGAIN) and one that is asleep is woken.
+ * A worker whose idle fiber is POLLING (not asleep) is not woken: it will look by itself.
+ */
+void fiber__kick_worker(struct worker *w)
+{
+	unsigned old = atomic_fetch_or_explicit(&w->idle_fiber.tif, TIF_NEED_RESCHED, memory_order_seq_cst);
+
+	if (!(old & TIF_POLLING))
+		futex_wake(&w->idle_fiber.tif, 1);
+}
+
+void fiber__resched_curr(struct rq *rq)
+{
+	struct fiber *curr = rq->curr;
+	struct worker *w = this_worker();
+
+	lockdep_assert_held(&rq->lock);
+	if (test_tsk_need_resched(curr))
+		return;
+	if (w && &w->rq == rq) {
+		atomic_fetch_or_explicit(&curr->tif, TIF_NEED_RESCHED, memory_order_relaxed);
+		return;
+	}
+	if (is_idle_task(curr)) {
+		fiber__kick_worker(rq_worker(rq));
+		return;
+	}
+	/* A busy remote worker: NEED_RESCHED is enough, it acts at its next preemption point. */
+	atomic_fetch_or_explicit(&curr->tif, TIF_NEED_RESCHED, memory_order_relaxed);
+}
+
+void fiber__wakeup_preempt(struct rq *rq, struct fiber *p, int flags)
+{
+	struct fiber *curr = rq->curr;
+
+	if (p->sched_class == curr->sched_class)
+		curr->sched_class->wakeup_preempt(rq, p, flags);
+	else if (sched_class_above(p->sched_class, curr->sched_class))
+		fiber__resched_curr(rq);
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Placement (select_task_rq): the balancing work will refine this; for now idle first, then prev.
+ * ---------------------------------------------------------------------------------------------------------- */
+
+static inline bool cpu_allowed(struct fiber *p, int cpu)
+{
+	return CPU_ISSET(cpu, &p->cpus_mask);
+}
+
+/* A worker with nothing to do: its idle fiber runs and nothing is queued (lock-free peek, may be stale). */
+static inline bool worker_idle(int cpu)
+{
+	struct rq *rq = cpu_rq(cpu);
+
+	return rq->curr == rq->idle && !atomic_load_explicit(&rq->nr_running, memory_order_relaxed);
+}
+
+static int select_task_rq(struct fiber *p, int wake_flags)
+{
+	int prev = p->cpu, cpu, best = -1;
+	struct worker *w = this_worker();
+	unsigned best_load = UINT_MAX;
+
+	if (p->migration_disabled || p->nr_cpus_allowed == 1) {
+		if (cpu_allowed(p, prev))
+			return prev;
+	}
+	/* Wake-up: the previous worker if it is idle (cache affinity), then the waker's if it is idle. */
+	if (!(wake_flags & WF_FORK) && cpu_allowed(p, prev) && worker_idle(prev))
+		return prev;
+	if (w && cpu_allowed(p, w->id) && worker_idle(w->id))
+		return w->id;
+	/* Any idle worker (the idle mask), re-checked. */
+	cpu = fiber__first_idle_worker(&p->cpus_mask);
+	if (cpu >= 0 && worker_idle(cpu))
+		return cpu;
+	if (!(wake_flags & WF_FORK) && cpu_allowed(p, prev))
+		return prev;
+	/* Fork, or prev not allowed: the least loaded allowed worker, the local one on a tie. */
+	if (w && cpu_allowed(p, w->id)) {
+		best = w->id;
+		best_load = atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed);
+	}
+	for (cpu = 0; cpu < (int)fiber__rt.nr_workers; cpu++) {
+		unsigned load;
+
+		if (!cpu_allowed(p, cpu))
+			continue;
+		load = atomic_load_explicit(&cpu_rq(cpu)->nr_running, memory_order_relaxed);
+		if (load < best_load) {
+			best_load = load;
+			best = cpu;
+		}
+	}
+	return best;
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * try_to_wake_up (KERNEL_MAP §6.1)
+ * ---------------------------------------------------------------------------------------------------------- */
+
+/* Lock the rq @p belongs to; retry while p moves (on_rq == MIGRATING or p->cpu changed). pi_lock is held. */
+static struct rq *__task_rq_lock(struct fiber *p)
+{
+	struct rq *rq;
+
+	for (;;) {
+		rq = task_rq(p);
+		spin_lock(&rq->lock);
+		if (likely(rq == task_rq(p) &&
+			   atomic_load_explicit(&p->on_rq, memory_order_relaxed) != TASK_ON_RQ_MIGRATING))
+			return rq;
+		spin_unlock(&rq->lock);
+		while (atomic_load_explicit(&p->on_rq, memory_order_relaxed) == TASK_ON_RQ_MIGRATING)
+			cpu_relax();
+	}
+}
+
+/*
+ * The wake-up came before the sleeper reached __schedule (or p is a preempted fiber): p is still queued. Under its
+ * rq lock set it RUNNING; __schedule reads prev_state under the same lock, so it does not dequeue it (D2).
+ */
+static bool ttwu_runnable(struct fiber *p, int wake_flags)
+{
+	struct rq *rq = __task_rq_lock(p);
+	bool ret = false;
+
+	if (task_on_rq_queued(p)) {
+		if (!atomic_load_explicit(&p->on_cpu, memory_order_relaxed)) {
+			fiber__update_rq_clock(rq);
+			fiber__wakeup_preempt(rq, p, wake_flags);
+		}
+		atomic_store_explicit(&p->state, TASK_RUNNING, memory_order_relaxed);
+		ret = true;
+	}
+	spin_unlock(&rq->lock);
+	return ret;
+}
+
+static void ttwu_do_activate(struct rq *rq, struct fiber *p, int wake_flags)
+{
+	int en_flags = ENQUEUE_WAKEUP;
+
+	lockdep_assert_held(&rq->lock);
+	if (wake_flags & WF_MIGRATED)
+		en_flags |= ENQUEUE_MIGRATED;
+	fiber__activate_task(rq, p, en_flags);
+	fiber__wakeup_preempt(rq, p, wake_flags);
+	atomic_store_explicit(&p->state, TASK_RUNNING, memory_order_relaxed);
+}
+
+static void ttwu_queue(struct fiber *p, int cpu, int wake_flags)
+{
+	struct rq *rq = cpu_rq(cpu);
+
+	spin_lock(&rq->lock);
+	fiber__update_rq_clock(rq);
+	ttwu_do_activate(rq, p, wake_flags);
+	spin_unlock(&rq->lock);
+}
+
+/*
+ * B3: p is still switching out on its worker (on_cpu). Instead of spinning until that completes, hand the
+ * activation to that worker: it drains its wakelist after its switch has completed (end of finish_task_switch),
+ * at preemption points and in its idle loop. pi_lock is held and p->state is TASK_WAKING.
+ */
+static void ttwu_queue_wakelist(struct fiber *p, int cpu)
+{
+	struct worker *w = &fiber__rt.workers[cpu];
+	struct fiber *head = atomic_load_explicit(&w->wake_list, memory_order_relaxed);
+
+	/* No reference needed: p sleeps, so it cannot exit before this wake-up is done. */
+	do {
+		atomic_store_explicit(&p->wake_entry, head, memory_order_relaxed);
+	} while (!atomic_compare_exchange_weak_explicit(&w->wake_list, &head, p, memory_order_seq_cst,
+							memory_order_relaxed));
+	if (!head)
+		fiber__kick_worker(w);
+}
+
+/* Drain this worker's wakelist (the kernel's sched_ttwu_pending). No rq lock held on entry. */
+void fiber__sched_ttwu_pending(struct worker *w)
+{
+	struct fiber *p, *next;
+	struct rq *rq = &w->rq;
+
+	p = atomic_exchange_explicit(&w->wake_list, NULL, memory_order_acquire);
+	if (!p)
+		return;
+	spin_lock(&rq->lock);
+	fiber__update_rq_clock(rq);
+	for (; p; p = next) {
+		next = atomic_load_explicit(&p->wake_entry, memory_order_relaxed);
+		/*
+		 * Defensive, as the kernel: the switch-out that made the waker use the list is over once we run here
+		 * (this worker cleared on_cpu), but wait for it with acquire before touching p's stack state.
+		 */
+		while (atomic_load_explicit(&p->on_cpu, memory_order_acquire))
+			cpu_relax();
+		ttwu_do_activate(rq, p, 0);
+	}
+	spin_unlock(&rq->lock);
+}
+
+int fiber__try_to_wake_up(struct fiber *p, unsigned state, int wake_flags)
+{
+	struct worker *w = this_worker();
+	int cpu, success = 0;
+
+	if (w && p == w->current) {
+		/* Waking oneself (between set_current_state and schedule): program order is enough. */
+		if (!(atomic_load_explicit(&p->state, memory_order_relaxed) & state))
+			return 0;
+		atomic_store_explicit(&p->state, TASK_RUNNING, memory_order_relaxed);
+		return 1;
+	}
+
+	spin_lock(&p->pi_lock);
+	/* Pairs with the full fence after the waiter's state store (set_current_state) and in __schedule (D1). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!(atomic_load_explicit(&p->state, memory_order_relaxed) & state))
+		goto unlock;
+	success = 1;
+
+	/* Queued (not yet dequeued by its __schedule, or preempted): a runnable wake-up. */
+	if (atomic_load_explicit(&p->on_rq, memory_order_acquire) && ttwu_runnable(p, wake_flags))
+		goto unlock;
+
+	/*
+	 * on_rq == 0: p's __schedule dequeued it and no longer looks at p->state. Order what follows after that
+	 * load (smp_acquire__after_ctrl_dep) and mark p WAKING so nobody else wakes it meanwhile.
+	 */
+	atomic_thread_fence(memory_order_acquire);
+	atomic_store_explicit(&p->state, TASK_WAKING, memory_order_relaxed);
+
+	/* B2/B3: still switching out somewhere. Its worker finishes the wake-up after the switch. */
+	if (atomic_load_explicit(&p->on_cpu, memory_order_acquire)) {
+		unsigned spins = 0;
+
+		while (atomic_load_explicit(&p->on_cpu, memory_order_acquire) && ++spins < 64)
+			cpu_relax();
+		if (atomic_load_explicit(&p->on_cpu, memory_order_acquire)) {
+			ttwu_queue_wakelist(p, p->cpu);
+			goto unlock;
+		}
+	}
+	/* on_cpu == 0 seen with acquire: p's switch-out is complete, everything it wrote is visible (B2). */
+
+	cpu = select_task_rq(p, wake_flags | WF_TTWU);
+	if (cpu != p->cpu) {
+		wake_flags |= WF_MIGRATED;
+		set_task_cpu(p, cpu);
+	}
+	ttwu_queue(p, cpu, wake_flags);
+unlock:
+	spin_unlock(&p->pi_lock);
+	return success;
+}
+
+int fiber__wake_up_process(struct fiber *p)
+{
+	return fiber__try_to_wake_up(p, TASK_NORMAL, 0);
+}
+
+/* A new fiber becomes runnable (wake_up_new_task). p is TASK_NEW: nothing else can wake it yet. */
+void fiber__wake_up_new_task(struct fiber *p)
+{
+	struct rq *rq;
+	int cpu;
+
+	spin_lock(&p->pi_lock);
+	atomic_store_explicit(&p->state, TASK_RUNNING, memory_order_relaxed);
+	cpu = select_task_rq(p, WF_FORK);
+	p->cpu = p->wake_cpu = cpu;
+	rq = cpu_rq(cpu);
+	spin_lock(&rq->lock);
+	fiber__update_rq_clock(rq);
+	fiber__activate_task(rq, p, ENQUEUE_INITIAL);
+	fiber__wakeup_preempt(rq, p, WF_FORK);
+	spin_unlock(&rq->lock);
+	spin_unlock(&p->pi_lock);
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * wake_q
+ * ---------------------------------------------------------------------------------------------------------- */
+
+void fiber__wake_q_add(struct wake_q_head *head, struct fiber *p)
+{
+	struct wake_q_node *node = &p->wake_q, *expected = NULL;
+
+	/* Already queued somewhere: whoever queued it will wake it (and the wake-up may come early). */
+	if (!__atomic_compare_exchange_n(&node->next, &expected, WAKE_Q_TAIL, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_RELAXED))
+		return;
+	fiber__get_task_struct(p);
+	*head->lastp = node;
+	head->lastp = &node->next;
+}
+
+void fiber__wake_up_q(struct wake_q_head *head)
+{
+	struct wake_q_node *node = head->first;
+
+	while (node != WAKE_Q_TAIL) {
+		struct fiber *p = container_of(node, struct fiber, wake_q);
+
+		node = node->next;
+		/* Unqueue before waking, so a later wake_q_add after this point queues it again. */
+		__atomic_store_n(&p->wake_q.next, NULL, __ATOMIC_RELEASE);
+		fiber__wake_up_process(p);
+		fiber__put_task_struct(p);
+	}
+	head->first = WAKE_Q_TAIL;
+	head->lastp = &head->first;
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Preempt notifiers
+ * ---------------------------------------------------------------------------------------------------------- */
+
+static void fire_sched_out_preempt_notifiers(struct fiber *curr, struct fiber *next)
+{
+	fiber_t *nf = is_idle_task(next) ? NULL : next;
+
+	for (struct fiber_preempt_notifier *n = curr->preempt_notifiers; n; n = n->next)
+		n->ops->sched_out(n, nf);
+}
+
+static void fire_sched_in_preempt_notifiers(struct fiber *curr, int cpu)
+{
+	for (struct fiber_preempt_notifier *n = curr->preempt_notifiers; n; n = n->next)
+		n->ops->sched_in(n, cpu);
+}
+
+void fiber_preempt_notifier_init(struct fiber_preempt_notifier *n, const struct fiber_preempt_ops *ops)
+{
+	if (!n)
+		return;
+	n->next = NULL;
+	n->pprev = NULL;
+	n->ops = ops;
+}
+
+void fiber_preempt_notifier_register(struct fiber_preempt_notifier *n)
+{
+	struct fiber *curr;
+
+	if (!n || !n->ops || n->pprev)
+		return;
+	preempt_disable();
+	curr = this_worker() ? this_worker()->current : NULL;
+	if (curr && !is_idle_task(curr)) {
+		atomic_fetch_add(&fiber__preempt_notifier_key, 1);
+		n->next = curr->preempt_notifiers;
+		if (n->next)
+			n->next->pprev = &n->next;
+		curr->preempt_notifiers = n;
+		n->pprev = &curr->preempt_notifiers;
+	}
+	preempt_enable_no_resched();
+}
+
+static void notifier_unlink(struct fiber_preempt_notifier *n)
+{
+	*n->pprev = n->next;
+	if (n->next)
+		n->next->pprev = n->pprev;
+	n->next = NULL;
+	n->pprev = NULL;
+	atomic_fetch_sub(&fiber__preempt_notifier_key, 1);
+}
+
+void fiber_preempt_notifier_unregister(struct fiber_preempt_notifier *n)
+{
+	if (!n || !n->pprev || !this_worker())
+		return;
+	preempt_disable();
+	notifier_unlink(n);
+	preempt_enable_no_resched();
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * The switch path
+ * ---------------------------------------------------------------------------------------------------------- */
+
+static inline void fiber_stack_bounds(struct worker *w, struct fiber *p, const void **bottom, size_t *size)
+{
+	if (is_idle_task(p)) {
+		*bottom = w->native_stack_bottom;
+		*size = w->native_stack_size;
+	} else {
+		size_t guard = fiber__page_size();
+
+		*bottom = (char *)p->stack_base + guard;
+		*size = p->stack_size - guard;
+	}
+}
+
+static inline void prepare_task_switch(struct worker *w, struct rq *rq, struct fiber *prev, struct fiber *next)
+{
+	if (atomic_load_explicit(&fiber__preempt_notifier_key, memory_order_relaxed) && prev->preempt_notifiers)
+		fire_sched_out_preempt_notifiers(prev, next);
+	prev->saved_errno = *w->errno_loc;
+	/* B1: next is on a CPU from now on; nobody may move or wake-run it until its next switch-out completes. */
+	FIBER_DEBUG_BUG_ON(atomic_load_explicit(&next->on_cpu, memory_order_relaxed));
+	atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
+	if (is_idle_task(next))
+		fiber__idle_mask_set(rq->cpu, true);
+	else if (is_idle_task(prev))
+		fiber__idle_mask_set(rq->cpu, false);
+}
+
+/*
+ * finish_task_switch - the first thing a resumed fiber does, on its own stack, possibly on another worker than the
+ * one it left. @prev is "last": the fiber that ran on this worker just before.
+ */
+static struct rq *finish_task_switch(struct fiber *prev)
+{
+	struct worker *w = this_worker(); /* recomputed: we may be on another pthread than when we left */
+	struct rq *rq = &w->rq;
+	struct fiber *curr = w->current;
+	struct fiber__test_hooks *hooks;
+	unsigned prev_state;
+
+	/* P1: one level from schedule(), one from the rq lock. */
+	FIBER_DEBUG_BUG_ON(w->preempt_count != 2);
+	FIBER_DEBUG_BUG_ON(!spin_is_locked(&rq->lock));
+
+	hooks = atomic_load_explicit(&fiber__hooks, memory_order_relaxed);
+	if (unlikely(hooks) && hooks->finish_task_switch)
+		hooks->finish_task_switch(curr, prev, w->id);
+
+	/*
+	 * C1: read prev->state before on_cpu is cleared. Once on_cpu is 0 a waker may run prev elsewhere; if it then
+	 * exits, a later read would see DEAD and free it twice.
+	 */
+	prev_state = atomic_load_explicit(&prev->state, memory_order_relaxed);
+	/* B1: pairs with the acquire loads of on_cpu in try_to_wake_up and the wakelist drain. */
+	atomic_store_explicit(&prev->on_cpu, 0, memory_order_release);
+	/* finish_lock_switch: the lock __schedule took on (possibly) another fiber's stack. */
+	w->preempt_count--;
+	spin_unlock(&rq->lock);
+
+	*w->errno_loc = curr->saved_errno;
+	if (atomic_load_explicit(&fiber__preempt_notifier_key, memory_order_relaxed) && curr->preempt_notifiers)
+		fire_sched_in_preempt_notifiers(curr, w->id);
+
+	if (unlikely(prev_state == TASK_DEAD)) {
+		/* C2: after the switch and after the unlock. */
+		if (prev->sched_class->task_dead)
+			prev->sched_class->task_dead(prev);
+		fiber__stack_free(prev);
+		fiber__put_task_struct(prev); /* the reference the fiber held on itself while it ran */
+		if (atomic_fetch_sub_explicit(&fiber__rt.nr_fibers, 1, memory_order_acq_rel) == 1 &&
+		    atomic_load_explicit(&fiber__rt.stop_waiting, memory_order_acquire))
+			syscall(SYS_futex, &fiber__rt.nr_fibers, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+	}
+
+	/* The analog of the IPI that waits for interrupts to come back on: wake-ups handed to us while we switched. */
+	if (atomic_load_explicit(&w->wake_list, memory_order_relaxed))
+		fiber__sched_ttwu_pending(w);
+	return rq;
+}
+
+static inline struct rq *context_switch(struct worker *w, struct rq *rq, struct fiber *prev, struct fiber *next,
+					bool prev_dead)
+{
+	struct fiber *last;
+#ifdef FIBER_HAVE_ASAN
+	const void *bottom;
+	size_t size;
+#endif
+
+	prepare_task_switch(w, rq, prev, next);
+	w->current = next; /* after the sched_out notifiers, which still see current == prev */
+	FIBER_DEBUG_BUG_ON(w->preempt_count != 2);
+#ifdef FIBER_HAVE_ASAN
+	fiber_stack_bounds(w, next, &bottom, &size);
+	/* A dying fiber passes NULL: ASan destroys its fake stack, it never comes back. */
+	__sanitizer_start_switch_fiber(prev_dead ? NULL : &prev->asan_fake_stack, bottom, size);
+#else
+	(void)prev_dead;
+#endif
+	last = fiber__switch(prev, next);
+	barrier();
+	/* Now on prev's stack again, resumed by "last", maybe on another worker: w and rq are stale here. */
+#ifdef FIBER_HAVE_ASAN
+	__sanitizer_finish_switch_fiber(prev->asan_fake_stack, NULL, NULL);
+#endif
+	return finish_task_switch(last);
+}
+
+static struct fiber *pick_next_task(struct rq *rq, struct fiber *prev)
+{
+	struct fiber *next = NULL;
+
+	for (unsigned i = 0; i < fiber__nr_classes; i++) {
+		next = fiber__classes[i]->pick_task(rq);
+		if (next)
+			break;
+	}
+	/* The idle class always returns a fiber. Picking prev again changes nothing (put_prev_set_next_task). */
+	if (next != prev) {
+		prev->sched_class->put_prev_task(rq, prev, next);
+		next->sched_class->set_next_task(rq, next, true);
+	}
+	return next;
+}
+
+static void __schedule(int sched_mode)
+{
+	struct worker *w = this_worker();
+	struct rq *rq = &w->rq;
+	struct fiber *prev = w->current, *next;
+	unsigned prev_state;
+	bool preempt = sched_mode != SM_NONE;
+
+	/* schedule_debug: __schedule is entered with exactly the one level schedule() took. */
+	FIBER_DEBUG_BUG_ON(w->preempt_count != 1);
+
+	spin_lock(&rq->lock);
+	w->preempt_count++;
+	/*
+	 * smp_mb__after_spinlock: orders the caller's state store (set_current_state) before the reads below and pairs
+	 * with the fence in try_to_wake_up (D1).
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	fiber__update_rq_clock(rq);
+	if (sched_mode == SM_YIELD)
+		prev->sched_class->yield_task(rq);
+
+	/* A1: prev_state is read once, under the lock. An involuntary switch never dequeues (D3). */
+	prev_state = atomic_load_explicit(&prev->state, memory_order_relaxed);
+	if (!preempt && prev_state) {
+		if ((prev_state & TASK_INTERRUPTIBLE) && fiber__signal_pending(prev))
+			atomic_store_explicit(&prev->state, TASK_RUNNING, memory_order_relaxed);
+		else
+			block_task(rq, prev);
+	}
+
+	next = pick_next_task(rq, prev);
+	clear_tsk_need_resched(prev);
+
+	if (likely(prev != next)) {
+		rq->nr_switches++;
+		rq->curr = next;
+		if (!preempt && prev_state)
+			prev->nvcsw++;
+		else
+			prev->nivcsw++;
+		context_switch(w, rq, prev, next, prev_state == TASK_DEAD);
+		/* finish_task_switch released the lock and dropped preempt_count to 1. */
+	} else {
+		w->preempt_count--;
+		spin_unlock(&rq->lock);
+	}
+}
+
+/* Work to do before taking the rq lock: due timers and wake-ups handed to us (sched_submit_work's place). */
+static inline void sched_submit_work(struct worker *w)
+{
+	uint64_t next = atomic_load_explicit(&w->timers.next_expiry, memory_order_relaxed);
+
+	if (unlikely(next != UINT64_MAX)) {
+		uint64_t now = fiber__sched_clock();
+
+		if (now >= next)
+			fiber__run_timers(&w->timers, now);
+	}
+	if (unlikely(atomic_load_explicit(&w->wake_list, memory_order_relaxed)))
+		fiber__sched_ttwu_pending(w);
+}
+
+/*
+ * A fiber that blocks with preemption disabled ("scheduling while atomic") is a caller bug; the kernel warns and
+ * goes on. We do the same, carrying the extra depth across the switch so that the next fiber starts at depth 0.
+ */
+static __noinline void schedule_atomic_fixup(struct worker *w, struct fiber *prev)
+{
+	static atomic_flag warned = ATOMIC_FLAG_INIT;
+
+	if (!atomic_flag_test_and_set(&warned))
+		fprintf(stderr, "libfiber: fiber %llu blocked with preemption disabled (depth %d); "
+				"this is a bug in the caller\n",
+			(unsigned long long)prev->id, w->preempt_count);
+	prev->saved_preempt = w->preempt_count;
+	w->preempt_count = 0;
+}
+
+void fiber__schedule(void)
+{
+	struct worker *w = this_worker();
+	struct fiber *prev = w->current;
+	int saved;
+
+	if (unlikely(w->preempt_count))
+		schedule_atomic_fixup(w, prev);
+	sched_submit_work(w);
+	do {
+		preempt_disable();
+		__schedule(SM_NONE);
+		preempt_enable_no_resched();
+		w = this_worker();
+	} while (test_tsk_need_resched(w->current));
+	saved = w->current->saved_preempt;
+	if (unlikely(saved)) {
+		w->current->saved_preempt = 0;
+		w->preempt_count = saved;
+	}
+}
+
+/* preempt_schedule: an involuntary switch at a preemption point; never dequeues (D3). */
+static void preempt_schedule(void)
+{
+	struct worker *w;
+
+	do {
+		preempt_disable();
+		__schedule(SM_PREEMPT);
+		preempt_enable_no_resched();
+		w = this_worker();
+	} while (test_tsk_need_resched(w->current));
+}
+
+/* The idle loop's way in: count 1 already, no preempt_disable of its own (schedule_idle). */
+void fiber__schedule_idle(void)
+{
+	struct worker *w = this_worker();
+
+	do {
+		__schedule(SM_IDLE);
+		w = this_worker();
+	} while (test_tsk_need_resched(w->current) && atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed));
+}
+
+/*
+ * A preemption point: the return from every runtime call, fiber_cond_resched, fiber_preempt_enable. Cheap when
+ * nothing is pending: a few loads.
+ */
+void fiber__preempt_point(void)
+{
+	struct worker *w = this_worker();
+
+	if (!w || w->preempt_count)
+		return;
+	sched_submit_work(w);
+	w = this_worker();
+	if (test_tsk_need_resched(w->current))
+		preempt_schedule();
+}
+
+/* schedule_tail: the first C code of a new fiber, called by fiber__trampoline with last in rdi. */
+void fiber__schedule_tail(struct fiber *prev)
+{
+#ifdef FIBER_HAVE_ASAN
+	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+	finish_task_switch(prev);
+	preempt_enable_no_resched();
+	/* The new fiber's first preemption point. */
+	if (test_tsk_need_resched(this_worker()->current))
+		preempt_schedule();
+}
+
+/* set_current_state: state store, then a full fence before the caller checks its condition (D1). */
+void fiber__set_current_state(unsigned state)
+{
+	atomic_store_explicit(&this_worker()->current->state, state, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* do_task_dead: DEAD under pi_lock (set_special_state, D5), then the final switch. */
+static _Noreturn void do_task_dead(void)
+{
+	struct worker *w;
+	struct fiber *curr;
+
+	preempt_disable();
+	w = this_worker();
+	curr = w->current;
+	spin_lock(&curr->pi_lock);
+	atomic_store_explicit(&curr->state, TASK_DEAD, memory_order_relaxed);
+	spin_unlock(&curr->pi_lock);
+	__schedule(SM_NONE);
+	FIBER_BUG_ON(1); /* a dead fiber was scheduled again */
+	__builtin_unreachable();
+}
+
+void fiber__exit(void *retval)
+{
+	struct fiber *p = this_worker()->current;
+
+	/* Notifiers are the fiber's own; they do not fire for the final switch-out. */
+	while (p->preempt_notifiers)
+		fiber_preempt_notifier_unregister(p->preempt_notifiers);
+	p->retval = retval;
+	atomic_store_explicit(&p->exited, 1, memory_order_release);
+	/* Pairs with the fence after a pthread joiner announces itself (D1 pattern on the exited flag). */
+	atomic_thread_fence(memory_order_seq_cst);
+	fiber__wake_up(&p->join_wq, TASK_NORMAL, 0);
+	if (atomic_load_explicit(&p->pthread_joiner, memory_order_relaxed))
+		syscall(SYS_futex, &p->exited, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+	if (p->migration_disabled)
+		p->migration_disabled = 0;
+	do_task_dead();
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Public scheduling calls that belong to the core
+ * ---------------------------------------------------------------------------------------------------------- */
+
+void fiber_yield(void)
+{
+	struct worker *w = this_worker();
+
+	if (!w || is_idle_task(w->current)) {
+		sched_yield();
+		return;
+	}
+	sched_submit_work(w);
+	preempt_disable();
+	/*
+	 * do_sched_yield takes the rq lock for yield_task, drops it and calls schedule(); SM_YIELD runs yield_task
+	 * under __schedule's own lock instead, which saves a lock round trip. The fiber stays RUNNING (never dequeued).
+	 */
+	__schedule(SM_YIELD);
+	preempt_enable_no_resched();
+	w = this_worker();
+	if (test_tsk_need_resched(w->current))
+		preempt_schedule();
+}
+
+void fiber_preempt_disable(void)
+{
+	if (this_worker())
+		preempt_disable();
+}
+
+void fiber_preempt_enable(void)
+{
+	struct worker *w = this_worker();
+
+	if (!w || w->preempt_count <= 0)
+		return;
+	preempt_enable_no_resched();
+	if (w->preempt_count == 0)
+		fiber__preempt_point();
+}
+
+void fiber_cond_resched(void)
+{
+	fiber__preempt_point();
+}
+
+void fiber_migrate_disable(void)
+{
+	struct worker *w = this_worker();
+
+	if (w && !is_idle_task(w->current))
+		w->current->migration_disabled++;
+}
+
+void fiber_migrate_enable(void)
+{
+	struct worker *w = this_worker();
+
+	if (w && !is_idle_task(w->current) && w->current->migration_disabled > 0)
+		w->current->migration_disabled--;
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Scheduling attributes: sched_setattr's validation and the change pattern (KERNEL_MAP §5.3, §9.1)
+ * ---------------------------------------------------------------------------------------------------------- */
+
+#define NICE_TO_PRIO(nice) ((nice) + 120)
+#define PRIO_TO_NICE(prio) ((prio)-120)
+
+static bool fair_policy(uint32_t policy)
+{
+	return policy == FIBER_SCHED_NORMAL || policy == FIBER_SCHED_BATCH || policy == FIBER_SCHED_IDLE;
+}
+
+/* The checks of __sched_setscheduler that do not depend on the target fiber, in the kernel's order. */
+static int sched_attr_validate(const struct fiber_sched_attr *a)
+{
+	if (!a)
+		return -EINVAL;
+	if (a->policy > FIBER_SCHED_DEADLINE || a->policy == 4)
+		return -EINVAL;
+	if (a->priority > 99)
+		return -EINVAL;
+	if (!fair_policy(a->policy))
+		return -EINVAL; /* rt and dl classes: not built yet */
+	if (a->priority != 0)
+		return -EINVAL; /* rt_policy(policy) != (priority != 0) */
+	return 0;
+}
+
+static int clamp_nice(int32_t nice)
+{
+	return nice < -20 ? -20 : nice > 19 ? 19 : nice;
+}
+
+int fiber__sched_attr_check_spawn(const struct fiber_sched_attr *a)
+{
+	if (a->policy == FIBER_SCHED_DEADLINE)
+		return -EAGAIN; /* sched_fork: deadline tasks cannot fork */
+	return sched_attr_validate(a);
+}
+
+/* sched_fork: the new fiber's class and priority (p is not visible to anyone yet). */
+void fiber__sched_fork(struct fiber *p, const struct fiber_sched_attr *a)
+{
+	p->policy = a->policy;
+	p->static_prio = NICE_TO_PRIO(clamp_nice(a->nice));
+	p->prio = p->static_prio;
+	p->sched_class = &fiber__fair_sched_class;
+	if (p->sched_class->task_fork)
+		p->sched_class->task_fork(p);
+}
+
+/* task_rq_lock: pi_lock, then the rq lock of the rq p is on, retried while p moves. */
+static struct rq *task_rq_lock(struct fiber *p)
+{
+	spin_lock(&p->pi_lock);
+	return __task_rq_lock(p);
+}
+
+static void task_rq_unlock(struct rq *rq, struct fiber *p)
+{
+	spin_unlock(&rq->lock);
+	spin_unlock(&p->pi_lock);
+}
+
+static struct fiber *attr_target(fiber_t *f)
+{
+	struct fiber *p = f ? f : fiber_self();
+
+	if (!p || p->magic != FIBER_MAGIC_LIVE || atomic_load_explicit(&p->exited, memory_order_acquire))
+		return NULL;
+	return p;
+}
+
+int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a)
+{
+	struct fiber *p;
+	struct rq *rq;
+	bool queued, running;
+	int ret, oldprio;
+
+	if (!a)
+		return -EINVAL;
+	if (!atomic_load_explicit(&fiber__rt.running, memory_order_acquire))
+		return -ESRCH;
+	ret = sched_attr_validate(a);
+	if (ret)
+		return ret;
+	p = attr_target(f);
+	if (!p)
+		return f ? -ESRCH : -EINVAL;
+
+	rq = task_rq_lock(p);
+	if (atomic_load_explicit(&p->state, memory_order_relaxed) == TASK_DEAD) {
+		task_rq_unlock(rq, p);
+		return -ESRCH;
+	}
+	fiber__update_rq_clock(rq);
+	/* The change pattern: take p out, change it, put it back. */
+	queued = task_on_rq_queued(p);
+	running = rq->curr == p;
+	if (queued)
+		dequeue_task(rq, p, DEQUEUE_SAVE | DEQUEUE_MOVE);
+	if (running)
+		p->sched_class->put_prev_task(rq, p, p);
+	oldprio = p->prio;
+	p->policy = a->policy;
+	p->static_prio = NICE_TO_PRIO(clamp_nice(a->nice));
+	p->prio = p->static_prio;
+	if (queued)
+		enqueue_task(rq, p, ENQUEUE_RESTORE | ENQUEUE_MOVE | (oldprio < p->prio ? ENQUEUE_HEAD : 0));
+	if (running)
+		p->sched_class->set_next_task(rq, p, false);
+	if (p->sched_class->prio_changed && oldprio != p->prio)
+		p->sched_class->prio_changed(rq, p, oldprio);
+	task_rq_unlock(rq, p);
+	fiber__preempt_point();
+	return 0;
+}
+
+int fiber_getattr(fiber_t *f, struct fiber_sched_attr *a)
+{
+	struct fiber *p;
+
+	if (!a)
+		return -EINVAL;
+	if (!atomic_load_explicit(&fiber__rt.running, memory_order_acquire))
+		return -ESRCH;
+	p = attr_target(f);
+	if (!p)
+		return f ? -ESRCH : -EINVAL;
+	spin_lock(&p->pi_lock);
+	memset(a, 0, sizeof(*a));
+	a->policy = p->policy;
+	a->nice = PRIO_TO_NICE(p->static_prio);
+	spin_unlock(&p->pi_lock);
+	return 0;
+}

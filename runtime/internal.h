@@ -1,0 +1,607 @@
+/*
+ * runtime/internal.h - the one internal header: the structs, the lock order and the switch invariants.
+ *
+ * Every runtime file includes it. Names follow kernel/sched so that a reader who knows the kernel finds their way:
+ * struct rq is a worker's runqueue, struct fiber is a task, this_worker() is smp_processor_id()'s per-CPU data.
+ *
+ * Serialization rules (the kernel's, KERNEL_MAP.md §2.4, §4, §6):
+ *
+ *   p->pi_lock  ->  rq->lock  ->  (class-internal state)
+ *   wq->lock    ->  p->pi_lock ->  rq->lock            (wait queues may wake under their lock)
+ *   two rq locks: in worker id order (double_rq_lock)
+ *   timer lock, stack/descriptor caches: leaves, never held while taking another lock
+ *
+ *   - try_to_wake_up() is never called with an rq lock held; use wake_q (sched_out notifiers, class hooks).
+ *   - rq->lock is taken in __schedule() before prev->state is read, held across fiber__switch() and released by
+ *     the fiber that runs next, in finish_task_switch(), after re-reading which worker it is on.
+ *   - p->on_rq is written under p's rq lock; p->on_cpu is set under the rq lock before the switch and cleared
+ *     with release semantics by the next fiber, after it read prev->state and before it unlocked the rq.
+ *   - p->state: written by p itself (set_current_state, plain or with a full fence), by wakers under p->pi_lock
+ *     (and the rq lock when p is queued), and DEAD under p->pi_lock (set_special_state).
+ *   - p->cpu changes only under p->pi_lock with p not queued (wake-up), or under the source rq lock with
+ *     on_rq == MIGRATING (migration).
+ *   - worker->preempt_count and worker->current are only touched by the worker's own pthread.
+ */
+#ifndef FIBER_INTERNAL_H
+#define FIBER_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fiber.h"
+#include "switch_offsets.h"
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Compiler and CPU helpers
+ * ---------------------------------------------------------------------------------------------------------- */
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define barrier() __asm__ __volatile__("" ::: "memory")
+#define __hidden __attribute__((visibility("hidden")))
+#define __noinline __attribute__((noinline))
+#define __cacheline_aligned __attribute__((aligned(64)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static inline void cpu_relax(void)
+{
+	__builtin_ia32_pause();
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FIBER_HAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FIBER_HAVE_ASAN 1
+#endif
+#endif
+
+/*
+ * FIBER_BUG_ON: a broken invariant; always checked, prints where and aborts (never used for bad input).
+ * SCHED_WARN_ON-style checks that cost something on the hot path go through FIBER_DEBUG_BUG_ON, compiled in only
+ * with -DFIBER_DEBUG (the FIBER_DEBUG CMake option).
+ */
+__hidden _Noreturn void fiber__bug(const char *file, int line, const char *cond);
+#define FIBER_BUG_ON(cond)                                                                                       \
+	do {                                                                                                     \
+		if (unlikely(cond))                                                                              \
+			fiber__bug(__FILE__, __LINE__, #cond);                                                   \
+	} while (0)
+#ifdef FIBER_DEBUG
+#define FIBER_DEBUG_BUG_ON(cond) FIBER_BUG_ON(cond)
+#else
+#define FIBER_DEBUG_BUG_ON(cond) ((void)0)
+#endif
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Lists (intrusive, as in include/linux/list.h)
+ * ---------------------------------------------------------------------------------------------------------- */
+
+struct list_head {
+	struct list_head *next, *prev;
+};
+
+static inline void INIT_LIST_HEAD(struct list_head *h)
+{
+	h->next = h->prev = h;
+}
+static inline bool list_empty(const struct list_head *h)
+{
+	return h->next == h;
+}
+static inline void __list_add(struct list_head *n, struct list_head *prev, struct list_head *next)
+{
+	next->prev = n;
+	n->next = next;
+	n->prev = prev;
+	prev->next = n;
+}
+static inline void list_add(struct list_head *n, struct list_head *h)
+{
+	__list_add(n, h, h->next);
+}
+static inline void list_add_tail(struct list_head *n, struct list_head *h)
+{
+	__list_add(n, h->prev, h);
+}
+static inline void list_del_init(struct list_head *e)
+{
+	e->next->prev = e->prev;
+	e->prev->next = e->next;
+	INIT_LIST_HEAD(e);
+}
+static inline void list_move_tail(struct list_head *e, struct list_head *h)
+{
+	list_del_init(e);
+	list_add_tail(e, h);
+}
+#define list_entry(ptr, type, member) container_of(ptr, type, member)
+#define list_first_entry(h, type, member) list_entry((h)->next, type, member)
+#define list_for_each_safe(pos, n, head) for (pos = (head)->next, n = pos->next; pos != (head); pos = n, n = pos->next)
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Spinlock: test-and-test-and-set; after a short spin it yields the CPU, because with more workers than cores the
+ * holder may be a pthread the kernel has preempted. Acquired and released by the same pthread, possibly by
+ * different fibers (the rq lock across a switch), so it records no owner fiber.
+ * ---------------------------------------------------------------------------------------------------------- */
+
+typedef struct {
+	atomic_int locked;
+} spinlock_t;
+
+#define SPINLOCK_INIT                                                                                            \
+	{                                                                                                        \
+		0                                                                                                \
+	}
+
+__hidden void fiber__spin_lock_slow(spinlock_t *l);
+
+static inline void spin_lock_init(spinlock_t *l)
+{
+	atomic_init(&l->locked, 0);
+}
+static inline void spin_lock(spinlock_t *l)
+{
+	if (likely(!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire)))
+		return;
+	fiber__spin_lock_slow(l);
+}
+static inline bool spin_trylock(spinlock_t *l)
+{
+	return !atomic_load_explicit(&l->locked, memory_order_relaxed) &&
+	       !atomic_exchange_explicit(&l->locked, 1, memory_order_acquire);
+}
+static inline void spin_unlock(spinlock_t *l)
+{
+	atomic_store_explicit(&l->locked, 0, memory_order_release);
+}
+static inline bool spin_is_locked(spinlock_t *l)
+{
+	return atomic_load_explicit(&l->locked, memory_order_relaxed) != 0;
+}
+#define lockdep_assert_held(l) FIBER_DEBUG_BUG_ON(!spin_is_locked(l))
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Task state, on_rq, flags (the kernel's values)
+ * ---------------------------------------------------------------------------------------------------------- */
+
+#define TASK_RUNNING 0x0000u
+#define TASK_INTERRUPTIBLE 0x0001u
+#define TASK_UNINTERRUPTIBLE 0x0002u
+#define TASK_DEAD 0x0080u
+#define TASK_WAKEKILL 0x0100u
+#define TASK_WAKING 0x0200u
+#define TASK_NEW 0x0800u
+#define TASK_NORMAL (TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE)
+
+#define TASK_ON_RQ_QUEUED 1
+#define TASK_ON_RQ_MIGRATING 2
+
+/* fiber->tif bits */
+#define TIF_NEED_RESCHED 0x1u
+#define TIF_POLLING 0x2u /* idle fibers only: the worker is not asleep in the kernel, so no kick is needed */
+
+/* __schedule modes */
+#define SM_NONE 0
+#define SM_PREEMPT 1
+#define SM_IDLE 2
+#define SM_YIELD 3 /* fiber_yield: yield_task under __schedule's lock, prev stays queued */
+
+/* wake flags */
+#define WF_TTWU 0x08
+#define WF_SYNC 0x10
+#define WF_MIGRATED 0x20
+#define WF_FORK 0x04
+
+/* enqueue / dequeue flags */
+#define DEQUEUE_SLEEP 0x01
+#define DEQUEUE_SAVE 0x02
+#define DEQUEUE_MOVE 0x04
+#define ENQUEUE_WAKEUP 0x01
+#define ENQUEUE_RESTORE 0x02
+#define ENQUEUE_MOVE 0x04
+#define ENQUEUE_HEAD 0x10
+#define ENQUEUE_REPLENISH 0x20
+#define ENQUEUE_MIGRATED 0x40
+#define ENQUEUE_INITIAL 0x80
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Class-specific entities and runqueues
+ * ---------------------------------------------------------------------------------------------------------- */
+
+struct sched_entity { /* fair */
+	struct list_head run_node; /* rq->cfs.tasks while queued and not curr */
+	bool on_rq;
+};
+
+struct cfs_rq {
+	struct list_head tasks;    /* FIFO of queued fair fibers, curr excluded */
+	unsigned nr_running;       /* includes curr if it is fair and queued */
+	struct sched_entity *curr; /* the running fair entity (not on the list) */
+};
+
+/* ------------------------------------------------------------------------------------------------------------
+ * struct fiber (task_struct)
+ * ---------------------------------------------------------------------------------------------------------- */
+
+struct rq;
+struct sched_class;
+
+/* Wait queues (wait.c): the park/unpark protocol every blocking primitive uses. */
+struct wait_queue_entry {
+	struct fiber *task;
+	struct list_head entry;
+	unsigned flags;
+};
+struct wait_queue_head {
+	spinlock_t lock;
+	struct list_head head;
+};
+
+struct wake_q_node {
+	struct wake_q_node *next;
+};
+
+enum join_state {
+	JOIN_JOINABLE = 0,
+	JOIN_DETACHED,
+	JOIN_JOINING, /* somebody waits in fiber_join */
+	JOIN_DONE,    /* joined: the handle is released */
+};
+
+#define FIBER_MAGIC_LIVE 0x46494245u /* "FIBE" */
+#define FIBER_MAGIC_FREE 0xdeadf1beu
+#define FIBER_NAME_LEN 32
+
+struct fiber {
+	void *sp; /* saved stack pointer; valid only while !on_cpu. Offset FIBER_SP_OFFSET, used by the asm */
+
+	_Atomic unsigned state; /* TASK_*; see the serialization rules */
+	atomic_int on_rq;       /* 0, TASK_ON_RQ_QUEUED, TASK_ON_RQ_MIGRATING; rq->lock */
+	atomic_int on_cpu;      /* 1 from prepare_task_switch(next) until finish_task_switch clears it (release) */
+	int cpu;                /* task_cpu(): the rq this fiber belongs to */
+	int wake_cpu;           /* placement hint */
+	atomic_uint tif;        /* TIF_NEED_RESCHED, TIF_POLLING (idle); futex word of an idle fiber */
+	spinlock_t pi_lock;     /* wake-ups and attribute changes; before rq->lock */
+
+	const struct sched_class *sched_class; /* rq->lock + pi_lock */
+	uint32_t policy;
+	int static_prio, prio;
+	struct sched_entity se;
+
+	struct fiber_preempt_notifier *preempt_notifiers; /* hlist; only the fiber itself touches it */
+	struct wake_q_node wake_q;                        /* wake_q membership; next == NULL when not queued */
+	struct fiber *_Atomic wake_entry;                 /* remote wakelist link (worker->wake_list) */
+	atomic_int usage;                                 /* refcount of the descriptor (not of the stack) */
+
+	void *stack_base; /* lowest address of the mapping, guard page included */
+	size_t stack_size; /* mapping size, guard page included */
+	void *asan_fake_stack;
+
+	int saved_errno;          /* the fiber's errno while it is switched out */
+	int migration_disabled;   /* fiber_migrate_disable() depth; only the fiber itself */
+	int saved_preempt;        /* preempt depth carried across a switch when a fiber slept while atomic */
+	atomic_bool cancel_pending; /* fiber_cancel(): the analog of a pending fatal signal */
+	cpu_set_t cpus_mask;      /* allowed workers, already intersected with the worker set */
+	int nr_cpus_allowed;
+
+	/* life cycle */
+	uint32_t magic;               /* FIBER_MAGIC_LIVE / FIBER_MAGIC_FREE: descriptors are type-stable */
+	uint64_t id;
+	void *(*fn)(void *);
+	void *arg;
+	void *retval;
+	atomic_int exited;            /* 1 once fiber_exit has published retval; futex word for pthread joiners */
+	atomic_int pthread_joiner;    /* a plain pthread sleeps on exited */
+	_Atomic int join_state;       /* enum join_state */
+	struct wait_queue_head join_wq; /* fibers waiting in fiber_join */
+	char name[FIBER_NAME_LEN];
+
+	/* statistics: written by the fiber's own worker under its rq lock */
+	uint64_t nvcsw, nivcsw;
+	uint64_t nr_migrations;
+
+	struct fiber *desc_next; /* descriptor cache link */
+};
+
+_Static_assert(offsetof(struct fiber, sp) == FIBER_SP_OFFSET, "asm/ and struct fiber disagree on sp");
+_Static_assert(FRAME_SIZE == 8 * 8, "switch frame is 8 slots");
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Timers (per worker; see timer.c)
+ * ---------------------------------------------------------------------------------------------------------- */
+
+struct fiber_timer {
+	uint64_t expires;        /* sched_clock() ns */
+	int idx;                 /* heap index, -1 when not armed */
+	struct fiber *fiber;     /* woken when the timer fires (a reference is taken for the wake) */
+	atomic_bool fired;       /* set before the wake-up (the condition the sleeper checks) */
+	struct timer_base *base; /* the heap it is on */
+};
+
+struct timer_base {
+	spinlock_t lock;
+	struct fiber_timer **heap;
+	unsigned nr, cap;
+	_Atomic uint64_t next_expiry; /* UINT64_MAX when empty; lock-free peek */
+};
+
+/* ------------------------------------------------------------------------------------------------------------
+ * struct rq and struct worker
+ * ---------------------------------------------------------------------------------------------------------- */
+
+struct rq {
+	spinlock_t lock;
+	atomic_uint nr_running; /* queued fibers incl. curr, idle excluded; atomic for lock-free peeking */
+	struct fiber *curr;     /* rq->lock */
+	struct fiber *idle;
+	struct cfs_rq cfs;
+	uint64_t clock;       /* update_rq_clock(), rq->lock */
+	uint64_t nr_switches; /* rq->lock */
+	int cpu;
+} __cacheline_aligned;
+
+struct fiber_cache {
+	struct fiber *head;
+	unsigned nr;
+};
+
+struct stack_cache {
+	void *stacks[16];
+	unsigned nr;
+};
+
+struct worker {
+	struct rq rq;
+	/* Only this worker's pthread touches the fields below, unless marked otherwise. */
+	struct fiber *current;  /* equal to rq->curr except inside the switch window */
+	int preempt_count;      /* 0 in fiber code, 1 in the idle loop and schedule(), 2 across fiber__switch */
+	int id;
+	struct fiber idle_fiber; /* runs on the pthread's own stack */
+	int *errno_loc;          /* this pthread's errno */
+	struct fiber *_Atomic wake_list; /* remote wakelist (llist); any thread pushes, the worker drains */
+	struct timer_base timers;        /* any thread may remove its own timer (lock) */
+	struct stack_cache stacks;
+	struct fiber_cache descs;
+	pthread_t thr;
+	void *native_stack_bottom;
+	size_t native_stack_size;
+} __cacheline_aligned;
+
+/* The runtime (one per process). */
+struct runtime {
+	atomic_int running;        /* 1 between start and stop */
+	atomic_int stopping;       /* workers leave their idle loop */
+	unsigned nr_workers;
+	struct worker *workers;
+	size_t stack_size;         /* default stack size */
+	unsigned tick_hz;
+	atomic_int nr_fibers;      /* live fibers (spawned, not yet reaped); futex word for stop */
+	atomic_int stop_waiting;
+	atomic_ullong next_id;
+	spinlock_t desc_lock;      /* global descriptor free list (overflow of the per-worker caches) */
+	struct fiber *desc_free;
+	unsigned desc_free_nr;
+	spinlock_t stack_lock;     /* global stack cache for spawns from plain pthreads */
+	struct stack_cache gstacks;
+	atomic_uint idle_mask[FIBER_MAX_WORKERS / 32]; /* bit set: the worker runs its idle fiber */
+	int cpu_is_online_ok;
+};
+
+extern __hidden struct runtime fiber__rt;
+
+/* ------------------------------------------------------------------------------------------------------------
+ * this_worker(): never cached across a call that can switch (KERNEL_MAP §2.3). The TLS slot is read with an
+ * asm volatile load, so the compiler cannot reuse a value read before a switch: after a switch the fiber may run
+ * on another pthread.
+ * ---------------------------------------------------------------------------------------------------------- */
+
+extern __thread struct worker *fiber__tls_worker __attribute__((tls_model("initial-exec")));
+
+static inline struct worker *this_worker(void)
+{
+	struct worker *w;
+	__asm__ __volatile__("movq fiber__tls_worker@gottpoff(%%rip), %0\n\t"
+			     "movq %%fs:(%0), %0"
+			     : "=r"(w)
+			     :
+			     : "memory");
+	return w;
+}
+
+static inline struct fiber *current_fiber(void)
+{
+	struct worker *w = this_worker();
+	return w ? w->current : NULL;
+}
+
+static inline struct rq *cpu_rq(int cpu)
+{
+	return &fiber__rt.workers[cpu].rq;
+}
+static inline struct worker *rq_worker(struct rq *rq)
+{
+	return container_of(rq, struct worker, rq);
+}
+static inline struct rq *task_rq(struct fiber *p)
+{
+	return cpu_rq(p->cpu);
+}
+static inline bool is_idle_task(struct fiber *p)
+{
+	return p->id == 0;
+}
+static inline bool task_on_rq_queued(struct fiber *p)
+{
+	return atomic_load_explicit(&p->on_rq, memory_order_relaxed) == TASK_ON_RQ_QUEUED;
+}
+
+/* preempt_count (per worker, like x86's per-CPU count) */
+static inline void preempt_disable(void)
+{
+	this_worker()->preempt_count++;
+	atomic_signal_fence(memory_order_seq_cst);
+}
+static inline void preempt_enable_no_resched(void)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	this_worker()->preempt_count--;
+}
+
+static inline bool test_tsk_need_resched(struct fiber *p)
+{
+	return atomic_load_explicit(&p->tif, memory_order_relaxed) & TIF_NEED_RESCHED;
+}
+static inline void clear_tsk_need_resched(struct fiber *p)
+{
+	/* Test first: the locked RMW is only paid when the flag is set. */
+	if (atomic_load_explicit(&p->tif, memory_order_relaxed) & TIF_NEED_RESCHED)
+		atomic_fetch_and_explicit(&p->tif, ~TIF_NEED_RESCHED, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Scheduling classes (KERNEL_MAP §5.4). core.c knows only the ordered table fiber__classes[].
+ * ---------------------------------------------------------------------------------------------------------- */
+
+struct sched_class {
+	const char *name;
+	void (*enqueue_task)(struct rq *rq, struct fiber *p, int flags);  /* rq->lock */
+	bool (*dequeue_task)(struct rq *rq, struct fiber *p, int flags);  /* rq->lock; false = delayed */
+	void (*yield_task)(struct rq *rq);                                /* rq->lock */
+	void (*wakeup_preempt)(struct rq *rq, struct fiber *p, int flags); /* same class as curr; rq->lock */
+	struct fiber *(*pick_task)(struct rq *rq);                        /* pure; rq->lock */
+	void (*put_prev_task)(struct rq *rq, struct fiber *prev, struct fiber *next); /* rq->lock */
+	void (*set_next_task)(struct rq *rq, struct fiber *p, bool first); /* rq->lock */
+	void (*task_tick)(struct rq *rq, struct fiber *curr, int queued); /* rq->lock */
+	void (*task_fork)(struct fiber *p);                               /* p not yet visible */
+	void (*task_dead)(struct fiber *p);                               /* after the switch, no rq lock */
+	void (*switched_from)(struct rq *rq, struct fiber *p);
+	void (*switched_to)(struct rq *rq, struct fiber *p);
+	void (*prio_changed)(struct rq *rq, struct fiber *p, int oldprio);
+	void (*update_curr)(struct rq *rq);
+};
+
+extern __hidden const struct sched_class fiber__fair_sched_class;
+extern __hidden const struct sched_class fiber__idle_sched_class;
+extern __hidden const struct sched_class *const fiber__classes[];
+extern __hidden const unsigned fiber__nr_classes;
+
+static inline unsigned sched_class_idx(const struct sched_class *c)
+{
+	for (unsigned i = 0;; i++)
+		if (fiber__classes[i] == c)
+			return i;
+}
+/* sched_class_above(a, b): a has a higher priority than b */
+static inline bool sched_class_above(const struct sched_class *a, const struct sched_class *b)
+{
+	return sched_class_idx(a) < sched_class_idx(b);
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Cross-file internals (fiber__*)
+ * ---------------------------------------------------------------------------------------------------------- */
+
+/* asm/switch_x86_64_sysv_elf.S */
+__hidden struct fiber *fiber__switch(struct fiber *prev, struct fiber *next);
+__hidden void fiber__trampoline(void);
+__hidden uintptr_t fiber__entry_rsp_probe(void);
+
+/* core.c */
+__hidden void fiber__schedule_tail(struct fiber *prev);
+__hidden _Noreturn void fiber__exit(void *retval);
+__hidden void fiber__schedule(void);
+__hidden void fiber__schedule_idle(void);
+__hidden int fiber__try_to_wake_up(struct fiber *p, unsigned state, int wake_flags);
+__hidden int fiber__wake_up_process(struct fiber *p);
+__hidden void fiber__wake_up_new_task(struct fiber *p);
+__hidden void fiber__resched_curr(struct rq *rq);
+__hidden void fiber__sched_ttwu_pending(struct worker *w);
+__hidden void fiber__activate_task(struct rq *rq, struct fiber *p, int flags);
+__hidden void fiber__deactivate_task(struct rq *rq, struct fiber *p, int flags);
+__hidden void fiber__wakeup_preempt(struct rq *rq, struct fiber *p, int flags);
+__hidden void fiber__update_rq_clock(struct rq *rq);
+__hidden void fiber__get_task_struct(struct fiber *p);
+__hidden void fiber__put_task_struct(struct fiber *p);
+__hidden void fiber__preempt_point(void);
+__hidden void fiber__set_current_state(unsigned state);
+__hidden void fiber__kick_worker(struct worker *w);
+__hidden int fiber__sched_attr_check_spawn(const struct fiber_sched_attr *a);
+__hidden void fiber__sched_fork(struct fiber *p, const struct fiber_sched_attr *a);
+
+/* wake_q (collect wake-ups under a lock, issue them after it) */
+struct wake_q_head {
+	struct wake_q_node *first;
+	struct wake_q_node **lastp;
+};
+#define WAKE_Q_TAIL ((struct wake_q_node *)0x01)
+#define DEFINE_WAKE_Q(name) struct wake_q_head name = { WAKE_Q_TAIL, &name.first }
+__hidden void fiber__wake_q_add(struct wake_q_head *head, struct fiber *p);
+__hidden void fiber__wake_up_q(struct wake_q_head *head);
+
+/* worker.c */
+__hidden int fiber__workers_start(unsigned n);
+__hidden void fiber__workers_stop(void);
+__hidden void fiber__idle_mask_set(int cpu, bool idle);
+__hidden int fiber__first_idle_worker(const cpu_set_t *allowed);
+
+/* clock.c: sched_clock(), nanoseconds, monotonic, cheap (TSC scaled when it is invariant) */
+__hidden uint64_t fiber__sched_clock(void);
+__hidden void fiber__clock_init(void);
+
+/* stack.c */
+__hidden int fiber__stack_alloc(struct fiber *p, size_t size);
+__hidden void fiber__stack_free(struct fiber *p);
+__hidden void fiber__stack_cache_drain(struct stack_cache *c);
+__hidden void *fiber__frame_init(void *stack_top, void (*entry)(void));
+__hidden void *fiber__fiber_frame_init(struct fiber *p);
+__hidden size_t fiber__page_size(void);
+
+/* fiber.c: descriptors */
+__hidden struct fiber *fiber__desc_alloc(void);
+__hidden void fiber__desc_free(struct fiber *p);
+__hidden void fiber__desc_cache_drain(struct fiber_cache *c);
+
+/* timer.c */
+__hidden void fiber__timer_base_init(struct timer_base *b);
+__hidden void fiber__timer_base_destroy(struct timer_base *b);
+__hidden void fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expires, struct fiber *p);
+__hidden void fiber__timer_del(struct fiber_timer *t);
+__hidden void fiber__run_timers(struct timer_base *b, uint64_t now);
+
+/* wait.c */
+__hidden void fiber__init_waitqueue_head(struct wait_queue_head *wq);
+__hidden void fiber__prepare_to_wait(struct wait_queue_head *wq, struct wait_queue_entry *e, unsigned state);
+__hidden void fiber__finish_wait(struct wait_queue_head *wq, struct wait_queue_entry *e);
+__hidden void fiber__wake_up(struct wait_queue_head *wq, unsigned mode, int nr);
+__hidden bool fiber__signal_pending(struct fiber *p);
+
+/* Allocation of runtime objects (jemalloc's explicit API; plain malloc under ASan so that it checks them). */
+__hidden void *fiber__malloc(size_t size);
+__hidden void *fiber__zalloc(size_t size);
+__hidden void fiber__free(void *ptr, size_t size);
+
+/* White-box test hooks (NULL in production; one predictable branch per switch). */
+struct fiber__test_hooks {
+	/* In finish_task_switch, on the resumed fiber's stack, before last->on_cpu is cleared. */
+	void (*finish_task_switch)(struct fiber *curr, struct fiber *last, int worker);
+};
+extern __hidden struct fiber__test_hooks *_Atomic fiber__hooks;
+
+/* notifier static key (KERNEL_MAP §8 N4) */
+extern __hidden atomic_int fiber__preempt_notifier_key;
+
+#endif /* FIBER_INTERNAL_H */

@@ -1,0 +1,222 @@
+/*
+ * runtime/worker.c - worker pthreads (the CPUs), their idle loop, the idle mask and the kick protocol.
+ *
+ * A worker's idle fiber is the pthread itself, on its own stack, with preempt_count 1 (KERNEL_MAP §3.2, §7.5). Its
+ * loop: drain the wakelist, run due timers, and if anything became runnable, schedule_idle(). Otherwise it polls
+ * for a few microseconds with TIF_POLLING set (a waker then needs no syscall), clears POLLING, fences, re-checks,
+ * and sleeps in futex_wait on its own tif word until the next timer. A waker sets NEED_RESCHED on that word and
+ * calls futex_wake only when POLLING was clear (fiber__kick_worker): a worker is kicked only when it is asleep, and
+ * a sleeping runtime burns no CPU.
+ */
+#include "internal.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IDLE_POLL_NS 20000 /* poll this long before sleeping: cheaper than a futex round trip for quick work */
+
+void fiber__idle_mask_set(int cpu, bool idle)
+{
+	atomic_uint *word = &fiber__rt.idle_mask[cpu / 32];
+	unsigned bit = 1u << (cpu % 32);
+
+	if (idle)
+		atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
+	else
+		atomic_fetch_and_explicit(word, ~bit, memory_order_relaxed);
+}
+
+/* An idle worker in @allowed (or -1). Racy by nature: the caller re-checks under the rq lock or accepts a miss. */
+int fiber__first_idle_worker(const cpu_set_t *allowed)
+{
+	unsigned n = fiber__rt.nr_workers;
+
+	for (unsigned i = 0; i < (n + 31) / 32; i++) {
+		unsigned bits = atomic_load_explicit(&fiber__rt.idle_mask[i], memory_order_relaxed);
+
+		while (bits) {
+			int cpu = (int)(i * 32 + (unsigned)__builtin_ctz(bits));
+
+			bits &= bits - 1;
+			if (cpu < (int)n && CPU_ISSET(cpu, allowed))
+				return cpu;
+		}
+	}
+	return -1;
+}
+
+static bool idle_has_work(struct worker *w)
+{
+	return (atomic_load_explicit(&w->idle_fiber.tif, memory_order_relaxed) & TIF_NEED_RESCHED) ||
+	       atomic_load_explicit(&w->wake_list, memory_order_relaxed) ||
+	       atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed) ||
+	       atomic_load_explicit(&fiber__rt.stopping, memory_order_relaxed);
+}
+
+static void idle_sleep(struct worker *w)
+{
+	struct fiber *idle = &w->idle_fiber;
+	uint64_t next = atomic_load_explicit(&w->timers.next_expiry, memory_order_relaxed);
+	struct timespec ts, *tsp = NULL;
+	unsigned val;
+
+	/* Stop polling; the full fence orders it before the re-checks and pairs with the waker's fetch_or. */
+	val = atomic_fetch_and_explicit(&idle->tif, ~TIF_POLLING, memory_order_seq_cst) & ~TIF_POLLING;
+	if (!(val & TIF_NEED_RESCHED) && !idle_has_work(w)) {
+		if (next != UINT64_MAX) {
+			uint64_t now = fiber__sched_clock();
+			uint64_t d = next > now ? next - now : 0;
+
+			ts.tv_sec = (time_t)(d / 1000000000ull);
+			ts.tv_nsec = (long)(d % 1000000000ull);
+			tsp = &ts;
+		}
+		if (!tsp || ts.tv_sec || ts.tv_nsec)
+			syscall(SYS_futex, &idle->tif, FUTEX_WAIT_PRIVATE, val, tsp, NULL, 0);
+	}
+	atomic_fetch_or_explicit(&idle->tif, TIF_POLLING, memory_order_seq_cst);
+}
+
+/* do_idle: the idle fiber's loop. Returns when the runtime stops. */
+static void do_idle(struct worker *w)
+{
+	for (;;) {
+		uint64_t poll_until = 0;
+
+		for (;;) {
+			uint64_t next, now;
+
+			if (atomic_load_explicit(&w->wake_list, memory_order_relaxed))
+				fiber__sched_ttwu_pending(w);
+			next = atomic_load_explicit(&w->timers.next_expiry, memory_order_relaxed);
+			if (next != UINT64_MAX) {
+				now = fiber__sched_clock();
+				if (now >= next)
+					fiber__run_timers(&w->timers, now);
+			}
+			if (atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed))
+				break;
+			if (atomic_load_explicit(&fiber__rt.stopping, memory_order_acquire))
+				return;
+			clear_tsk_need_resched(&w->idle_fiber);
+			now = fiber__sched_clock();
+			if (!poll_until)
+				poll_until = now + IDLE_POLL_NS;
+			if (now < poll_until) {
+				cpu_relax();
+				continue;
+			}
+			idle_sleep(w);
+			poll_until = 0;
+		}
+		fiber__schedule_idle();
+		w = this_worker();
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct fiber *idle = &w->idle_fiber;
+	pthread_attr_t attr;
+	char name[16];
+
+	fiber__tls_worker = w;
+	w->errno_loc = &errno;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		pthread_attr_getstack(&attr, &w->native_stack_bottom, &w->native_stack_size);
+		pthread_attr_destroy(&attr);
+	}
+	snprintf(name, sizeof(name), "fiber-w%d", w->id);
+	pthread_setname_np(pthread_self(), name);
+
+	w->current = idle;
+	w->preempt_count = 1; /* the idle fiber runs with preemption disabled (init_idle_preempt_count) */
+	fiber__idle_mask_set(w->id, true);
+	do_idle(w);
+	fiber__idle_mask_set(w->id, false);
+	fiber__tls_worker = NULL;
+	return NULL;
+}
+
+static void worker_init(struct worker *w, int id)
+{
+	struct fiber *idle = &w->idle_fiber;
+
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	spin_lock_init(&w->rq.lock);
+	w->rq.cpu = id;
+	INIT_LIST_HEAD(&w->rq.cfs.tasks);
+	fiber__timer_base_init(&w->timers);
+
+	/* The idle fiber: id 0, always RUNNING, never queued, on the CPU from the start. */
+	idle->id = 0;
+	idle->magic = FIBER_MAGIC_LIVE;
+	idle->cpu = idle->wake_cpu = id;
+	idle->sched_class = &fiber__idle_sched_class;
+	idle->policy = FIBER_SCHED_IDLE;
+	atomic_init(&idle->on_cpu, 1);
+	atomic_init(&idle->tif, TIF_POLLING);
+	atomic_init(&idle->usage, 1);
+	spin_lock_init(&idle->pi_lock);
+	snprintf(idle->name, sizeof(idle->name), "idle/%d", id);
+	CPU_ZERO(&idle->cpus_mask);
+	CPU_SET(id, &idle->cpus_mask);
+	idle->nr_cpus_allowed = 1;
+	w->rq.idle = idle;
+	w->rq.curr = idle;
+}
+
+int fiber__workers_start(unsigned n)
+{
+	struct worker *ws;
+	unsigned i;
+	int ret;
+
+	ws = fiber__zalloc(n * sizeof(*ws));
+	if (!ws)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		worker_init(&ws[i], (int)i);
+	fiber__rt.workers = ws;
+	fiber__rt.nr_workers = n;
+	for (i = 0; i < n; i++) {
+		ret = -pthread_create(&ws[i].thr, NULL, worker_main, &ws[i]);
+		if (ret) {
+			atomic_store(&fiber__rt.stopping, 1);
+			while (i--) {
+				fiber__kick_worker(&ws[i]);
+				pthread_join(ws[i].thr, NULL);
+			}
+			fiber__rt.workers = NULL;
+			fiber__rt.nr_workers = 0;
+			fiber__free(ws, n * sizeof(*ws));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* Called once no fiber is left: the workers leave their idle loops, their caches are freed. */
+void fiber__workers_stop(void)
+{
+	unsigned n = fiber__rt.nr_workers;
+	struct worker *ws = fiber__rt.workers;
+
+	atomic_store_explicit(&fiber__rt.stopping, 1, memory_order_seq_cst);
+	for (unsigned i = 0; i < n; i++)
+		fiber__kick_worker(&ws[i]);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(ws[i].thr, NULL);
+	for (unsigned i = 0; i < n; i++) {
+		fiber__stack_cache_drain(&ws[i].stacks);
+		fiber__desc_cache_drain(&ws[i].descs);
+		fiber__timer_base_destroy(&ws[i].timers);
+	}
+	fiber__rt.workers = NULL;
+	fiber__rt.nr_workers = 0;
+	fiber__free(ws, n * sizeof(*ws));
+}
