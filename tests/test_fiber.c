@@ -1,0 +1,430 @@
+/*
+ * test_fiber: the fiber life cycle of API.md - spawn, join (from fibers and from plain pthreads), detach, exit,
+ * self, id, sleep, cancel, affinity - 1,000,000 spawn/exit/join cycles with bounded RSS, and every bad input the
+ * API documents returning its -errno without aborting.
+ */
+#include "test_util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* ---- 1,000,000 spawn/exit/join cycles over all workers ---- */
+
+#define CYCLES 1000000
+#define SPAWNERS 4
+static size_t rss_early, rss_late;
+static atomic_long cycles_done, ret_mismatch;
+
+static void *leaf(void *arg)
+{
+	return (void *)((uintptr_t)arg * 2 + 1);
+}
+
+static void *spawner(void *arg)
+{
+	long n = CYCLES / SPAWNERS;
+
+	for (long i = 0; i < n; i++) {
+		fiber_t *f;
+		void *ret;
+
+		if (fiber_spawn(&f, NULL, leaf, (void *)(uintptr_t)i) || fiber_join(f, &ret)) {
+			atomic_fetch_add(&ret_mismatch, 1);
+			continue;
+		}
+		if ((uintptr_t)ret != (uintptr_t)i * 2 + 1)
+			atomic_fetch_add(&ret_mismatch, 1);
+		long done = atomic_fetch_add(&cycles_done, 1) + 1;
+		if (done == CYCLES / 10)
+			rss_early = rss_bytes();
+		if (done == CYCLES - 1)
+			rss_late = rss_bytes();
+	}
+	return NULL;
+}
+
+static void cycles_main(void *arg)
+{
+	fiber_t *f[SPAWNERS];
+
+	for (int i = 0; i < SPAWNERS; i++)
+		fiber_spawn(&f[i], NULL, spawner, NULL);
+	for (int i = 0; i < SPAWNERS; i++)
+		fiber_join(f[i], NULL);
+}
+
+static void test_fiber_million_spawn_join_rss_bounded(void **state)
+{
+	atomic_store(&cycles_done, 0);
+	atomic_store(&ret_mismatch, 0);
+	assert_int_equal(fiber_run(NULL, cycles_main, NULL), 0); /* all workers */
+	assert_int_equal(atomic_load(&cycles_done), CYCLES);
+	assert_int_equal(atomic_load(&ret_mismatch), 0);
+	assert_true(rss_early > 0 && rss_late > 0);
+	/* Dead stacks are reaped and reused: 900,000 more cycles may not grow RSS by more than 8 MiB. */
+	assert_true(rss_late < rss_early + 8 * 1024 * 1024);
+}
+
+/* ---- bad input before the runtime ---- */
+
+static atomic_int ran;
+static void *count_run(void *arg)
+{
+	atomic_fetch_add(&ran, 1);
+	return arg;
+}
+
+static void test_fiber_calls_before_start(void **state)
+{
+	fiber_t *f = NULL;
+	struct fiber_sched_attr sa = { 0 };
+
+	atomic_store(&ran, 0);
+	assert_int_equal(fiber_spawn(&f, NULL, count_run, NULL), -ESRCH);
+	assert_int_equal(fiber_join((fiber_t *)&sa, NULL), -ESRCH); /* not dereferenced */
+	assert_int_equal(fiber_cancel((fiber_t *)&sa), -ESRCH);
+	assert_int_equal(fiber_setattr(NULL, &sa), -ESRCH);
+	assert_int_equal(fiber_getattr(NULL, &sa), -ESRCH);
+	assert_int_equal(fiber_runtime_stop(), -ESRCH);
+	assert_int_equal(fiber_worker_count(), 0);
+	assert_int_equal(fiber_worker_id(), -1);
+	assert_null(fiber_self());
+	assert_int_equal(fiber_id(NULL), 0);
+	fiber_yield();                            /* sched_yield() */
+	assert_int_equal(fiber_sleep(1000), 0);   /* nanosleep() */
+	fiber_cond_resched();
+	assert_int_equal(atomic_load(&ran), 0);
+}
+
+static void test_fiber_bad_config(void **state)
+{
+	struct fiber_config c;
+
+	fiber_config_init(&c);
+	c.flags = 1;
+	assert_int_equal(fiber_runtime_start(&c), -EINVAL);
+	fiber_config_init(&c);
+	c.workers = FIBER_MAX_WORKERS + 1;
+	assert_int_equal(fiber_runtime_start(&c), -EINVAL);
+	fiber_config_init(&c);
+	c.stack_size = 1;
+	assert_int_equal(fiber_runtime_start(&c), -EINVAL);
+	c.stack_size = (size_t)-1;
+	assert_int_equal(fiber_runtime_start(&c), -EINVAL);
+
+	setenv("FIBER_WORKERS", "lots", 1);
+	assert_int_equal(fiber_runtime_start(NULL), -EINVAL);
+	setenv("FIBER_WORKERS", "0", 1);
+	assert_int_equal(fiber_runtime_start(NULL), -EINVAL);
+	unsetenv("FIBER_WORKERS");
+	setenv("FIBER_STACK_SIZE", "0", 1);
+	assert_int_equal(fiber_runtime_start(NULL), -EINVAL);
+	setenv("FIBER_STACK_SIZE", "64K", 1);
+	setenv("FIBER_WORKERS", "3", 1);
+	assert_int_equal(fiber_runtime_start(NULL), 0);
+	assert_int_equal(fiber_worker_count(), 3);
+	assert_int_equal(fiber_runtime_start(NULL), -EBUSY);
+	assert_int_equal(fiber_runtime_stop(), 0);
+	unsetenv("FIBER_STACK_SIZE");
+	unsetenv("FIBER_WORKERS");
+}
+
+/* ---- bad input inside the runtime ---- */
+
+struct bad_results {
+	int null_fn, tiny_stack, huge_stack, max_stack, bad_flags, bad_affinity, bad_policy, bad_prio, dl_fork;
+	int join_detached, double_join, join_self, detach_twice, join_null, stop_in_fiber, run_in_fiber,
+		start_in_fiber;
+	int second_joiner, first_joiner;
+	int default_stack_ok;
+	void *retval;
+} br;
+
+static void *self_join(void *arg)
+{
+	return (void *)(intptr_t)fiber_join(fiber_self(), NULL);
+}
+
+static void *sleepy(void *arg)
+{
+	fiber_sleep((uint64_t)(uintptr_t)arg);
+	return (void *)0x5a;
+}
+
+static void *first_joiner(void *arg)
+{
+	return (void *)(intptr_t)fiber_join((fiber_t *)arg, NULL);
+}
+
+static void bad_main(void *arg)
+{
+	struct fiber_attr a;
+	fiber_t *f, *g;
+	void *r;
+
+	br.null_fn = fiber_spawn(&f, NULL, NULL, NULL);
+	fiber_attr_init(&a);
+	a.stack_size = 1;
+	br.tiny_stack = fiber_spawn(&f, &a, count_run, NULL);
+	a.stack_size = FIBER_STACK_MAX + 1;
+	br.huge_stack = fiber_spawn(&f, &a, count_run, NULL);
+	a.stack_size = (size_t)-1;
+	br.max_stack = fiber_spawn(&f, &a, count_run, NULL);
+	fiber_attr_init(&a);
+	a.flags = 0x100;
+	br.bad_flags = fiber_spawn(&f, &a, count_run, NULL);
+	fiber_attr_init(&a);
+	CPU_SET(1000, &a.affinity); /* no such worker */
+	br.bad_affinity = fiber_spawn(&f, &a, count_run, NULL);
+	fiber_attr_init(&a);
+	a.sched.policy = 4; /* not a Linux policy number */
+	br.bad_policy = fiber_spawn(&f, &a, count_run, NULL);
+	fiber_attr_init(&a);
+	a.sched.priority = 5; /* a priority with NORMAL */
+	br.bad_prio = fiber_spawn(&f, &a, count_run, NULL);
+	fiber_attr_init(&a);
+	a.sched.policy = FIBER_SCHED_DEADLINE;
+	a.sched.runtime_ns = 1000000;
+	a.sched.deadline_ns = a.sched.period_ns = 10000000;
+	br.dl_fork = fiber_spawn(&f, &a, count_run, NULL);
+
+	/* 0 means the runtime default stack */
+	fiber_attr_init(&a);
+	a.stack_size = 0;
+	br.default_stack_ok = fiber_spawn(&f, &a, count_run, NULL) == 0 && fiber_join(f, NULL) == 0;
+
+	fiber_attr_init(&a);
+	a.flags = FIBER_ATTR_DETACHED;
+	fiber_spawn(&f, &a, sleepy, (void *)1000000);
+	/* a detached spawn hands back no handle */
+	br.join_detached = f == NULL ? -EINVAL : fiber_join(f, NULL);
+
+	fiber_spawn(&f, NULL, sleepy, (void *)2000000);
+	fiber_detach(f);
+	br.detach_twice = fiber_detach(f);
+	br.join_detached = br.join_detached == -EINVAL ? fiber_join(f, NULL) : br.join_detached;
+
+	fiber_spawn(&f, NULL, sleepy, (void *)1000);
+	br.retval = NULL;
+	fiber_join(f, &br.retval);
+	br.double_join = fiber_join(f, NULL);
+
+	fiber_spawn(&f, NULL, self_join, NULL);
+	fiber_join(f, &r);
+	br.join_self = (int)(intptr_t)r;
+	br.join_null = fiber_join(NULL, NULL);
+
+	/* Two joiners at once: g joins first and waits; a second join meanwhile is refused. */
+	fiber_spawn(&f, NULL, sleepy, (void *)50000000);
+	fiber_spawn(&g, NULL, first_joiner, f);
+	fiber_sleep(10000000); /* g is waiting in its join by now */
+	br.second_joiner = fiber_join(f, NULL);
+	fiber_join(g, &r);
+	br.first_joiner = (int)(intptr_t)r;
+
+	br.stop_in_fiber = fiber_runtime_stop();
+	br.run_in_fiber = fiber_run(NULL, bad_main, NULL);
+	br.start_in_fiber = fiber_runtime_start(NULL);
+}
+
+static void test_fiber_bad_input(void **state)
+{
+	struct fiber_config c = test_cfg(2);
+
+	atomic_store(&ran, 0);
+	memset(&br, 0x7f, sizeof(br));
+	assert_int_equal(fiber_run(&c, bad_main, NULL), 0);
+	assert_int_equal(br.null_fn, -EINVAL);
+	assert_int_equal(br.tiny_stack, -EINVAL);
+	assert_int_equal(br.huge_stack, -EINVAL);
+	assert_int_equal(br.max_stack, -EINVAL);
+	assert_int_equal(br.bad_flags, -EINVAL);
+	assert_int_equal(br.bad_affinity, -EINVAL);
+	assert_int_equal(br.bad_policy, -EINVAL);
+	assert_int_equal(br.bad_prio, -EINVAL);
+	assert_int_equal(br.dl_fork, -EAGAIN);
+	assert_true(br.default_stack_ok);
+	/* Only the one valid spawn ran; no failed spawn ever called its function. */
+	assert_int_equal(atomic_load(&ran), 1);
+	assert_int_equal(br.join_detached, -EINVAL);
+	assert_int_equal(br.detach_twice, -EINVAL);
+	assert_ptr_equal(br.retval, (void *)0x5a);
+	assert_int_equal(br.double_join, -EINVAL);
+	assert_int_equal(br.join_self, -EDEADLK);
+	assert_int_equal(br.join_null, -EINVAL);
+	assert_int_equal(br.second_joiner, -EINVAL);
+	assert_int_equal(br.first_joiner, 0);
+	assert_int_equal(br.stop_in_fiber, -EDEADLK);
+	assert_int_equal(br.run_in_fiber, -EBUSY);
+	assert_int_equal(br.start_in_fiber, -EBUSY);
+}
+
+/* ---- join from a plain pthread, self/id, exit ---- */
+
+static void *exit_early(void *arg)
+{
+	fiber_exit((void *)0x77);
+}
+
+static uint64_t ids[3];
+static void *id_fn(void *arg)
+{
+	*(uint64_t *)arg = fiber_id(fiber_self());
+	return fiber_self();
+}
+
+static void test_fiber_join_from_pthread(void **state)
+{
+	struct fiber_config c = test_cfg(2);
+	fiber_t *f, *g[3];
+	void *r = NULL;
+	uint64_t t0;
+
+	assert_int_equal(fiber_runtime_start(&c), 0);
+	assert_int_equal(fiber_spawn(&f, NULL, sleepy, (void *)50000000), 0);
+	t0 = now_ns();
+	assert_int_equal(fiber_join(f, &r), 0); /* blocks this pthread until the fiber exits */
+	assert_true(now_ns() - t0 >= 40000000);
+	assert_ptr_equal(r, (void *)0x5a);
+	assert_int_equal(fiber_spawn(&f, NULL, exit_early, NULL), 0);
+	assert_int_equal(fiber_join(f, &r), 0);
+	assert_ptr_equal(r, (void *)0x77);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(fiber_spawn(&g[i], NULL, id_fn, &ids[i]), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(fiber_join(g[i], &r), 0);
+		assert_ptr_equal(r, g[i]);
+	}
+	assert_true(ids[0] != 0 && ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+	assert_int_equal(fiber_runtime_stop(), 0);
+}
+
+/* ---- cancellation ---- */
+
+static int cancel_sleep_ret, cancel_join_ret;
+static uint64_t cancel_elapsed;
+
+static void *cancel_victim(void *arg)
+{
+	uint64_t t0 = now_ns();
+
+	cancel_sleep_ret = fiber_sleep(10ull * 1000000000ull);
+	cancel_elapsed = now_ns() - t0;
+	/* From then on every cancellation point returns -ECANCELED. */
+	cancel_join_ret = fiber_join((fiber_t *)arg, NULL);
+	return NULL;
+}
+
+static void cancel_main(void *arg)
+{
+	fiber_t *v, *other;
+
+	fiber_spawn(&other, NULL, sleepy, (void *)10000000);
+	fiber_spawn(&v, NULL, cancel_victim, other);
+	fiber_sleep(5000000);
+	fiber_cancel(v);
+	fiber_join(v, NULL);
+	fiber_join(other, NULL); /* still joinable: the cancelled join gave it back */
+}
+
+static void test_fiber_cancel(void **state)
+{
+	struct fiber_config c = test_cfg(2);
+
+	assert_int_equal(fiber_run(&c, cancel_main, NULL), 0);
+	assert_int_equal(cancel_sleep_ret, -ECANCELED);
+	assert_true(cancel_elapsed < 1000000000ull);
+	assert_int_equal(cancel_join_ret, -ECANCELED);
+}
+
+/* ---- affinity: a fiber only ever runs on a worker in its set ---- */
+
+static atomic_int affinity_violations, affinity_checks;
+
+static void *pinned(void *arg)
+{
+	int want = (int)(intptr_t)arg;
+
+	for (int i = 0; i < 300; i++) {
+		if (fiber_worker_id() != want)
+			atomic_fetch_add(&affinity_violations, 1);
+		atomic_fetch_add(&affinity_checks, 1);
+		if (i % 3 == 0)
+			fiber_sleep(10000);
+		else
+			fiber_yield();
+	}
+	return NULL;
+}
+
+static void affinity_main(void *arg)
+{
+	fiber_t *f[8];
+	struct fiber_attr a;
+
+	for (int i = 0; i < 8; i++) {
+		fiber_attr_init(&a);
+		CPU_SET(i % 3, &a.affinity);
+		fiber_spawn(&f[i], &a, pinned, (void *)(intptr_t)(i % 3));
+	}
+	for (int i = 0; i < 8; i++)
+		fiber_join(f[i], NULL);
+}
+
+static void test_fiber_affinity(void **state)
+{
+	struct fiber_config c = test_cfg(3);
+
+	atomic_store(&affinity_violations, 0);
+	assert_int_equal(fiber_run(&c, affinity_main, NULL), 0);
+	assert_int_equal(atomic_load(&affinity_checks), 8 * 300);
+	assert_int_equal(atomic_load(&affinity_violations), 0);
+}
+
+/* ---- sleep: at least the time asked ---- */
+
+static uint64_t slept[4];
+static void *sleep_measure(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	uint64_t t0 = now_ns();
+
+	fiber_sleep((uint64_t)(i + 1) * 3000000);
+	slept[i] = now_ns() - t0;
+	return NULL;
+}
+
+static void sleep_main(void *arg)
+{
+	fiber_t *f[4];
+
+	for (int i = 0; i < 4; i++)
+		fiber_spawn(&f[i], NULL, sleep_measure, (void *)(intptr_t)i);
+	for (int i = 0; i < 4; i++)
+		fiber_join(f[i], NULL);
+}
+
+static void test_fiber_sleep(void **state)
+{
+	struct fiber_config c = test_cfg(2);
+
+	assert_int_equal(fiber_run(&c, sleep_main, NULL), 0);
+	for (int i = 0; i < 4; i++)
+		assert_true(slept[i] >= (uint64_t)(i + 1) * 3000000);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fiber_calls_before_start),
+		cmocka_unit_test(test_fiber_bad_config),
+		cmocka_unit_test(test_fiber_bad_input),
+		cmocka_unit_test(test_fiber_join_from_pthread),
+		cmocka_unit_test(test_fiber_cancel),
+		cmocka_unit_test(test_fiber_affinity),
+		cmocka_unit_test(test_fiber_sleep),
+		cmocka_unit_test(test_fiber_million_spawn_join_rss_bounded),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

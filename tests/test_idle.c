@@ -1,0 +1,60 @@
+/*
+ * test_idle: a runtime at rest - workers with nothing to run, fibers asleep on timers - uses under 1% of a CPU.
+ * (Not a performance target: a busy-waiting idle loop would use 100% per worker.)
+ */
+#include "test_util.h"
+
+static uint64_t cpu_used, wall;
+
+static void *sleeper(void *arg)
+{
+	fiber_sleep(1500000000ull);
+	return NULL;
+}
+
+static void test_idle_at_rest_under_one_percent(void **state)
+{
+	struct fiber_config c = test_cfg(4);
+	fiber_t *f[10];
+	uint64_t c0, t0;
+
+	assert_int_equal(fiber_runtime_start(&c), 0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(fiber_spawn(&f[i], NULL, sleeper, NULL), 0);
+	usleep(200000); /* let start-up settle */
+	c0 = cpu_ns();
+	t0 = now_ns();
+	usleep(1000000);
+	cpu_used = cpu_ns() - c0;
+	wall = now_ns() - t0;
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(fiber_join(f[i], NULL), 0);
+	assert_int_equal(fiber_runtime_stop(), 0);
+	/* under 1% of one CPU over the window */
+	assert_true(cpu_used * 100 < wall);
+}
+
+static void test_idle_empty_runtime_under_one_percent(void **state)
+{
+	struct fiber_config c = test_cfg(4);
+	uint64_t c0, t0;
+
+	assert_int_equal(fiber_runtime_start(&c), 0);
+	usleep(100000);
+	c0 = cpu_ns();
+	t0 = now_ns();
+	usleep(500000);
+	cpu_used = cpu_ns() - c0;
+	wall = now_ns() - t0;
+	assert_int_equal(fiber_runtime_stop(), 0);
+	assert_true(cpu_used * 100 < wall);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_idle_at_rest_under_one_percent),
+		cmocka_unit_test(test_idle_empty_runtime_under_one_percent),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

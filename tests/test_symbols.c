@@ -1,0 +1,60 @@
+/*
+ * test_symbols: libfiber.so exports exactly the names of include/fiber.h (API.md) and nothing else: the runtime's
+ * internals (fiber__*, scheduler functions) are hidden by -fvisibility=hidden and the version script.
+ */
+#include "test_util.h"
+
+#include <dlfcn.h>
+
+static const char *const api[] = {
+	"fiber_config_init", "fiber_runtime_start", "fiber_runtime_stop", "fiber_run", "fiber_worker_count",
+	"fiber_worker_id", "fiber_version", "fiber_attr_init", "fiber_spawn", "fiber_join", "fiber_detach",
+	"fiber_exit", "fiber_self", "fiber_id", "fiber_yield", "fiber_sleep", "fiber_cancel", "fiber_setattr",
+	"fiber_getattr", "fiber_preempt_disable", "fiber_preempt_enable", "fiber_cond_resched",
+	"fiber_migrate_disable", "fiber_migrate_enable", "fiber_preempt_notifier_init",
+	"fiber_preempt_notifier_register", "fiber_preempt_notifier_unregister",
+};
+
+static void test_symbols_exported_exactly(void **state)
+{
+	char cmd[4096];
+	char line[512];
+	FILE *p;
+	int n = 0, unknown = 0;
+
+	snprintf(cmd, sizeof(cmd), "nm -D --defined-only '%s'", LIBFIBER_SO);
+	p = popen(cmd, "r");
+	if (!p)
+		skip();
+	while (fgets(line, sizeof(line), p)) {
+		char addr[64], type[8], name[256];
+		int known = 0;
+
+		if (sscanf(line, "%63s %7s %255s", addr, type, name) != 3)
+			continue;
+		char *at = strchr(name, '@');
+		if (at)
+			*at = 0;
+		if (!strcmp(name, "LIBFIBER_0"))
+			continue;
+		for (size_t i = 0; i < sizeof(api) / sizeof(api[0]); i++)
+			known |= !strcmp(name, api[i]);
+		if (!known) {
+			fprintf(stderr, "unexpected export: %s\n", name);
+			unknown++;
+		}
+		n++;
+	}
+	if (pclose(p) != 0 && n == 0)
+		skip(); /* no nm */
+	assert_int_equal(unknown, 0);
+	assert_int_equal(n, (int)(sizeof(api) / sizeof(api[0])));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_symbols_exported_exactly),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
