@@ -9,7 +9,9 @@
 
 #include "internal.h"
 
+#include <errno.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 /* ---- assembly level ---- */
 
@@ -127,11 +129,49 @@ static void test_core_finish_task_switch_once_with_last(void **state)
 	assert_true(a_resumes >= 2);
 }
 
+/* ---- stacks: a guard page below each ---- */
+
+static int guard_errno, stack_errno;
+
+static void *guard_probe(void *arg)
+{
+	struct fiber *self = fiber_self();
+	int pfd[2];
+
+	if (pipe(pfd))
+		return NULL;
+	/* write(2) copies from user memory: EFAULT for the guard page, success for the stack above it. */
+	guard_errno = write(pfd[1], self->stack_base, 1) < 0 ? errno : 0;
+	stack_errno = write(pfd[1], (char *)self->stack_base + fiber__page_size(), 1) < 0 ? errno : 0;
+	close(pfd[0]);
+	close(pfd[1]);
+	return NULL;
+}
+
+static void guard_main(void *arg)
+{
+	fiber_t *f;
+
+	fiber_spawn(&f, NULL, guard_probe, NULL);
+	fiber_join(f, NULL);
+}
+
+static void test_core_stack_guard_page(void **state)
+{
+	struct fiber_config c = test_cfg(1);
+
+	guard_errno = stack_errno = -1;
+	assert_int_equal(fiber_run(&c, guard_main, NULL), 0);
+	assert_int_equal(guard_errno, EFAULT);
+	assert_int_equal(stack_errno, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_core_switch_returns_last),
 		cmocka_unit_test(test_core_finish_task_switch_once_with_last),
+		cmocka_unit_test(test_core_stack_guard_page),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
