@@ -254,6 +254,41 @@ void fiber_preempt_notifier_register(struct fiber_preempt_notifier *n);
 /* fiber_preempt_notifier_unregister - detach @n from the calling fiber. Context: fiber, not in a notifier. */
 void fiber_preempt_notifier_unregister(struct fiber_preempt_notifier *n);
 
+/* ------------------------------------------------------------------------------------------------------------
+ * Introspection
+ * ---------------------------------------------------------------------------------------------------------- */
+
+struct fiber_stats {
+	uint64_t id;
+	int worker;                    /* the worker it runs or last ran on */
+	uint32_t policy;
+	uint32_t state;                /* 0 running or runnable, 1 interruptible sleep, 2 uninterruptible, 0x80 dead */
+	uint64_t nvcsw, nivcsw;        /* voluntary (blocked) / involuntary (preempted, yielded) switches */
+	uint64_t sum_exec_ns, wait_ns; /* time run, time runnable but waiting */
+	uint64_t nr_migrations;
+};
+
+/*
+ * fiber_stats - statistics of @f (NULL = self). sum_exec_ns of a running fiber includes its current run up to the
+ * last scheduler event (switch, tick or wake-up) on its worker.
+ * Returns 0, -EINVAL (@f NULL outside a fiber), -ESRCH (no runtime, or @f has been joined).
+ * Context: any thread.
+ */
+int fiber_stats(fiber_t *f, struct fiber_stats *out);
+
+struct fiber_worker_stats {
+	uint64_t nr_switches, nr_running, idle_ns;
+	uint64_t io_submitted, io_completed, io_enter_calls;
+	uint64_t pulled, pushed; /* fibers moved by load balancing */
+};
+
+/* fiber_worker_stats - statistics of @worker. 0, -EINVAL (no such worker), -ESRCH (no runtime). Context: any
+ * thread. */
+int fiber_worker_stats(int worker, struct fiber_worker_stats *out);
+
+/* fiber_dump - a sched_debug-like text dump of every worker and its queued fibers to @fd. Context: any thread. */
+void fiber_dump(int fd);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

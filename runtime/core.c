@@ -32,6 +32,16 @@ struct fiber__test_hooks *_Atomic fiber__hooks __hidden;
 atomic_int fiber__preempt_notifier_key __hidden;
 
 /* ------------------------------------------------------------------------------------------------------------
+ * The ordered class table: the only thing core.c knows about policy.
+ * ---------------------------------------------------------------------------------------------------------- */
+
+const struct sched_class *const fiber__classes[] = {
+	&fiber__stop_sched_class, &fiber__dl_sched_class, &fiber__rt_sched_class,
+	&fiber__fair_sched_class, &fiber__idle_sched_class,
+};
+const unsigned fiber__nr_classes = ARRAY_SIZE(fiber__classes);
+
+/* ------------------------------------------------------------------------------------------------------------
  * Small helpers
  * ---------------------------------------------------------------------------------------------------------- */
 
@@ -87,26 +97,42 @@ void fiber__put_task_struct(struct fiber *p)
  * Enqueue, dequeue, activate, block (they own rq->nr_running and p->on_rq)
  * ---------------------------------------------------------------------------------------------------------- */
 
+/* The classes own rq->nr_running (add_nr_running/sub_nr_running): a throttled DL fiber is queued but not counted. */
 static void enqueue_task(struct rq *rq, struct fiber *p, int flags)
 {
 	lockdep_assert_held(&rq->lock);
+	if (!(flags & ENQUEUE_RESTORE) && rq->curr != p)
+		p->wait_start = rq->clock; /* sched_info: runnable and waiting from now */
 	p->sched_class->enqueue_task(rq, p, flags);
-	atomic_store_explicit(&rq->nr_running, atomic_load_explicit(&rq->nr_running, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
 }
 
 static void dequeue_task(struct rq *rq, struct fiber *p, int flags)
 {
 	lockdep_assert_held(&rq->lock);
+	if (!(flags & DEQUEUE_SAVE) && p->wait_start) {
+		p->wait_sum += rq->clock - p->wait_start;
+		p->wait_start = 0;
+	}
 	p->sched_class->dequeue_task(rq, p, flags);
-	atomic_store_explicit(&rq->nr_running, atomic_load_explicit(&rq->nr_running, memory_order_relaxed) - 1,
-			      memory_order_relaxed);
 }
 
 void fiber__activate_task(struct rq *rq, struct fiber *p, int flags)
 {
 	enqueue_task(rq, p, flags);
 	atomic_store_explicit(&p->on_rq, TASK_ON_RQ_QUEUED, memory_order_relaxed);
+}
+
+/* Charge the running fiber the time since it was last charged; returns the delta (ns). rq->lock held. */
+int64_t fiber__update_curr_common(struct rq *rq)
+{
+	struct fiber *curr = rq->curr;
+	int64_t delta = (int64_t)(rq->clock - curr->exec_start);
+
+	if (delta <= 0)
+		return 0;
+	curr->exec_start = rq->clock;
+	curr->sum_exec_runtime += (uint64_t)delta;
+	return delta;
 }
 
 /* Migration-style removal: on_rq = MIGRATING covers the gap between the two rq locks (B4). */
@@ -208,6 +234,9 @@ static int select_task_rq(struct fiber *p, int wake_flags)
 		if (cpu_allowed(p, prev))
 			return prev;
 	}
+	/* Partitioned EDF: a deadline fiber runs on the worker that holds its bandwidth. */
+	if (dl_policy(p->policy) && p->dl.dl_cpu >= 0)
+		return p->dl.dl_cpu;
 	/* Wake-up: the previous worker if it is idle (cache affinity), then the waker's if it is idle. */
 	if (!(wake_flags & WF_FORK) && cpu_allowed(p, prev) && worker_idle(prev))
 		return prev;
@@ -593,9 +622,18 @@ static struct rq *finish_task_switch(struct fiber *prev)
 		/* C2: after the switch and after the unlock. */
 		if (prev->sched_class->task_dead)
 			prev->sched_class->task_dead(prev);
+		if (prev->dl.timer) {
+			/* A fiber that was ever DEADLINE has a replenishment timer; it may still be armed. */
+			fiber__timer_del(prev->dl.timer);
+			fiber__free(prev->dl.timer, sizeof(*prev->dl.timer));
+			prev->dl.timer = NULL;
+		}
+		bool user = !(prev->flags & PF_KTHREAD);
+
 		fiber__stack_free(prev);
+		fiber__fiber_unlist(prev);
 		fiber__put_task_struct(prev); /* the reference the fiber held on itself while it ran */
-		if (atomic_fetch_sub_explicit(&fiber__rt.nr_fibers, 1, memory_order_acq_rel) == 1 &&
+		if (user && atomic_fetch_sub_explicit(&fiber__rt.nr_fibers, 1, memory_order_acq_rel) == 1 &&
 		    atomic_load_explicit(&fiber__rt.stop_waiting, memory_order_acquire))
 			syscall(SYS_futex, &fiber__rt.nr_fibers, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 	}
@@ -638,7 +676,7 @@ static struct fiber *pick_next_task(struct rq *rq, struct fiber *prev)
 {
 	struct fiber *next = NULL;
 
-	for (unsigned i = 0; i < fiber__nr_classes; i++) {
+	for (unsigned i = 0; i < ARRAY_SIZE(fiber__classes); i++) {
 		next = fiber__classes[i]->pick_task(rq);
 		if (next)
 			break;
@@ -647,6 +685,16 @@ static struct fiber *pick_next_task(struct rq *rq, struct fiber *prev)
 	if (next != prev) {
 		prev->sched_class->put_prev_task(rq, prev, next);
 		next->sched_class->set_next_task(rq, next, true);
+		/* sched_info: prev waits again if it is still runnable; next stops waiting and starts running. */
+		if (is_idle_task(prev))
+			rq->idle_ns += rq->clock - prev->exec_start;
+		else if (task_on_rq_queued(prev))
+			prev->wait_start = rq->clock;
+		if (next->wait_start) {
+			next->wait_sum += rq->clock - next->wait_start;
+			next->wait_start = 0;
+		}
+		next->exec_start = rq->clock;
 	}
 	return next;
 }
@@ -739,6 +787,8 @@ void fiber__schedule(void)
 
 	if (unlikely(w->preempt_count))
 		schedule_atomic_fixup(w, prev);
+	if (unlikely(atomic_load_explicit(&w->tick_pending, memory_order_relaxed)))
+		atomic_store_explicit(&w->tick_pending, 0, memory_order_relaxed); /* __schedule charges curr anyway */
 	sched_submit_work(w);
 	do {
 		preempt_disable();
@@ -787,10 +837,31 @@ void fiber__preempt_point(void)
 
 	if (!w || w->preempt_count)
 		return;
+	if (unlikely(atomic_load_explicit(&w->tick_pending, memory_order_relaxed)))
+		fiber__sched_tick(w);
 	sched_submit_work(w);
 	w = this_worker();
 	if (test_tsk_need_resched(w->current))
 		preempt_schedule();
+}
+
+/*
+ * sched_tick: the accounting a tick asked for, run at a preemption point (the signal handler only set
+ * tick_pending): charge curr and let its class decide whether its slice, budget or turn is over.
+ */
+void fiber__sched_tick(struct worker *w)
+{
+	struct rq *rq = &w->rq;
+	struct fiber *curr;
+
+	atomic_store_explicit(&w->tick_pending, 0, memory_order_relaxed);
+	preempt_disable();
+	spin_lock(&rq->lock);
+	fiber__update_rq_clock(rq);
+	curr = rq->curr;
+	curr->sched_class->task_tick(rq, curr, 0);
+	spin_unlock(&rq->lock);
+	preempt_enable_no_resched();
 }
 
 /* schedule_tail: the first C code of a new fiber, called by fiber__trampoline with last in rdi. */
@@ -916,12 +987,31 @@ void fiber_migrate_enable(void)
  * Scheduling attributes: sched_setattr's validation and the change pattern (KERNEL_MAP §5.3, §9.1)
  * ---------------------------------------------------------------------------------------------------------- */
 
-#define NICE_TO_PRIO(nice) ((nice) + 120)
-#define PRIO_TO_NICE(prio) ((prio)-120)
+#define DL_PERIOD_MIN_NS 100000ull        /* sysctl_sched_dl_period_min: 100 us */
+#define DL_PERIOD_MAX_NS 4194304000ull    /* sysctl_sched_dl_period_max: 2^22 us */
 
-static bool fair_policy(uint32_t policy)
+static int clamp_nice(int32_t nice)
 {
-	return policy == FIBER_SCHED_NORMAL || policy == FIBER_SCHED_BATCH || policy == FIBER_SCHED_IDLE;
+	return nice < -20 ? -20 : nice > 19 ? 19 : nice;
+}
+
+/* __checkparam_dl */
+static bool checkparam_dl(const struct fiber_sched_attr *a)
+{
+	uint64_t period;
+
+	if (a->deadline_ns == 0)
+		return false;
+	if (a->runtime_ns < (1ull << 10)) /* DL_SCALE: at least 1024 ns */
+		return false;
+	if ((a->deadline_ns | a->period_ns) & (1ull << 63))
+		return false;
+	period = a->period_ns ? a->period_ns : a->deadline_ns;
+	if (period < a->deadline_ns || a->deadline_ns < a->runtime_ns)
+		return false;
+	if (period < DL_PERIOD_MIN_NS || period > DL_PERIOD_MAX_NS)
+		return false;
+	return true;
 }
 
 /* The checks of __sched_setscheduler that do not depend on the target fiber, in the kernel's order. */
@@ -929,68 +1019,195 @@ static int sched_attr_validate(const struct fiber_sched_attr *a)
 {
 	if (!a)
 		return -EINVAL;
-	if (a->policy > FIBER_SCHED_DEADLINE || a->policy == 4)
+	/* valid_policy */
+	if (!fair_policy(a->policy) && !rt_policy(a->policy) && !dl_policy(a->policy))
 		return -EINVAL;
-	if (a->priority > 99)
+	/* 1..99 for FIFO/RR, 0 for the others */
+	if (a->priority > MAX_RT_PRIO - 1)
 		return -EINVAL;
-	if (!fair_policy(a->policy))
-		return -EINVAL; /* rt and dl classes: not built yet */
-	if (a->priority != 0)
-		return -EINVAL; /* rt_policy(policy) != (priority != 0) */
+	if (dl_policy(a->policy) && !checkparam_dl(a))
+		return -EINVAL;
+	if (rt_policy(a->policy) != (a->priority != 0))
+		return -EINVAL;
 	return 0;
-}
-
-static int clamp_nice(int32_t nice)
-{
-	return nice < -20 ? -20 : nice > 19 ? 19 : nice;
 }
 
 int fiber__sched_attr_check_spawn(const struct fiber_sched_attr *a)
 {
-	if (a->policy == FIBER_SCHED_DEADLINE)
+	int ret = sched_attr_validate(a);
+
+	if (ret)
+		return ret;
+	if (dl_policy(a->policy))
 		return -EAGAIN; /* sched_fork: deadline tasks cannot fork */
-	return sched_attr_validate(a);
+	return 0;
+}
+
+static const struct sched_class *policy_class(uint32_t policy)
+{
+	if (dl_policy(policy))
+		return &fiber__dl_sched_class;
+	if (rt_policy(policy))
+		return &fiber__rt_sched_class;
+	return &fiber__fair_sched_class;
+}
+
+/* __setscheduler_params: policy, static/normal prio and the class's parameters. */
+static void setscheduler_params(struct fiber *p, const struct fiber_sched_attr *a)
+{
+	p->policy = a->policy;
+	if (fair_policy(a->policy))
+		p->static_prio = NICE_TO_PRIO(clamp_nice(a->nice));
+	p->rt_priority = rt_policy(a->policy) ? a->priority : 0;
+	if (dl_policy(a->policy)) {
+		p->normal_prio = -1;
+		fiber__dl_set_params(p, a);
+	} else if (rt_policy(a->policy)) {
+		p->normal_prio = MAX_RT_PRIO - 1 - (int)a->priority;
+	} else {
+		p->normal_prio = p->static_prio;
+	}
+	p->prio = p->normal_prio;
+	p->sched_class = policy_class(a->policy);
 }
 
 /* sched_fork: the new fiber's class and priority (p is not visible to anyone yet). */
 void fiber__sched_fork(struct fiber *p, const struct fiber_sched_attr *a)
 {
-	p->policy = a->policy;
-	p->static_prio = NICE_TO_PRIO(clamp_nice(a->nice));
-	p->prio = p->static_prio;
-	p->sched_class = &fiber__fair_sched_class;
-	if (p->sched_class->task_fork)
-		p->sched_class->task_fork(p);
+	p->static_prio = NICE_TO_PRIO(0);
+	p->dl.dl_cpu = -1;
+	setscheduler_params(p, a);
+	fiber__set_load_weight(p);
+	fiber__fair_sched_class.task_fork(p);
+	fiber__rt_sched_class.task_fork(p);
 }
 
 /* task_rq_lock: pi_lock, then the rq lock of the rq p is on, retried while p moves. */
-static struct rq *task_rq_lock(struct fiber *p)
+struct rq *fiber__task_rq_lock(struct fiber *p)
 {
 	spin_lock(&p->pi_lock);
 	return __task_rq_lock(p);
 }
 
-static void task_rq_unlock(struct rq *rq, struct fiber *p)
+void fiber__task_rq_unlock(struct rq *rq, struct fiber *p)
 {
 	spin_unlock(&rq->lock);
 	spin_unlock(&p->pi_lock);
+}
+
+/*
+ * move_queued_task: p is queued on rq (locked) and not running there. Take it off (MIGRATING covers the gap between
+ * the two locks), give it its new worker, and queue it there. Returns with rq unlocked and p's pi_lock still held
+ * by the caller.
+ */
+void fiber__move_queued_task(struct rq *rq, struct fiber *p, int new_cpu)
+{
+	struct rq *dst = cpu_rq(new_cpu);
+
+	lockdep_assert_held(&rq->lock);
+	FIBER_BUG_ON(rq->curr == p || atomic_load_explicit(&p->on_cpu, memory_order_relaxed));
+	fiber__deactivate_task(rq, p, DEQUEUE_MOVE);
+	set_task_cpu(p, new_cpu);
+	spin_unlock(&rq->lock);
+
+	spin_lock(&dst->lock);
+	fiber__update_rq_clock(dst);
+	fiber__activate_task(dst, p, ENQUEUE_MOVE | ENQUEUE_MIGRATED);
+	fiber__wakeup_preempt(dst, p, 0);
+	spin_unlock(&dst->lock);
+}
+
+struct migration_arg {
+	struct cpu_stop_work work;
+	struct fiber *p;
+	int dest_cpu;
+};
+
+/*
+ * migration_cpu_stop: runs as the stopper of p's (old) worker, so p is not running there any more - at most
+ * queued. Move it to its destination (or, if it sleeps, just point its next wake-up there).
+ */
+static void migration_cpu_stop(void *data)
+{
+	struct migration_arg *arg = data;
+	struct fiber *p = arg->p;
+	int dest = arg->dest_cpu;
+	struct rq *rq;
+
+	fiber__free(arg, sizeof(*arg));
+	rq = fiber__task_rq_lock(p);
+	if (p->cpu == dest || atomic_load_explicit(&p->state, memory_order_relaxed) == TASK_DEAD) {
+		fiber__task_rq_unlock(rq, p);
+	} else if (task_on_rq_queued(p) && rq->curr != p) {
+		fiber__update_rq_clock(rq);
+		fiber__move_queued_task(rq, p, dest);
+		spin_unlock(&p->pi_lock);
+	} else if (!atomic_load_explicit(&p->on_rq, memory_order_relaxed) &&
+		   !atomic_load_explicit(&p->on_cpu, memory_order_relaxed)) {
+		set_task_cpu(p, dest); /* asleep: it wakes up there */
+		fiber__task_rq_unlock(rq, p);
+	} else {
+		fiber__task_rq_unlock(rq, p); /* running elsewhere again: select_task_rq will place it */
+	}
+	fiber__put_task_struct(p);
+}
+
+/*
+ * Make p run on @dest: a sleeping or queued fiber is moved at once; a running one is pushed off its worker by that
+ * worker's stopper at its next preemption point (the kernel's affinity change through migration_cpu_stop).
+ * Called with no locks held.
+ */
+static void migrate_task_to(struct fiber *p, int dest)
+{
+	struct migration_arg *arg;
+	struct rq *rq = fiber__task_rq_lock(p);
+
+	if (p->cpu == dest) {
+		fiber__task_rq_unlock(rq, p);
+		return;
+	}
+	if (!atomic_load_explicit(&p->on_rq, memory_order_relaxed) &&
+	    !atomic_load_explicit(&p->on_cpu, memory_order_relaxed)) {
+		set_task_cpu(p, dest);
+		fiber__task_rq_unlock(rq, p);
+		return;
+	}
+	if (task_on_rq_queued(p) && rq->curr != p && !atomic_load_explicit(&p->on_cpu, memory_order_relaxed)) {
+		fiber__update_rq_clock(rq);
+		fiber__move_queued_task(rq, p, dest);
+		spin_unlock(&p->pi_lock);
+		return;
+	}
+	fiber__task_rq_unlock(rq, p);
+	arg = fiber__malloc(sizeof(*arg));
+	if (!arg)
+		return; /* out of memory: it stays where it is until it next sleeps */
+	arg->p = p;
+	arg->dest_cpu = dest;
+	arg->work.fn = migration_cpu_stop;
+	arg->work.arg = arg;
+	fiber__get_task_struct(p);
+	fiber__stop_one_cpu_nowait(p->cpu, &arg->work);
 }
 
 static struct fiber *attr_target(fiber_t *f)
 {
 	struct fiber *p = f ? f : fiber_self();
 
-	if (!p || p->magic != FIBER_MAGIC_LIVE || atomic_load_explicit(&p->exited, memory_order_acquire))
+	if (!p || p->magic != FIBER_MAGIC_LIVE || (p->flags & PF_KTHREAD) ||
+	    atomic_load_explicit(&p->exited, memory_order_acquire))
 		return NULL;
 	return p;
 }
 
 int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a)
 {
+	const struct sched_class *prev_class;
 	struct fiber *p;
 	struct rq *rq;
-	bool queued, running;
-	int ret, oldprio;
+	bool queued, running, was_dl;
+	int ret, oldprio, dl_cpu = -1;
+	uint64_t new_weight;
 
 	if (!a)
 		return -EINVAL;
@@ -1003,12 +1220,34 @@ int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a)
 	if (!p)
 		return f ? -ESRCH : -EINVAL;
 
-	rq = task_rq_lock(p);
+	was_dl = dl_policy(p->policy);
+	if (dl_policy(a->policy)) {
+		/* The replenishment timer, allocated outside the locks; an old one must not be armed any more. */
+		if (!p->dl.timer) {
+			struct fiber_timer *t = fiber__zalloc(sizeof(*t));
+
+			if (!t)
+				return -ENOMEM;
+			t->idx = -1;
+			p->dl.timer = t;
+		} else if (!was_dl) {
+			fiber__timer_del(p->dl.timer);
+		}
+		/* Admission (sched_dl_overflow): -EBUSY when no allowed worker has the bandwidth left. */
+		ret = fiber__dl_admit(p, a, &dl_cpu);
+		if (ret)
+			return ret;
+	}
+
+	rq = fiber__task_rq_lock(p);
 	if (atomic_load_explicit(&p->state, memory_order_relaxed) == TASK_DEAD) {
-		task_rq_unlock(rq, p);
+		fiber__task_rq_unlock(rq, p);
+		if (dl_cpu >= 0)
+			fiber__dl_release(p);
 		return -ESRCH;
 	}
 	fiber__update_rq_clock(rq);
+
 	/* The change pattern: take p out, change it, put it back. */
 	queued = task_on_rq_queued(p);
 	running = rq->curr == p;
@@ -1016,17 +1255,47 @@ int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a)
 		dequeue_task(rq, p, DEQUEUE_SAVE | DEQUEUE_MOVE);
 	if (running)
 		p->sched_class->put_prev_task(rq, p, p);
+
+	prev_class = p->sched_class;
 	oldprio = p->prio;
-	p->policy = a->policy;
-	p->static_prio = NICE_TO_PRIO(clamp_nice(a->nice));
-	p->prio = p->static_prio;
-	if (queued)
-		enqueue_task(rq, p, ENQUEUE_RESTORE | ENQUEUE_MOVE | (oldprio < p->prio ? ENQUEUE_HEAD : 0));
-	if (running)
+	setscheduler_params(p, a);
+	new_weight = p->policy == FIBER_SCHED_IDLE ? 3 : fiber__nice_weight(PRIO_TO_NICE(p->static_prio));
+	if (fiber__fair_sched_class.reweight_task)
+		fiber__fair_sched_class.reweight_task(rq, p, new_weight);
+	if (prev_class != p->sched_class && prev_class->switched_from)
+		prev_class->switched_from(rq, p);
+
+	if (queued) {
+		int flags = ENQUEUE_RESTORE | ENQUEUE_MOVE;
+
+		/* POSIX: a lowered priority goes to the head of its new level, a raised one to the tail. */
+		if (prev_class == p->sched_class && oldprio < p->prio)
+			flags |= ENQUEUE_HEAD;
+		enqueue_task(rq, p, flags);
+	}
+	if (running) {
 		p->sched_class->set_next_task(rq, p, false);
-	if (p->sched_class->prio_changed && oldprio != p->prio)
+		p->exec_start = rq->clock;
+	}
+	/* check_class_changed */
+	if (prev_class != p->sched_class) {
+		if (p->sched_class->switched_to)
+			p->sched_class->switched_to(rq, p);
+		/* A running fiber that moved to a lower class lets a higher waiting one run. */
+		if (running && sched_class_above(prev_class, p->sched_class))
+			fiber__resched_curr(rq);
+	} else if ((oldprio != p->prio || dl_policy(p->policy)) && p->sched_class->prio_changed) {
 		p->sched_class->prio_changed(rq, p, oldprio);
-	task_rq_unlock(rq, p);
+	}
+	if (running && !queued)
+		fiber__resched_curr(rq);
+	fiber__task_rq_unlock(rq, p);
+
+	if (was_dl && !dl_policy(p->policy))
+		fiber__dl_release(p);
+	/* Partitioned EDF: the fiber goes to the worker that holds its bandwidth. */
+	if (dl_cpu >= 0 && p->cpu != dl_cpu)
+		migrate_task_to(p, dl_cpu);
 	fiber__preempt_point();
 	return 0;
 }
@@ -1045,7 +1314,14 @@ int fiber_getattr(fiber_t *f, struct fiber_sched_attr *a)
 	spin_lock(&p->pi_lock);
 	memset(a, 0, sizeof(*a));
 	a->policy = p->policy;
-	a->nice = PRIO_TO_NICE(p->static_prio);
+	if (fair_policy(p->policy))
+		a->nice = PRIO_TO_NICE(p->static_prio);
+	a->priority = p->rt_priority;
+	if (dl_policy(p->policy)) {
+		a->runtime_ns = p->dl.dl_runtime;
+		a->deadline_ns = p->dl.dl_deadline;
+		a->period_ns = p->dl.dl_period;
+	}
 	spin_unlock(&p->pi_lock);
 	return 0;
 }

@@ -222,7 +222,7 @@ static size_t page_round(size_t size)
 int fiber_runtime_start(const struct fiber_config *cfg)
 {
 	struct fiber_config c;
-	unsigned long long v;
+	unsigned long long v, rr_ms;
 	long ncpu;
 	int ret, r;
 
@@ -264,6 +264,13 @@ int fiber_runtime_start(const struct fiber_config *cfg)
 	}
 	if (!c.tick_hz)
 		c.tick_hz = 1000;
+	r = env_size("FIBER_RR_TIMESLICE_MS", &v);
+	if (r < 0 || (r > 0 && (v == 0 || v > 100000))) {
+		fprintf(stderr, "libfiber: FIBER_RR_TIMESLICE_MS=\"%s\" is not a time slice in 1..100000 ms\n",
+			getenv("FIBER_RR_TIMESLICE_MS"));
+		return -EINVAL;
+	}
+	rr_ms = r > 0 ? v : 100;
 
 	pthread_mutex_lock(&rt_lock);
 	if (atomic_load(&fiber__rt.running)) {
@@ -273,6 +280,12 @@ int fiber_runtime_start(const struct fiber_config *cfg)
 	fiber__clock_init();
 	fiber__rt.stack_size = page_round(c.stack_size);
 	fiber__rt.tick_hz = c.tick_hz;
+	fiber__rt.tick_ns = 1000000000ull / c.tick_hz;
+	fiber__rt.rr_timeslice_ns = rr_ms * 1000000ull;
+	/* sysctl_sched_base_slice: 0.75 ms scaled by 1 + ilog2(min(cpus, 8)), as the kernel's tunable scaling */
+	fiber__rt.base_slice_ns = 750000ull * (1u + (unsigned)(31 - __builtin_clz(c.workers < 8 ? c.workers : 8)));
+	spin_lock_init(&fiber__rt.dl_lock);
+	atomic_store(&fiber__rt.nr_stoppers, 0);
 	atomic_store(&fiber__rt.stopping, 0);
 	atomic_store(&fiber__rt.nr_fibers, 0);
 	atomic_store(&fiber__rt.stop_waiting, 0);
@@ -288,6 +301,14 @@ int fiber_runtime_start(const struct fiber_config *cfg)
 			fprintf(stderr, "libfiber: cannot create %u worker threads (RLIMIT_NPROC or memory); "
 					"lower fiber_config.workers or FIBER_WORKERS\n",
 				c.workers);
+		pthread_mutex_unlock(&rt_lock);
+		return ret;
+	}
+	ret = fiber__stoppers_start();
+	if (ret) {
+		fiber__stoppers_stop();
+		fiber__workers_stop();
+		desc_slabs_free();
 		pthread_mutex_unlock(&rt_lock);
 		return ret;
 	}
@@ -323,6 +344,7 @@ int fiber_runtime_stop(void)
 		return -ESRCH;
 	}
 	wait_for_fibers();
+	fiber__stoppers_stop();
 	fiber__workers_stop();
 	atomic_store(&fiber__rt.running, 0);
 	spin_lock(&fiber__rt.stack_lock);
@@ -409,9 +431,6 @@ static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*f
 	p->arg = arg;
 	atomic_init(&p->state, TASK_NEW);
 	spin_lock_init(&p->pi_lock);
-	p->sched_class = &fiber__fair_sched_class;
-	p->policy = attr->sched.policy;
-	INIT_LIST_HEAD(&p->se.run_node);
 	fiber__init_waitqueue_head(&p->join_wq);
 	atomic_init(&p->usage, detached ? 1 : 2);
 	atomic_init(&p->join_state, detached ? JOIN_DETACHED : JOIN_JOINABLE);
@@ -425,7 +444,62 @@ static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*f
 		}
 	}
 	p->nr_cpus_allowed = cnt;
-	p->cpu = p->wake_cpu = this_worker() ? this_worker()->id : 0;
+	p->cpu = this_worker() ? this_worker()->id : 0;
+	if (!CPU_ISSET(p->cpu, &p->cpus_mask))
+		for (p->cpu = 0; !CPU_ISSET(p->cpu, &p->cpus_mask); p->cpu++)
+			;
+	p->wake_cpu = p->cpu;
+}
+
+/* Keep every fiber on its home worker's list, for fiber_dump. */
+static void fiber_list(struct fiber *p)
+{
+	struct worker *w = &fiber__rt.workers[p->cpu];
+
+	p->home = p->cpu;
+	spin_lock(&w->all_lock);
+	list_add_tail(&p->all, &w->all_fibers);
+	spin_unlock(&w->all_lock);
+}
+
+void fiber__fiber_unlist(struct fiber *p)
+{
+	struct worker *w = &fiber__rt.workers[p->home];
+
+	spin_lock(&w->all_lock);
+	list_del_init(&p->all);
+	spin_unlock(&w->all_lock);
+}
+
+/* A runtime fiber (the stoppers): pinned to @cpu, detached, not counted as a user fiber. */
+struct fiber *fiber__spawn_kthread(int cpu, void *(*fn)(void *), void *arg, const struct sched_class *cls,
+				   const char *name)
+{
+	struct fiber_attr attr;
+	struct fiber *p = fiber__desc_alloc();
+
+	if (!p)
+		return NULL;
+	fiber_attr_init(&attr);
+	attr.name = name;
+	CPU_SET(cpu, &attr.affinity);
+	fiber_init(p, &attr, fn, arg, true);
+	p->flags |= PF_KTHREAD;
+	if (fiber__stack_alloc(p, fiber__rt.stack_size)) {
+		fiber__desc_free(p);
+		return NULL;
+	}
+	fiber__sched_fork(p, &attr.sched);
+	p->sched_class = cls;
+	p->policy = FIBER_SCHED_FIFO; /* what the stopper looks like from outside, as in Linux */
+	p->rt_priority = 99;
+	p->prio = p->normal_prio = 0;
+	p->sp = fiber__fiber_frame_init(p);
+	if (cls == &fiber__stop_sched_class)
+		cpu_rq(cpu)->stop = p;
+	fiber_list(p);
+	fiber__wake_up_new_task(p);
+	return p;
 }
 
 static int affinity_valid(const cpu_set_t *set)
@@ -478,6 +552,7 @@ int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *
 	if (out)
 		*out = (attr->flags & FIBER_ATTR_DETACHED) ? NULL : p;
 	atomic_fetch_add_explicit(&fiber__rt.nr_fibers, 1, memory_order_relaxed);
+	fiber_list(p);
 	fiber__wake_up_new_task(p);
 	/* The return from a runtime call is a preemption point. */
 	fiber__preempt_point();
@@ -608,6 +683,7 @@ int fiber_sleep(uint64_t ns)
 	if (expires < ns)
 		expires = UINT64_MAX - 1;
 	t.idx = -1;
+	t.fn = NULL;
 	/* The timer goes on the heap of the worker we are on now; we may wake up elsewhere. */
 	preempt_disable();
 	fiber__timer_add(&this_worker()->timers, &t, expires, curr);

@@ -39,9 +39,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "fiber.h"
 #include "switch_offsets.h"
+#include "treap.h"
 
 /* ------------------------------------------------------------------------------------------------------------
  * Compiler and CPU helpers
@@ -222,16 +225,84 @@ static inline bool spin_is_locked(spinlock_t *l)
  * Class-specific entities and runqueues
  * ---------------------------------------------------------------------------------------------------------- */
 
-struct sched_entity { /* fair */
-	struct list_head run_node; /* rq->cfs.tasks while queued and not curr */
+/* ------------------------------------------------------------------------------------------------------------
+ * Timers (per worker; see timer.c)
+ * ---------------------------------------------------------------------------------------------------------- */
+
+struct fiber_timer {
+	uint64_t expires;        /* sched_clock() ns */
+	int idx;                 /* heap index, -1 when not armed */
+	void (*fn)(struct fiber_timer *t); /* called with no lock held; NULL: wake t->fiber */
+	struct fiber *fiber;     /* the sleeper (fn NULL) or the timer's owner */
+	atomic_bool fired;       /* set before fn runs / the wake-up (the condition the sleeper checks) */
+	struct timer_base *base; /* the heap it is on */
+	struct fiber_timer *next_fired; /* run_timers' local list */
+};
+
+struct timer_base {
+	spinlock_t lock;
+	struct fiber_timer **heap;
+	unsigned nr, cap;
+	_Atomic uint64_t next_expiry; /* UINT64_MAX when empty; lock-free peek */
+	struct fiber_timer *_Atomic running; /* the timer whose callback runs now (timer_del waits for it) */
+	int cpu;                      /* the worker that runs these timers */
+};
+
+struct sched_entity { /* fair (EEVDF); cfs_rq: the rq lock */
+	struct tnode node;      /* in cfs_rq->tree while queued and not curr; ordered by deadline */
+	uint64_t load_weight;   /* from the nice-to-weight table */
+	uint64_t inv_weight;    /* 2^32 / load_weight */
+	int64_t vruntime;       /* virtual runtime (ns scaled by 1024 / weight) */
+	int64_t deadline;       /* virtual deadline: vruntime + slice / weight at the last update */
+	int64_t vlag;           /* lag V - v saved at dequeue, used at the next placement */
+	int64_t min_vruntime;   /* augmented: the minimum vruntime in this node's subtree */
+	int64_t pick_deadline;  /* deadline when picked: RUN_TO_PARITY keeps curr while it is unchanged */
+	uint64_t slice;         /* ns */
 	bool on_rq;
+	bool rel_deadline;      /* deadline holds deadline - vruntime across a non-sleep dequeue */
 };
 
 struct cfs_rq {
-	struct list_head tasks;    /* FIFO of queued fair fibers, curr excluded */
-	unsigned nr_running;       /* includes curr if it is fair and queued */
-	struct sched_entity *curr; /* the running fair entity (not on the list) */
+	struct treap tree;         /* queued entities but curr */
+	unsigned nr_running;       /* queued fair fibers including curr */
+	struct sched_entity *curr; /* the running fair entity (not in the tree) */
+	int64_t min_vruntime;      /* v0: monotonic base of the weighted sums below */
+	int64_t avg_vruntime;      /* sum over the tree of (v_i - v0) * w_i */
+	int64_t avg_load;          /* sum over the tree of w_i */
 };
+
+struct sched_rt_entity { /* rt */
+	struct list_head run_list; /* rt_rq->queue[prio] while queued (curr stays on it, as in the kernel) */
+	int64_t time_slice;        /* RR: ns left in the slice */
+	bool on_rq;
+};
+
+#define RT_PRIO_LEVELS 100
+struct rt_rq {
+	uint64_t bitmap[2];                       /* bit i: queue[i] not empty; i = 99 - rt_priority */
+	struct list_head queue[RT_PRIO_LEVELS];
+	unsigned rt_nr_running;
+};
+
+struct sched_dl_entity { /* dl: the rq lock, and pi_lock for the parameters */
+	struct tnode node;      /* in dl_rq->tree while queued and not throttled (curr included) */
+	uint64_t dl_runtime, dl_deadline, dl_period; /* parameters, ns */
+	uint64_t dl_bw;         /* runtime / period << BW_SHIFT */
+	int64_t runtime;        /* remaining budget in this period */
+	uint64_t deadline;      /* absolute deadline, sched_clock ns */
+	bool dl_throttled, dl_yielded, on_tree;
+	int dl_cpu;             /* partitioned EDF: the worker whose bandwidth it holds, -1 none */
+	struct fiber_timer *timer; /* replenishment timer, allocated on entering the class */
+};
+
+struct dl_rq {
+	struct treap tree;   /* by absolute deadline */
+	unsigned dl_nr_running;
+	uint64_t this_bw;    /* admitted bandwidth on this worker (dl_admission_lock) */
+};
+
+#define BW_SHIFT 20
+#define BW_UNIT (1ull << BW_SHIFT)
 
 /* ------------------------------------------------------------------------------------------------------------
  * struct fiber (task_struct)
@@ -262,6 +333,8 @@ enum join_state {
 	JOIN_DONE,    /* joined: the handle is released */
 };
 
+#define PF_KTHREAD 0x1 /* a runtime fiber (the stoppers): not counted in nr_fibers, not shown as a user fiber */
+
 #define FIBER_MAGIC_LIVE 0x46494245u /* "FIBE" */
 #define FIBER_MAGIC_FREE 0xdeadf1beu
 #define FIBER_NAME_LEN 32
@@ -279,8 +352,12 @@ struct fiber {
 
 	const struct sched_class *sched_class; /* rq->lock + pi_lock */
 	uint32_t policy;
-	int static_prio, prio;
+	int static_prio, normal_prio, prio; /* kernel numbering: rt 0..98 (99 - priority), fair 100..139 */
+	unsigned rt_priority;
 	struct sched_entity se;
+	struct sched_rt_entity rt;
+	struct sched_dl_entity dl;
+	unsigned flags;         /* PF_* */
 
 	struct fiber_preempt_notifier *preempt_notifiers; /* hlist; only the fiber itself touches it */
 	struct wake_q_node wake_q;                        /* wake_q membership; next == NULL when not queued */
@@ -310,34 +387,21 @@ struct fiber {
 	struct wait_queue_head join_wq; /* fibers waiting in fiber_join */
 	char name[FIBER_NAME_LEN];
 
-	/* statistics: written by the fiber's own worker under its rq lock */
+	/* statistics: written under the rq lock of the worker the fiber is on */
 	uint64_t nvcsw, nivcsw;
 	uint64_t nr_migrations;
+	uint64_t exec_start;       /* rq clock when it last started running or was last charged */
+	uint64_t sum_exec_runtime; /* ns */
+	uint64_t wait_start;       /* rq clock when it became runnable and not running, 0 if not waiting */
+	uint64_t wait_sum;         /* ns */
+	struct list_head all;      /* workers[home].all_fibers (fiber_dump) */
+	int home;                  /* the worker whose all_fibers list holds it */
 
 	struct fiber *desc_next; /* descriptor cache link */
 };
 
 _Static_assert(offsetof(struct fiber, sp) == FIBER_SP_OFFSET, "asm/ and struct fiber disagree on sp");
 _Static_assert(FRAME_SIZE == 8 * 8, "switch frame is 8 slots");
-
-/* ------------------------------------------------------------------------------------------------------------
- * Timers (per worker; see timer.c)
- * ---------------------------------------------------------------------------------------------------------- */
-
-struct fiber_timer {
-	uint64_t expires;        /* sched_clock() ns */
-	int idx;                 /* heap index, -1 when not armed */
-	struct fiber *fiber;     /* woken when the timer fires (a reference is taken for the wake) */
-	atomic_bool fired;       /* set before the wake-up (the condition the sleeper checks) */
-	struct timer_base *base; /* the heap it is on */
-};
-
-struct timer_base {
-	spinlock_t lock;
-	struct fiber_timer **heap;
-	unsigned nr, cap;
-	_Atomic uint64_t next_expiry; /* UINT64_MAX when empty; lock-free peek */
-};
 
 /* ------------------------------------------------------------------------------------------------------------
  * struct rq and struct worker
@@ -348,7 +412,12 @@ struct rq {
 	atomic_uint nr_running; /* queued fibers incl. curr, idle excluded; atomic for lock-free peeking */
 	struct fiber *curr;     /* rq->lock */
 	struct fiber *idle;
+	struct fiber *stop;   /* the stopper fiber (stop class) */
+	bool stop_queued;     /* rq->lock */
 	struct cfs_rq cfs;
+	struct rt_rq rt;
+	struct dl_rq dl;
+	uint64_t idle_ns;     /* rq->lock */
 	uint64_t clock;       /* update_rq_clock(), rq->lock */
 	uint64_t nr_switches; /* rq->lock */
 	int cpu;
@@ -377,6 +446,15 @@ struct worker {
 	struct stack_cache stacks;
 	struct fiber_cache descs;
 	pthread_t thr;
+	pid_t tid;
+	atomic_int tick_pending;  /* set by the tick signal handler, consumed at preemption points */
+	bool tick_armed;
+	timer_t tick_timer;
+	bool have_tick_timer;
+	spinlock_t all_lock;       /* fibers spawned on this worker, for fiber_dump */
+	struct list_head all_fibers;
+	spinlock_t stop_lock;      /* the stopper's work list */
+	struct list_head stop_work;
 	void *native_stack_bottom;
 	size_t native_stack_size;
 } __cacheline_aligned;
@@ -398,7 +476,12 @@ struct runtime {
 	spinlock_t stack_lock;     /* global stack cache for spawns from plain pthreads */
 	struct stack_cache gstacks;
 	atomic_uint idle_mask[FIBER_MAX_WORKERS / 32]; /* bit set: the worker runs its idle fiber */
-	int cpu_is_online_ok;
+	uint64_t rr_timeslice_ns;  /* SCHED_RR slice (FIBER_RR_TIMESLICE_MS) */
+	uint64_t base_slice_ns;    /* fair base slice, scaled like the kernel's by 1 + ilog2(min(workers, 8)) */
+	uint64_t tick_ns;
+	spinlock_t dl_lock;        /* deadline admission (per-worker dl_rq.this_bw) */
+	atomic_int nr_stoppers;    /* live stopper fibers; futex word at stop */
+	atomic_int stoppers_exit;
 };
 
 extern __hidden struct runtime fiber__rt;
@@ -478,6 +561,7 @@ static inline void clear_tsk_need_resched(struct fiber *p)
 
 struct sched_class {
 	const char *name;
+	unsigned rank; /* position in fiber__classes[]: stop 0, dl 1, rt 2, fair 3, idle 4 */
 	void (*enqueue_task)(struct rq *rq, struct fiber *p, int flags);  /* rq->lock */
 	bool (*dequeue_task)(struct rq *rq, struct fiber *p, int flags);  /* rq->lock; false = delayed */
 	void (*yield_task)(struct rq *rq);                                /* rq->lock */
@@ -492,23 +576,21 @@ struct sched_class {
 	void (*switched_to)(struct rq *rq, struct fiber *p);
 	void (*prio_changed)(struct rq *rq, struct fiber *p, int oldprio);
 	void (*update_curr)(struct rq *rq);
+	void (*reweight_task)(struct rq *rq, struct fiber *p, uint64_t weight); /* fair: nice change */
 };
 
+extern __hidden const struct sched_class fiber__stop_sched_class;
+extern __hidden const struct sched_class fiber__dl_sched_class;
+extern __hidden const struct sched_class fiber__rt_sched_class;
 extern __hidden const struct sched_class fiber__fair_sched_class;
 extern __hidden const struct sched_class fiber__idle_sched_class;
 extern __hidden const struct sched_class *const fiber__classes[];
 extern __hidden const unsigned fiber__nr_classes;
 
-static inline unsigned sched_class_idx(const struct sched_class *c)
-{
-	for (unsigned i = 0;; i++)
-		if (fiber__classes[i] == c)
-			return i;
-}
-/* sched_class_above(a, b): a has a higher priority than b */
+/* sched_class_above(a, b): a has a higher priority than b (the kernel compares section addresses). */
 static inline bool sched_class_above(const struct sched_class *a, const struct sched_class *b)
 {
-	return sched_class_idx(a) < sched_class_idx(b);
+	return a->rank < b->rank;
 }
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -539,6 +621,65 @@ __hidden void fiber__put_task_struct(struct fiber *p);
 __hidden void fiber__preempt_point(void);
 __hidden void fiber__set_current_state(unsigned state);
 __hidden void fiber__kick_worker(struct worker *w);
+__hidden int64_t fiber__update_curr_common(struct rq *rq);
+__hidden struct rq *fiber__task_rq_lock(struct fiber *p);
+__hidden void fiber__task_rq_unlock(struct rq *rq, struct fiber *p);
+__hidden void fiber__sched_tick(struct worker *w);
+__hidden void fiber__move_queued_task(struct rq *rq, struct fiber *p, int new_cpu);
+
+static inline void add_nr_running(struct rq *rq, unsigned n)
+{
+	atomic_store_explicit(&rq->nr_running, atomic_load_explicit(&rq->nr_running, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+static inline void sub_nr_running(struct rq *rq, unsigned n)
+{
+	atomic_store_explicit(&rq->nr_running, atomic_load_explicit(&rq->nr_running, memory_order_relaxed) - n,
+			      memory_order_relaxed);
+}
+
+/* Kernel priority numbering (lower is more important): dl -1, rt 0..98, fair 100..139. */
+#define MAX_RT_PRIO 100
+#define DEFAULT_PRIO 120
+#define NICE_TO_PRIO(nice) ((nice) + DEFAULT_PRIO)
+#define PRIO_TO_NICE(prio) ((prio)-DEFAULT_PRIO)
+static inline bool dl_policy(uint32_t policy)
+{
+	return policy == FIBER_SCHED_DEADLINE;
+}
+static inline bool rt_policy(uint32_t policy)
+{
+	return policy == FIBER_SCHED_FIFO || policy == FIBER_SCHED_RR;
+}
+static inline bool fair_policy(uint32_t policy)
+{
+	return policy == FIBER_SCHED_NORMAL || policy == FIBER_SCHED_BATCH || policy == FIBER_SCHED_IDLE;
+}
+
+/* sched_fair.c */
+__hidden uint64_t fiber__nice_weight(int nice);
+__hidden void fiber__set_load_weight(struct fiber *p);
+
+/* sched_dl.c: admission and the replenishment timer */
+__hidden int fiber__dl_admit(struct fiber *p, const struct fiber_sched_attr *a, int *cpu);
+__hidden void fiber__dl_release(struct fiber *p);
+__hidden void fiber__dl_set_params(struct fiber *p, const struct fiber_sched_attr *a);
+
+/* sched_stop.c: per-worker stopper fibers and their work */
+struct cpu_stop_work {
+	struct list_head list;
+	void (*fn)(void *arg);
+	void *arg;
+};
+__hidden int fiber__stoppers_start(void);
+__hidden void fiber__stoppers_stop(void);
+__hidden void fiber__stop_one_cpu_nowait(int cpu, struct cpu_stop_work *work);
+__hidden struct fiber *fiber__spawn_kthread(int cpu, void *(*fn)(void *), void *arg, const struct sched_class *cls,
+					     const char *name);
+__hidden void fiber__init_cfs_rq(struct cfs_rq *cfs);
+__hidden void fiber__init_rt_rq(struct rt_rq *rt);
+__hidden void fiber__init_dl_rq(struct dl_rq *dl);
+__hidden int fiber__stop_one_cpu(int cpu, void (*fn)(void *), void *arg);
 __hidden int fiber__sched_attr_check_spawn(const struct fiber_sched_attr *a);
 __hidden void fiber__sched_fork(struct fiber *p, const struct fiber_sched_attr *a);
 
@@ -554,6 +695,8 @@ __hidden void fiber__wake_up_q(struct wake_q_head *head);
 
 /* worker.c */
 __hidden int fiber__workers_start(unsigned n);
+__hidden void fiber__tick_arm(struct worker *w);
+__hidden void fiber__tick_disarm(struct worker *w);
 __hidden void fiber__workers_stop(void);
 __hidden void fiber__idle_mask_set(int cpu, bool idle);
 __hidden int fiber__first_idle_worker(const cpu_set_t *allowed);
@@ -574,11 +717,12 @@ __hidden size_t fiber__page_size(void);
 __hidden struct fiber *fiber__desc_alloc(void);
 __hidden void fiber__desc_free(struct fiber *p);
 __hidden void fiber__desc_cache_drain(struct fiber_cache *c);
+__hidden void fiber__fiber_unlist(struct fiber *p);
 
 /* timer.c */
 __hidden void fiber__timer_base_init(struct timer_base *b);
 __hidden void fiber__timer_base_destroy(struct timer_base *b);
-__hidden void fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expires, struct fiber *p);
+__hidden bool fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expires, struct fiber *p);
 __hidden void fiber__timer_del(struct fiber_timer *t);
 __hidden void fiber__run_timers(struct timer_base *b, uint64_t now);
 

@@ -1,85 +1,463 @@
 /*
- * runtime/sched_fair.c - the fair class (SCHED_NORMAL, SCHED_BATCH, SCHED_IDLE policies).
+ * runtime/sched_fair.c - the fair class: EEVDF as in Linux 6.6+ (SCHED_NORMAL, SCHED_BATCH, SCHED_IDLE policies).
  *
- * For now a FIFO: queued fibers wait in arrival order, the running fiber is not on the list (as CFS keeps curr out
- * of its tree) and goes to the tail when it is put back. The scheduling-classes work replaces this with EEVDF.
+ * Every queued entity has a virtual runtime v (ns of CPU time scaled by 1024 / weight) and a virtual deadline
+ * vd = v + slice / weight. V, the load-weighted average of v over the queued entities and curr, is kept as
+ * running sums relative to min_vruntime (v0): avg_vruntime = sum (v_i - v0) * w_i and avg_load = sum w_i. An entity
+ * is eligible when v <= V (lag = V - v >= 0), tested without a division. The pick is the eligible entity with the
+ * earliest virtual deadline: the tree is ordered by deadline and augmented with each subtree's minimum vruntime, so
+ * a subtree with no eligible entity is skipped and the pick is O(log n).
+ *
+ * Placement keeps an entity's lag across sleeps and moves (clamped at dequeue), scaled so that adding the entity
+ * does not shift V away from it; new fibers start with half a slice to their first deadline. curr keeps the CPU
+ * while it is eligible and has not used its slice (RUN_TO_PARITY). SCHED_IDLE policy is weight 3 inside this class
+ * and loses every wake-up contest against a non-idle entity; SCHED_BATCH never wakeup-preempts. No delayed dequeue
+ * (the 6.6-6.11 behaviour), so on_rq always means runnable.
+ *
+ * All of it under the rq lock.
  */
 #include "internal.h"
+
+/* The kernel's nice-to-weight table (nice -20..19): each step is about 10% of CPU time, a factor of 1.25. */
+static const uint32_t prio_to_weight[40] = {
+	/* -20 */ 88761, 71755, 56483, 46273, 36291,
+	/* -15 */ 29154, 23254, 18705, 14949, 11916,
+	/* -10 */ 9548,  7620,  6100,  4904,  3906,
+	/*  -5 */ 3121,  2501,  1991,  1586,  1277,
+	/*   0 */ 1024,  820,   655,   526,   423,
+	/*   5 */ 335,   272,   215,   172,   137,
+	/*  10 */ 110,   87,    70,    56,    45,
+	/*  15 */ 36,    29,    23,    18,    15,
+};
+#define WEIGHT_IDLEPRIO 3
+#define NICE_0_LOAD 1024
+
+uint64_t fiber__nice_weight(int nice)
+{
+	return prio_to_weight[nice + 20];
+}
+
+/* set_load_weight: from policy and static_prio. */
+void fiber__set_load_weight(struct fiber *p)
+{
+	struct sched_entity *se = &p->se;
+
+	se->load_weight = p->policy == FIBER_SCHED_IDLE ? WEIGHT_IDLEPRIO
+							: fiber__nice_weight(PRIO_TO_NICE(p->static_prio));
+	se->inv_weight = (1ull << 32) / se->load_weight;
+}
+
+static inline struct fiber *fair_task_of(struct sched_entity *se)
+{
+	return container_of(se, struct fiber, se);
+}
+
+static inline struct sched_entity *node_se(const struct tnode *n)
+{
+	return container_of(n, struct sched_entity, node);
+}
+
+/* delta * 1024 / weight, by multiplication with 2^32 / weight */
+static inline int64_t calc_delta_fair(int64_t delta, const struct sched_entity *se)
+{
+	if (se->load_weight == NICE_0_LOAD)
+		return delta;
+	if (delta >= 0)
+		return (int64_t)(((unsigned __int128)(uint64_t)delta * NICE_0_LOAD * se->inv_weight) >> 32);
+	return -(int64_t)(((unsigned __int128)(uint64_t)-delta * NICE_0_LOAD * se->inv_weight) >> 32);
+}
+
+/* ---- the tree: ordered by deadline, augmented with min vruntime ---- */
+
+static bool fair_less(const struct tnode *a, const struct tnode *b)
+{
+	return node_se(a)->deadline < node_se(b)->deadline;
+}
+
+static void fair_augment(struct tnode *n)
+{
+	struct sched_entity *se = node_se(n);
+	int64_t m = se->vruntime;
+
+	if (n->l && node_se(n->l)->min_vruntime < m)
+		m = node_se(n->l)->min_vruntime;
+	if (n->r && node_se(n->r)->min_vruntime < m)
+		m = node_se(n->r)->min_vruntime;
+	se->min_vruntime = m;
+}
+
+/* ---- V, lag and eligibility ---- */
+
+static inline int64_t entity_key(struct cfs_rq *cfs, struct sched_entity *se)
+{
+	return se->vruntime - cfs->min_vruntime;
+}
+
+static void avg_vruntime_add(struct cfs_rq *cfs, struct sched_entity *se)
+{
+	cfs->avg_vruntime += entity_key(cfs, se) * (int64_t)se->load_weight;
+	cfs->avg_load += (int64_t)se->load_weight;
+}
+
+static void avg_vruntime_sub(struct cfs_rq *cfs, struct sched_entity *se)
+{
+	cfs->avg_vruntime -= entity_key(cfs, se) * (int64_t)se->load_weight;
+	cfs->avg_load -= (int64_t)se->load_weight;
+}
+
+/* v0 moved forward by delta: every key shrank by delta. */
+static void avg_vruntime_update(struct cfs_rq *cfs, int64_t delta)
+{
+	cfs->avg_vruntime -= cfs->avg_load * delta;
+}
+
+/* V = v0 + sum((v - v0) w) / sum(w), including curr; rounded towards -inf so that V never overshoots. */
+static int64_t avg_vruntime(struct cfs_rq *cfs)
+{
+	struct sched_entity *curr = cfs->curr;
+	int64_t avg = cfs->avg_vruntime, load = cfs->avg_load;
+
+	if (curr && curr->on_rq) {
+		avg += entity_key(cfs, curr) * (int64_t)curr->load_weight;
+		load += (int64_t)curr->load_weight;
+	}
+	if (load) {
+		if (avg < 0)
+			avg -= load - 1;
+		avg /= load;
+	}
+	return cfs->min_vruntime + avg;
+}
+
+/* v <= V, as (v - v0) * W <= sum((v_i - v0) w_i): no division. */
+static bool vruntime_eligible(struct cfs_rq *cfs, int64_t vruntime)
+{
+	struct sched_entity *curr = cfs->curr;
+	int64_t avg = cfs->avg_vruntime, load = cfs->avg_load;
+
+	if (curr && curr->on_rq) {
+		avg += entity_key(cfs, curr) * (int64_t)curr->load_weight;
+		load += (int64_t)curr->load_weight;
+	}
+	return avg >= (vruntime - cfs->min_vruntime) * load;
+}
+
+static bool entity_eligible(struct cfs_rq *cfs, struct sched_entity *se)
+{
+	return vruntime_eligible(cfs, se->vruntime);
+}
+
+/* min_vruntime only moves forward: the smaller of curr's and the tree's minimum, if larger than before. */
+static void update_min_vruntime(struct cfs_rq *cfs)
+{
+	struct sched_entity *curr = cfs->curr;
+	int64_t v = cfs->min_vruntime;
+	bool have = false;
+
+	if (curr && curr->on_rq) {
+		v = curr->vruntime;
+		have = true;
+	}
+	if (cfs->tree.root) {
+		int64_t m = node_se(cfs->tree.root)->min_vruntime;
+
+		v = have && v < m ? v : m;
+		have = true;
+	}
+	if (have && v > cfs->min_vruntime) {
+		avg_vruntime_update(cfs, v - cfs->min_vruntime);
+		cfs->min_vruntime = v;
+	}
+}
+
+static void __enqueue_entity(struct cfs_rq *cfs, struct sched_entity *se)
+{
+	avg_vruntime_add(cfs, se);
+	se->min_vruntime = se->vruntime;
+	treap_insert(&cfs->tree, &se->node);
+}
+
+static void __dequeue_entity(struct cfs_rq *cfs, struct sched_entity *se)
+{
+	treap_erase(&cfs->tree, &se->node);
+	avg_vruntime_sub(cfs, se);
+}
+
+/* ---- accounting ---- */
+
+/* A new deadline once the slice is used up: v >= vd. Returns true if it did (time to let others run). */
+static bool update_deadline(struct cfs_rq *cfs, struct sched_entity *se)
+{
+	if (se->vruntime < se->deadline)
+		return false;
+	se->slice = fiber__rt.base_slice_ns;
+	se->deadline = se->vruntime + calc_delta_fair((int64_t)se->slice, se);
+	return cfs->nr_running > 1;
+}
+
+static void update_curr_fair(struct rq *rq)
+{
+	struct cfs_rq *cfs = &rq->cfs;
+	struct sched_entity *curr = cfs->curr;
+	int64_t delta;
+
+	if (!curr || rq->curr != fair_task_of(curr))
+		return;
+	delta = fiber__update_curr_common(rq);
+	if (delta <= 0)
+		return;
+	curr->vruntime += calc_delta_fair(delta, curr);
+	if (update_deadline(cfs, curr))
+		fiber__resched_curr(rq);
+	update_min_vruntime(cfs);
+}
+
+/* Lag at dequeue, clamped to what two slices (or a tick) could have earned. */
+static void update_entity_lag(struct cfs_rq *cfs, struct sched_entity *se)
+{
+	int64_t lim = (int64_t)(2 * se->slice > fiber__rt.tick_ns ? 2 * se->slice : fiber__rt.tick_ns);
+	int64_t lag = avg_vruntime(cfs) - se->vruntime;
+
+	lim = calc_delta_fair(lim, se);
+	se->vlag = lag < -lim ? -lim : lag > lim ? lim : lag;
+}
+
+static void place_entity(struct cfs_rq *cfs, struct sched_entity *se, int flags)
+{
+	int64_t vruntime = avg_vruntime(cfs), lag = 0, vslice;
+
+	se->slice = fiber__rt.base_slice_ns;
+	vslice = calc_delta_fair((int64_t)se->slice, se);
+	/*
+	 * Keep the lag the entity had. Adding it (weight w) to a queue of load W moves V towards it by lag * w / (W + w);
+	 * placing it at V - lag * (W + w) / W leaves it with exactly its lag after the move.
+	 */
+	if (cfs->nr_running) {
+		int64_t load = cfs->avg_load;
+
+		if (cfs->curr && cfs->curr->on_rq)
+			load += (int64_t)cfs->curr->load_weight;
+		lag = se->vlag;
+		if (load)
+			lag = (int64_t)((__int128)lag * (load + (int64_t)se->load_weight) / load);
+	}
+	se->vruntime = vruntime - lag;
+	if (se->rel_deadline) {
+		/* A non-sleep move (migration, attribute change): keep the deadline relative. */
+		se->deadline += se->vruntime;
+		se->rel_deadline = false;
+		return;
+	}
+	if (flags & ENQUEUE_INITIAL)
+		vslice /= 2; /* a new fiber gets half a slice to its first deadline */
+	se->deadline = se->vruntime + vslice;
+}
+
+/* ---- class hooks ---- */
 
 static void enqueue_task_fair(struct rq *rq, struct fiber *p, int flags)
 {
 	struct cfs_rq *cfs = &rq->cfs;
+	struct sched_entity *se = &p->se;
+	bool curr = cfs->curr == se;
 
-	(void)flags;
-	FIBER_DEBUG_BUG_ON(p->se.on_rq);
-	p->se.on_rq = true;
+	FIBER_DEBUG_BUG_ON(se->on_rq);
+	update_curr_fair(rq);
+	place_entity(cfs, se, flags);
+	if (!curr)
+		__enqueue_entity(cfs, se);
+	se->on_rq = true;
 	cfs->nr_running++;
-	if (cfs->curr != &p->se)
-		list_add_tail(&p->se.run_node, &cfs->tasks);
+	add_nr_running(rq, 1);
 }
 
 static bool dequeue_task_fair(struct rq *rq, struct fiber *p, int flags)
 {
 	struct cfs_rq *cfs = &rq->cfs;
+	struct sched_entity *se = &p->se;
 
-	(void)flags;
-	FIBER_DEBUG_BUG_ON(!p->se.on_rq);
-	if (cfs->curr != &p->se)
-		list_del_init(&p->se.run_node);
-	p->se.on_rq = false;
+	FIBER_DEBUG_BUG_ON(!se->on_rq);
+	update_curr_fair(rq);
+	update_entity_lag(cfs, se);
+	if (!(flags & DEQUEUE_SLEEP)) {
+		/* PLACE_REL_DEADLINE: a move keeps its deadline relative to its vruntime */
+		se->deadline -= se->vruntime;
+		se->rel_deadline = true;
+	}
+	if (cfs->curr != se)
+		__dequeue_entity(cfs, se);
+	se->on_rq = false;
 	cfs->nr_running--;
+	sub_nr_running(rq, 1);
+	update_min_vruntime(cfs);
 	return true;
 }
 
-/* sched_yield: curr goes behind every queued peer when it is put back (put_prev_task_fair). */
+/* sched_yield: push the deadline a slice further, so that peers with earlier deadlines go first. */
 static void yield_task_fair(struct rq *rq)
 {
-	(void)rq;
+	struct cfs_rq *cfs = &rq->cfs;
+	struct sched_entity *se = cfs->curr;
+
+	if (!se || cfs->nr_running <= 1)
+		return;
+	update_curr_fair(rq);
+	se->deadline += calc_delta_fair((int64_t)se->slice, se);
+}
+
+/* The eligible entity with the earliest virtual deadline, curr included. */
+static struct sched_entity *pick_eevdf(struct cfs_rq *cfs)
+{
+	struct sched_entity *curr = cfs->curr, *best = NULL;
+	struct tnode *node = cfs->tree.root;
+
+	if (curr && !curr->on_rq)
+		curr = NULL;
+	if (cfs->nr_running == 1)
+		return curr ? curr : (node ? node_se(treap_first(&cfs->tree)) : NULL);
+	if (curr && !entity_eligible(cfs, curr))
+		curr = NULL;
+	/* RUN_TO_PARITY: curr keeps running until its slice is used (its deadline moved) or it became ineligible */
+	if (curr && curr->deadline == curr->pick_deadline)
+		return curr;
+
+	while (node) {
+		if (node->l && vruntime_eligible(cfs, node_se(node->l)->min_vruntime)) {
+			node = node->l; /* earlier deadlines, and an eligible entity among them */
+			continue;
+		}
+		if (entity_eligible(cfs, node_se(node))) {
+			best = node_se(node);
+			break;
+		}
+		node = node->r;
+	}
+	if (!best || (curr && curr->deadline < best->deadline))
+		best = curr;
+	if (!best && cfs->tree.root)
+		best = node_se(treap_first(&cfs->tree)); /* rounding: nothing eligible, take the earliest deadline */
+	return best;
+}
+
+static bool fair_idle_policy(struct fiber *p)
+{
+	return p->policy == FIBER_SCHED_IDLE;
 }
 
 static void wakeup_preempt_fair(struct rq *rq, struct fiber *p, int flags)
 {
-	(void)rq, (void)p, (void)flags;
+	struct fiber *curr = rq->curr;
+	struct cfs_rq *cfs = &rq->cfs;
+
+	if (curr == p || !cfs->curr)
+		return;
+	/* An idle-policy curr loses to any non-idle wakee; idle-policy and batch wakees never preempt. */
+	if (fair_idle_policy(curr) && !fair_idle_policy(p)) {
+		fiber__resched_curr(rq);
+		return;
+	}
+	if (p->policy != FIBER_SCHED_NORMAL)
+		return;
+	update_curr_fair(rq);
+	/* Cancel run-to-parity for the contest: p wins if it is the eligible earliest deadline. */
+	cfs->curr->pick_deadline = cfs->curr->deadline - 1;
+	if (pick_eevdf(cfs) == &p->se)
+		fiber__resched_curr(rq);
+	else
+		cfs->curr->pick_deadline = cfs->curr->deadline;
 }
 
 static struct fiber *pick_task_fair(struct rq *rq)
 {
 	struct cfs_rq *cfs = &rq->cfs;
+	struct sched_entity *se;
 
-	if (!list_empty(&cfs->tasks))
-		return container_of(list_first_entry(&cfs->tasks, struct sched_entity, run_node), struct fiber, se);
-	if (cfs->curr && cfs->curr->on_rq)
-		return container_of(cfs->curr, struct fiber, se);
-	return NULL;
+	if (!cfs->nr_running)
+		return NULL;
+	update_curr_fair(rq);
+	se = pick_eevdf(cfs);
+	return se ? fair_task_of(se) : NULL;
 }
 
 static void put_prev_task_fair(struct rq *rq, struct fiber *prev, struct fiber *next)
 {
 	struct cfs_rq *cfs = &rq->cfs;
+	struct sched_entity *se = &prev->se;
 
 	(void)next;
-	if (prev->se.on_rq)
-		list_add_tail(&prev->se.run_node, &cfs->tasks);
+	update_curr_fair(rq);
+	if (se->on_rq)
+		__enqueue_entity(cfs, se);
 	cfs->curr = NULL;
 }
 
 static void set_next_task_fair(struct rq *rq, struct fiber *p, bool first)
 {
 	struct cfs_rq *cfs = &rq->cfs;
+	struct sched_entity *se = &p->se;
 
+	if (se->on_rq)
+		__dequeue_entity(cfs, se);
+	cfs->curr = se;
+	se->pick_deadline = se->deadline; /* RUN_TO_PARITY starts here */
 	(void)first;
-	if (p->se.on_rq)
-		list_del_init(&p->se.run_node);
-	cfs->curr = &p->se;
+	update_min_vruntime(cfs);
 }
 
 static void task_tick_fair(struct rq *rq, struct fiber *curr, int queued)
 {
-	(void)rq, (void)curr, (void)queued;
+	struct cfs_rq *cfs = &rq->cfs;
+
+	(void)curr, (void)queued;
+	update_curr_fair(rq);
+	/* Ineligible curr (its lag went negative while others wait): let pick_eevdf decide now. */
+	if (cfs->curr && cfs->nr_running > 1 && !entity_eligible(cfs, cfs->curr))
+		fiber__resched_curr(rq);
+}
+
+static void task_fork_fair(struct fiber *p)
+{
+	struct sched_entity *se = &p->se;
+
+	fiber__set_load_weight(p);
+	se->slice = fiber__rt.base_slice_ns;
+	se->vlag = 0;
+	se->rel_deadline = false;
+	se->on_rq = false;
+}
+
+/* A nice change on a dequeued entity (the change pattern): keep the real lag w * vlag. */
+static void reweight_task_fair(struct rq *rq, struct fiber *p, uint64_t weight)
+{
+	struct sched_entity *se = &p->se;
+	uint64_t old = se->load_weight;
+
+	(void)rq;
+	if (old == weight)
+		return;
+	se->vlag = (int64_t)((__int128)se->vlag * (int64_t)old / (int64_t)weight);
+	if (se->rel_deadline)
+		se->deadline = (int64_t)((__int128)se->deadline * (int64_t)old / (int64_t)weight);
+	se->load_weight = weight;
+	se->inv_weight = (1ull << 32) / weight;
+}
+
+static void switched_to_fair(struct rq *rq, struct fiber *p)
+{
+	(void)rq;
+	(void)p;
+}
+
+static void prio_changed_fair(struct rq *rq, struct fiber *p, int oldprio)
+{
+	(void)oldprio;
+	if (rq->curr != p && task_on_rq_queued(p) && rq->curr->sched_class == p->sched_class)
+		wakeup_preempt_fair(rq, p, 0);
 }
 
 const struct sched_class fiber__fair_sched_class = {
 	.name = "fair",
+	.rank = 3,
 	.enqueue_task = enqueue_task_fair,
 	.dequeue_task = dequeue_task_fair,
 	.yield_task = yield_task_fair,
@@ -88,11 +466,16 @@ const struct sched_class fiber__fair_sched_class = {
 	.put_prev_task = put_prev_task_fair,
 	.set_next_task = set_next_task_fair,
 	.task_tick = task_tick_fair,
+	.task_fork = task_fork_fair,
+	.switched_to = switched_to_fair,
+	.prio_changed = prio_changed_fair,
+	.update_curr = update_curr_fair,
+	.reweight_task = reweight_task_fair,
 };
 
-/* The ordered class table: the only thing core.c knows about policy. */
-const struct sched_class *const fiber__classes[] = {
-	&fiber__fair_sched_class,
-	&fiber__idle_sched_class,
-};
-const unsigned fiber__nr_classes = ARRAY_SIZE(fiber__classes);
+/* Init a cfs_rq (worker start). */
+__hidden void fiber__init_cfs_rq(struct cfs_rq *cfs)
+{
+	memset(cfs, 0, sizeof(*cfs));
+	treap_init(&cfs->tree, fair_less, fair_augment);
+}

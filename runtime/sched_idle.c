@@ -53,6 +53,7 @@ static void task_tick_idle(struct rq *rq, struct fiber *curr, int queued)
 
 const struct sched_class fiber__idle_sched_class = {
 	.name = "idle",
+	.rank = 4,
 	.enqueue_task = enqueue_task_idle,
 	.dequeue_task = dequeue_task_idle,
 	.yield_task = yield_task_idle,

@@ -84,13 +84,13 @@ int fiber__stack_alloc(struct fiber *p, size_t size)
 				base = fiber__rt.gstacks.stacks[--fiber__rt.gstacks.nr];
 			spin_unlock(&fiber__rt.stack_lock);
 		}
-		if (base)
-			stack_prepare_reuse(base, total);
 	}
 	if (!base)
 		base = stack_map(total);
 	if (!base)
 		return -ENOMEM;
+	/* Also a fresh mapping: it may reuse addresses of an unmapped stack whose shadow is still poisoned. */
+	stack_prepare_reuse(base, total);
 	p->stack_base = base;
 	p->stack_size = total;
 	return 0;

@@ -4,8 +4,10 @@
  * A binary min-heap of struct fiber_timer ordered by expiry (sched_clock ns). The owning worker runs due timers
  * before it takes its rq lock (schedule, preemption points) and in its idle loop, which sleeps until the earliest
  * expiry. Any thread may delete a timer (a fiber woken early removes its own timer, maybe from another worker), so
- * the heap has a lock; it is a leaf lock. A firing timer sets t->fired and wakes its fiber after the lock is dropped
- * (wake_q), so try_to_wake_up never runs under the timer lock.
+ * the heap has a lock; it is a leaf lock. Due timers are taken off the heap under the lock and run after it is
+ * dropped: t->fired is set, then t->fn(t) runs (NULL: wake t->fiber), so try_to_wake_up and the deadline class's
+ * replenishment never run under the timer lock. While a callback runs, base->running names its timer and
+ * fiber__timer_del waits for it (hrtimer_cancel), so a timer's memory may go as soon as timer_del returns.
  */
 #include "internal.h"
 
@@ -89,8 +91,12 @@ static void heap_remove(struct timer_base *b, struct fiber_timer *t)
 	update_next(b);
 }
 
-/* Arm @t on @b. Returns with the timer armed; the heap grows as needed (a failed growth waits and retries). */
-void fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expires, struct fiber *p)
+/*
+ * Arm @t on @b (t->fn must be set or NULL beforehand). The heap grows as needed (a failed growth waits and retries).
+ * Returns true when @t became the earliest timer: a caller on another worker then kicks @b's worker, whose idle
+ * sleep was computed for a later expiry.
+ */
+bool fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expires, struct fiber *p)
 {
 	t->expires = expires;
 	t->fiber = p;
@@ -134,7 +140,10 @@ void fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expi
 	t->idx = (int)b->nr++;
 	sift_up(b, (unsigned)t->idx);
 	update_next(b);
+	bool first = b->heap[0] == t;
+
 	spin_unlock(&b->lock);
+	return first;
 }
 
 /* Disarm @t if it has not fired. After this returns the timer code no longer touches @t. */
@@ -148,22 +157,36 @@ void fiber__timer_del(struct fiber_timer *t)
 	if (t->idx >= 0)
 		heap_remove(b, t);
 	spin_unlock(&b->lock);
+	/* Its callback may be running right now on the owning worker: wait for it. */
+	while (atomic_load_explicit(&b->running, memory_order_acquire) == t)
+		cpu_relax();
 }
 
-/* Fire every timer due at @now. */
+/*
+ * Fire every timer due at @now. Called by the owning worker only, with no lock held. One timer at a time: it is
+ * taken off the heap and named in base->running under the lock, so a concurrent timer_del either removes it first
+ * or sees it running and waits until its callback returned.
+ */
 void fiber__run_timers(struct timer_base *b, uint64_t now)
 {
-	DEFINE_WAKE_Q(wq);
+	for (;;) {
+		struct fiber_timer *t;
 
-	spin_lock(&b->lock);
-	while (b->nr && b->heap[0]->expires <= now) {
-		struct fiber_timer *t = b->heap[0];
-
+		spin_lock(&b->lock);
+		if (!b->nr || b->heap[0]->expires > now) {
+			spin_unlock(&b->lock);
+			return;
+		}
+		t = b->heap[0];
 		heap_remove(b, t);
-		/* The condition first, then the wake-up (queued: it runs after the lock is dropped). */
+		atomic_store_explicit(&b->running, t, memory_order_relaxed);
+		spin_unlock(&b->lock);
+
 		atomic_store_explicit(&t->fired, true, memory_order_release);
-		fiber__wake_q_add(&wq, t->fiber);
+		if (t->fn)
+			t->fn(t);
+		else
+			fiber__wake_up_process(t->fiber);
+		atomic_store_explicit(&b->running, NULL, memory_order_release);
 	}
-	spin_unlock(&b->lock);
-	fiber__wake_up_q(&wq);
 }

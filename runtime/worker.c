@@ -11,11 +11,83 @@
 #include "internal.h"
 
 #include <linux/futex.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #define IDLE_POLL_NS 20000 /* poll this long before sleeping: cheaper than a futex round trip for quick work */
+
+/*
+ * The tick: a per-worker POSIX timer (CLOCK_MONOTONIC, SIGEV_THREAD_ID) sends FIBER_TICK_SIGNAL to the worker at
+ * tick_hz while it runs fibers. The handler only marks the tick pending (it takes no scheduler lock, allocates
+ * nothing); the accounting runs at the next preemption point (fiber__sched_tick). An idle worker stops its tick
+ * before it sleeps and restarts it when it has fibers to run again (NOHZ idle), so a sleeping runtime gets no
+ * signals.
+ */
+#define FIBER_TICK_SIGNAL (SIGRTMIN + 2)
+static pthread_once_t tick_once = PTHREAD_ONCE_INIT;
+static bool tick_ok;
+
+static void tick_handler(int sig)
+{
+	struct worker *w = this_worker();
+
+	(void)sig;
+	if (w)
+		atomic_store_explicit(&w->tick_pending, 1, memory_order_relaxed);
+}
+
+static void tick_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = tick_handler;
+	sa.sa_flags = SA_RESTART; /* interrupted system calls of fiber code restart where the kernel allows it */
+	sigemptyset(&sa.sa_mask);
+	tick_ok = sigaction(FIBER_TICK_SIGNAL, &sa, NULL) == 0;
+	if (!tick_ok)
+		fprintf(stderr, "libfiber: cannot install the tick signal handler; running without a tick\n");
+}
+
+static void tick_create(struct worker *w)
+{
+	struct sigevent sev;
+
+	pthread_once(&tick_once, tick_install);
+	if (!tick_ok)
+		return;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = FIBER_TICK_SIGNAL;
+	sev._sigev_un._tid = w->tid;
+	w->have_tick_timer = timer_create(CLOCK_MONOTONIC, &sev, &w->tick_timer) == 0;
+}
+
+void fiber__tick_arm(struct worker *w)
+{
+	struct itimerspec its;
+	uint64_t ns = fiber__rt.tick_ns;
+
+	if (!w->have_tick_timer || w->tick_armed)
+		return;
+	its.it_interval.tv_sec = its.it_value.tv_sec = (time_t)(ns / 1000000000ull);
+	its.it_interval.tv_nsec = its.it_value.tv_nsec = (long)(ns % 1000000000ull);
+	w->tick_armed = timer_settime(w->tick_timer, 0, &its, NULL) == 0;
+}
+
+void fiber__tick_disarm(struct worker *w)
+{
+	struct itimerspec its;
+
+	if (!w->tick_armed)
+		return;
+	memset(&its, 0, sizeof(its));
+	timer_settime(w->tick_timer, 0, &its, NULL);
+	w->tick_armed = false;
+	atomic_store_explicit(&w->tick_pending, 0, memory_order_relaxed);
+}
 
 void fiber__idle_mask_set(int cpu, bool idle)
 {
@@ -65,6 +137,7 @@ static void idle_sleep(struct worker *w)
 	/* Stop polling; the full fence orders it before the re-checks and pairs with the waker's fetch_or. */
 	val = atomic_fetch_and_explicit(&idle->tif, ~TIF_POLLING, memory_order_seq_cst) & ~TIF_POLLING;
 	if (!(val & TIF_NEED_RESCHED) && !idle_has_work(w)) {
+		fiber__tick_disarm(w);
 		if (next != UINT64_MAX) {
 			uint64_t now = fiber__sched_clock();
 			uint64_t d = next > now ? next - now : 0;
@@ -111,6 +184,7 @@ static void do_idle(struct worker *w)
 			idle_sleep(w);
 			poll_until = 0;
 		}
+		fiber__tick_arm(w);
 		fiber__schedule_idle();
 		w = this_worker();
 	}
@@ -134,9 +208,14 @@ static void *worker_main(void *arg)
 
 	w->current = idle;
 	w->preempt_count = 1; /* the idle fiber runs with preemption disabled (init_idle_preempt_count) */
+	w->tid = gettid();
+	tick_create(w);
+	idle->exec_start = fiber__sched_clock();
 	fiber__idle_mask_set(w->id, true);
 	do_idle(w);
 	fiber__idle_mask_set(w->id, false);
+	if (w->have_tick_timer)
+		timer_delete(w->tick_timer);
 	fiber__tls_worker = NULL;
 	return NULL;
 }
@@ -149,8 +228,15 @@ static void worker_init(struct worker *w, int id)
 	w->id = id;
 	spin_lock_init(&w->rq.lock);
 	w->rq.cpu = id;
-	INIT_LIST_HEAD(&w->rq.cfs.tasks);
+	fiber__init_cfs_rq(&w->rq.cfs);
+	fiber__init_rt_rq(&w->rq.rt);
+	fiber__init_dl_rq(&w->rq.dl);
 	fiber__timer_base_init(&w->timers);
+	w->timers.cpu = id;
+	spin_lock_init(&w->all_lock);
+	INIT_LIST_HEAD(&w->all_fibers);
+	spin_lock_init(&w->stop_lock);
+	INIT_LIST_HEAD(&w->stop_work);
 
 	/* The idle fiber: id 0, always RUNNING, never queued, on the CPU from the start. */
 	idle->id = 0;
@@ -158,6 +244,8 @@ static void worker_init(struct worker *w, int id)
 	idle->cpu = idle->wake_cpu = id;
 	idle->sched_class = &fiber__idle_sched_class;
 	idle->policy = FIBER_SCHED_IDLE;
+	idle->prio = idle->normal_prio = idle->static_prio = MAX_RT_PRIO + 40; /* below every fair fiber */
+	idle->dl.dl_cpu = -1;
 	atomic_init(&idle->on_cpu, 1);
 	atomic_init(&idle->tif, TIF_POLLING);
 	atomic_init(&idle->usage, 1);

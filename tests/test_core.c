@@ -87,11 +87,19 @@ static void *abc_fn(void *arg)
 static void abc_main(void *arg)
 {
 	fiber_t *f[3];
+	struct fiber_attr a;
 
+	/* Same FIFO level: a yield goes to the tail, so the order is exactly A, B, C, A, ... */
+	fiber_attr_init(&a);
+	a.sched.policy = FIBER_SCHED_FIFO;
+	a.sched.priority = 10;
 	fmain = fiber_self();
-	fiber_spawn(&f[0], NULL, abc_fn, NULL);
-	fiber_spawn(&f[1], NULL, abc_fn, NULL);
-	fiber_spawn(&f[2], NULL, abc_fn, NULL);
+	/* main above them, so that they start only once it blocks in join */
+	struct fiber_sched_attr hi = { .policy = FIBER_SCHED_FIFO, .priority = 20 };
+	fiber_setattr(NULL, &hi);
+	fiber_spawn(&f[0], &a, abc_fn, NULL);
+	fiber_spawn(&f[1], &a, abc_fn, NULL);
+	fiber_spawn(&f[2], &a, abc_fn, NULL);
 	fa = f[0], fb = f[1], fc = f[2];
 	for (int i = 0; i < 3; i++)
 		fiber_join(f[i], NULL);

@@ -12,7 +12,8 @@ static const char *const api[] = {
 	"fiber_exit", "fiber_self", "fiber_id", "fiber_yield", "fiber_sleep", "fiber_cancel", "fiber_setattr",
 	"fiber_getattr", "fiber_preempt_disable", "fiber_preempt_enable", "fiber_cond_resched",
 	"fiber_migrate_disable", "fiber_migrate_enable", "fiber_preempt_notifier_init",
-	"fiber_preempt_notifier_register", "fiber_preempt_notifier_unregister",
+	"fiber_preempt_notifier_register", "fiber_preempt_notifier_unregister", "fiber_stats", "fiber_worker_stats",
+	"fiber_dump",
 };
 
 static void test_symbols_exported_exactly(void **state)
