@@ -1323,5 +1323,6 @@ int fiber_getattr(fiber_t *f, struct fiber_sched_attr *a)
 		a->period_ns = p->dl.dl_period;
 	}
 	spin_unlock(&p->pi_lock);
+	fiber__preempt_point();
 	return 0;
 }

@@ -635,6 +635,7 @@ int fiber_detach(fiber_t *f)
 	if (!atomic_compare_exchange_strong(&f->join_state, &expected, JOIN_DETACHED))
 		return -EINVAL;
 	fiber__put_task_struct(f);
+	fiber__preempt_point();
 	return 0;
 }
 

@@ -52,6 +52,7 @@ int fiber_stats(fiber_t *f, struct fiber_stats *out)
 	out->wait_ns = p->wait_sum + (p->wait_start ? rq->clock - p->wait_start : 0);
 	out->nr_migrations = p->nr_migrations;
 	fiber__task_rq_unlock(rq, p);
+	fiber__preempt_point();
 	return 0;
 }
 
