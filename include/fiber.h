@@ -39,7 +39,7 @@ extern "C" {
 struct fiber_config {
 	unsigned workers;    /* worker pthreads; 0 = online CPUs (env FIBER_WORKERS overrides) */
 	size_t stack_size;   /* default fiber stack; 0 = 256 KiB (env FIBER_STACK_SIZE) */
-	unsigned tick_hz;    /* scheduler tick per worker; 0 = 1000 */
+	unsigned tick_hz;    /* scheduler tick per worker; 0 = 1000 (env FIBER_TICK_HZ), at most 100000 */
 	unsigned io_entries; /* io_uring SQ entries per worker; 0 = 256 */
 	unsigned flags;      /* FIBER_CFG_*; none defined yet, must be 0 */
 };
@@ -57,8 +57,9 @@ void fiber_config_init(struct fiber_config *cfg);
 
 /*
  * fiber_runtime_start - create the workers and start scheduling.
- * @cfg: NULL for the defaults. FIBER_WORKERS and FIBER_STACK_SIZE in the environment override workers and
- *       stack_size when those are 0.
+ * @cfg: NULL for the defaults. FIBER_WORKERS, FIBER_STACK_SIZE and FIBER_TICK_HZ in the environment override
+ *       workers, stack_size and tick_hz when those are 0; FIBER_RR_TIMESLICE_MS sets the SCHED_RR time slice
+ *       (default 100 ms).
  * Returns 0, -EBUSY if a runtime is already running, -EINVAL for a bad field or environment value (a message on
  * stderr says which), -ENOMEM, or the -errno of a failed pthread_create.
  * Context: any thread that is not a fiber.

@@ -122,18 +122,7 @@ void fiber__activate_task(struct rq *rq, struct fiber *p, int flags)
 	atomic_store_explicit(&p->on_rq, TASK_ON_RQ_QUEUED, memory_order_relaxed);
 }
 
-/* Charge the running fiber the time since it was last charged; returns the delta (ns). rq->lock held. */
-int64_t fiber__update_curr_common(struct rq *rq)
-{
-	struct fiber *curr = rq->curr;
-	int64_t delta = (int64_t)(rq->clock - curr->exec_start);
 
-	if (delta <= 0)
-		return 0;
-	curr->exec_start = rq->clock;
-	curr->sum_exec_runtime += (uint64_t)delta;
-	return delta;
-}
 
 /* Migration-style removal: on_rq = MIGRATING covers the gap between the two rq locks (B4). */
 void fiber__deactivate_task(struct rq *rq, struct fiber *p, int flags)
@@ -388,8 +377,8 @@ int fiber__try_to_wake_up(struct fiber *p, unsigned state, int wake_flags)
 	}
 
 	spin_lock(&p->pi_lock);
-	/* Pairs with the full fence after the waiter's state store (set_current_state) and in __schedule (D1). */
-	atomic_thread_fence(memory_order_seq_cst);
+	/* Pairs with the full barrier after the waiter's state store (set_current_state) and in __schedule (D1). */
+	smp_mb__after_spinlock();
 	if (!(atomic_load_explicit(&p->state, memory_order_relaxed) & state))
 		goto unlock;
 	success = 1;
@@ -676,11 +665,23 @@ static struct fiber *pick_next_task(struct rq *rq, struct fiber *prev)
 {
 	struct fiber *next = NULL;
 
+	/*
+	 * Fast path (__pick_next_task): prev is not above fair and every runnable fiber is fair, so no higher class
+	 * can have anything; ask fair directly and fall back to idle.
+	 */
+	if (likely(!sched_class_above(prev->sched_class, &fiber__fair_sched_class) &&
+		   atomic_load_explicit(&rq->nr_running, memory_order_relaxed) == rq->cfs.nr_running)) {
+		next = fiber__fair_sched_class.pick_task(rq);
+		if (!next)
+			next = rq->idle;
+		goto picked;
+	}
 	for (unsigned i = 0; i < ARRAY_SIZE(fiber__classes); i++) {
 		next = fiber__classes[i]->pick_task(rq);
 		if (next)
 			break;
 	}
+picked:
 	/* The idle class always returns a fiber. Picking prev again changes nothing (put_prev_set_next_task). */
 	if (next != prev) {
 		prev->sched_class->put_prev_task(rq, prev, next);
@@ -714,9 +715,9 @@ static void __schedule(int sched_mode)
 	w->preempt_count++;
 	/*
 	 * smp_mb__after_spinlock: orders the caller's state store (set_current_state) before the reads below and pairs
-	 * with the fence in try_to_wake_up (D1).
+	 * with the one in try_to_wake_up (D1).
 	 */
-	atomic_thread_fence(memory_order_seq_cst);
+	smp_mb__after_spinlock();
 	fiber__update_rq_clock(rq);
 	if (sched_mode == SM_YIELD)
 		prev->sched_class->yield_task(rq);
@@ -877,11 +878,13 @@ void fiber__schedule_tail(struct fiber *prev)
 		preempt_schedule();
 }
 
-/* set_current_state: state store, then a full fence before the caller checks its condition (D1). */
+/*
+ * set_current_state: state store, then a full barrier before the caller checks its condition (D1). A seq_cst
+ * exchange is the store and the barrier in one instruction (smp_store_mb is an xchg on x86).
+ */
 void fiber__set_current_state(unsigned state)
 {
-	atomic_store_explicit(&this_worker()->current->state, state, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);
+	atomic_exchange_explicit(&this_worker()->current->state, state, memory_order_seq_cst);
 }
 
 /* do_task_dead: DEAD under pi_lock (set_special_state, D5), then the final switch. */

@@ -262,8 +262,15 @@ int fiber_runtime_start(const struct fiber_config *cfg)
 		}
 		c.stack_size = r > 0 ? (size_t)v : 256 * 1024;
 	}
-	if (!c.tick_hz)
-		c.tick_hz = 1000;
+	if (!c.tick_hz) {
+		r = env_size("FIBER_TICK_HZ", &v);
+		if (r < 0 || (r > 0 && (v == 0 || v > 100000))) {
+			fprintf(stderr, "libfiber: FIBER_TICK_HZ=\"%s\" is not a tick rate in 1..100000 Hz\n",
+				getenv("FIBER_TICK_HZ"));
+			return -EINVAL;
+		}
+		c.tick_hz = r > 0 ? (unsigned)v : 1000;
+	}
 	r = env_size("FIBER_RR_TIMESLICE_MS", &v);
 	if (r < 0 || (r > 0 && (v == 0 || v > 100000))) {
 		fprintf(stderr, "libfiber: FIBER_RR_TIMESLICE_MS=\"%s\" is not a time slice in 1..100000 ms\n",

@@ -156,9 +156,10 @@ static inline void spin_lock_init(spinlock_t *l)
 {
 	atomic_init(&l->locked, 0);
 }
+/* acq_rel: nothing before the lock sinks below it (smp_mb__after_spinlock relies on that). */
 static inline void spin_lock(spinlock_t *l)
 {
-	if (likely(!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire)))
+	if (likely(!atomic_exchange_explicit(&l->locked, 1, memory_order_acq_rel)))
 		return;
 	fiber__spin_lock_slow(l);
 }
@@ -176,6 +177,18 @@ static inline bool spin_is_locked(spinlock_t *l)
 	return atomic_load_explicit(&l->locked, memory_order_relaxed) != 0;
 }
 #define lockdep_assert_held(l) FIBER_DEBUG_BUG_ON(!spin_is_locked(l))
+
+/*
+ * smp_mb__after_spinlock: a full barrier right after spin_lock(). The lock is taken with an xchg, and on x86 an
+ * xchg (like every LOCK-prefixed instruction) is a full barrier; the acq_rel exchange keeps the compiler from moving
+ * earlier accesses below it or later ones above it. So, as in the kernel's x86 definition, only the compiler needs
+ * stopping here. (C11 alone would not promise a full fence; the ISA does.)
+ */
+#if defined(__x86_64__)
+#define smp_mb__after_spinlock() atomic_signal_fence(memory_order_seq_cst)
+#else
+#define smp_mb__after_spinlock() atomic_thread_fence(memory_order_seq_cst)
+#endif
 
 /* ------------------------------------------------------------------------------------------------------------
  * Task state, on_rq, flags (the kernel's values)
@@ -621,7 +634,6 @@ __hidden void fiber__put_task_struct(struct fiber *p);
 __hidden void fiber__preempt_point(void);
 __hidden void fiber__set_current_state(unsigned state);
 __hidden void fiber__kick_worker(struct worker *w);
-__hidden int64_t fiber__update_curr_common(struct rq *rq);
 __hidden struct rq *fiber__task_rq_lock(struct fiber *p);
 __hidden void fiber__task_rq_unlock(struct rq *rq, struct fiber *p);
 __hidden void fiber__sched_tick(struct worker *w);
@@ -636,6 +648,19 @@ static inline void sub_nr_running(struct rq *rq, unsigned n)
 {
 	atomic_store_explicit(&rq->nr_running, atomic_load_explicit(&rq->nr_running, memory_order_relaxed) - n,
 			      memory_order_relaxed);
+}
+
+/* Charge the running fiber the time since it was last charged; returns the delta (ns). rq->lock held. */
+static inline int64_t fiber__update_curr_common(struct rq *rq)
+{
+	struct fiber *curr = rq->curr;
+	int64_t delta = (int64_t)(rq->clock - curr->exec_start);
+
+	if (delta <= 0)
+		return 0;
+	curr->exec_start = rq->clock;
+	curr->sum_exec_runtime += (uint64_t)delta;
+	return delta;
 }
 
 /* Kernel priority numbering (lower is more important): dl -1, rt 0..98, fair 100..139. */

@@ -74,7 +74,7 @@ static bool fair_less(const struct tnode *a, const struct tnode *b)
 	return node_se(a)->deadline < node_se(b)->deadline;
 }
 
-static void fair_augment(struct tnode *n)
+static bool fair_augment(struct tnode *n)
 {
 	struct sched_entity *se = node_se(n);
 	int64_t m = se->vruntime;
@@ -83,7 +83,10 @@ static void fair_augment(struct tnode *n)
 		m = node_se(n->l)->min_vruntime;
 	if (n->r && node_se(n->r)->min_vruntime < m)
 		m = node_se(n->r)->min_vruntime;
+	if (se->min_vruntime == m)
+		return false;
 	se->min_vruntime = m;
+	return true;
 }
 
 /* ---- V, lag and eligibility ---- */
@@ -310,28 +313,39 @@ static struct sched_entity *pick_eevdf(struct cfs_rq *cfs)
 {
 	struct sched_entity *curr = cfs->curr, *best = NULL;
 	struct tnode *node = cfs->tree.root;
+	int64_t avg, load, v0 = cfs->min_vruntime;
 
 	if (curr && !curr->on_rq)
 		curr = NULL;
 	if (cfs->nr_running == 1)
 		return curr ? curr : (node ? node_se(treap_first(&cfs->tree)) : NULL);
-	if (curr && !entity_eligible(cfs, curr))
+
+	/* The eligibility test v <= V as (v - v0) * load <= avg, with the sums computed once for the whole walk. */
+	avg = cfs->avg_vruntime;
+	load = cfs->avg_load;
+	if (curr) {
+		avg += (curr->vruntime - v0) * (int64_t)curr->load_weight;
+		load += (int64_t)curr->load_weight;
+	}
+#define ELIGIBLE(v) (avg >= ((v)-v0) * load)
+	if (curr && !ELIGIBLE(curr->vruntime))
 		curr = NULL;
 	/* RUN_TO_PARITY: curr keeps running until its slice is used (its deadline moved) or it became ineligible */
 	if (curr && curr->deadline == curr->pick_deadline)
 		return curr;
 
 	while (node) {
-		if (node->l && vruntime_eligible(cfs, node_se(node->l)->min_vruntime)) {
+		if (node->l && ELIGIBLE(node_se(node->l)->min_vruntime)) {
 			node = node->l; /* earlier deadlines, and an eligible entity among them */
 			continue;
 		}
-		if (entity_eligible(cfs, node_se(node))) {
+		if (ELIGIBLE(node_se(node)->vruntime)) {
 			best = node_se(node);
 			break;
 		}
 		node = node->r;
 	}
+#undef ELIGIBLE
 	if (!best || (curr && curr->deadline < best->deadline))
 		best = curr;
 	if (!best && cfs->tree.root)

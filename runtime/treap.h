@@ -5,7 +5,8 @@
  *
  * A binary search tree by the caller's less() that is also a heap by a random priority per node, which keeps it
  * balanced in expectation without the case analysis of a red-black tree. augment(n), when not NULL, recomputes n's
- * augmented data from n and its children; it is called bottom-up on every node whose subtree changed.
+ * augmented data from n and its children and says whether it changed; it is called bottom-up on the nodes whose
+ * subtree changed, stopping at the first ancestor whose value stays the same (its ancestors' inputs are unchanged).
  */
 #ifndef FIBER_TREAP_H
 #define FIBER_TREAP_H
@@ -23,11 +24,11 @@ struct treap {
 	struct tnode *root;
 	uint32_t seed;
 	bool (*less)(const struct tnode *a, const struct tnode *b);
-	void (*augment)(struct tnode *n);
+	bool (*augment)(struct tnode *n);
 };
 
 static inline void treap_init(struct treap *t, bool (*less)(const struct tnode *, const struct tnode *),
-			      void (*augment)(struct tnode *))
+			      bool (*augment)(struct tnode *))
 {
 	t->root = NULL;
 	t->seed = 0x9e3779b9u;
@@ -35,10 +36,9 @@ static inline void treap_init(struct treap *t, bool (*less)(const struct tnode *
 	t->augment = augment;
 }
 
-static inline void treap_update(struct treap *t, struct tnode *n)
+static inline bool treap_update(struct treap *t, struct tnode *n)
 {
-	if (t->augment)
-		t->augment(n);
+	return t->augment && t->augment(n);
 }
 
 /* Replace the link that points to @old (from its parent, or the root) with @new. */
@@ -81,7 +81,8 @@ static inline void treap_rotate_up(struct treap *t, struct tnode *c)
 static inline void treap_fixup_path(struct treap *t, struct tnode *n)
 {
 	for (; n; n = n->parent)
-		treap_update(t, n);
+		if (!treap_update(t, n))
+			break;
 }
 
 static inline void treap_insert(struct treap *t, struct tnode *n)
