@@ -226,6 +226,12 @@ static int select_task_rq(struct fiber *p, int wake_flags)
 	/* Partitioned EDF: a deadline fiber runs on the worker that holds its bandwidth. */
 	if (dl_policy(p->policy) && p->dl.dl_cpu >= 0)
 		return p->dl.dl_cpu;
+	/*
+	 * Fork: stay on the spawning worker (its caches are warm and the spawner often blocks next, in a join);
+	 * idle workers pull queued fibers (balance.c), and wakep kicks one when work piles up here.
+	 */
+	if ((wake_flags & WF_FORK) && w && cpu_allowed(p, w->id))
+		return w->id;
 	/* Wake-up: the previous worker if it is idle (cache affinity), then the waker's if it is idle. */
 	if (!(wake_flags & WF_FORK) && cpu_allowed(p, prev) && worker_idle(prev))
 		return prev;
@@ -237,11 +243,7 @@ static int select_task_rq(struct fiber *p, int wake_flags)
 		return cpu;
 	if (!(wake_flags & WF_FORK) && cpu_allowed(p, prev))
 		return prev;
-	/* Fork, or prev not allowed: the least loaded allowed worker, the local one on a tie. */
-	if (w && cpu_allowed(p, w->id)) {
-		best = w->id;
-		best_load = atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed);
-	}
+	/* Fork from outside a worker, or prev not allowed: the least loaded allowed worker. */
 	for (cpu = 0; cpu < (int)fiber__rt.nr_workers; cpu++) {
 		unsigned load;
 
@@ -318,6 +320,7 @@ static void ttwu_queue(struct fiber *p, int cpu, int wake_flags)
 	fiber__update_rq_clock(rq);
 	ttwu_do_activate(rq, p, wake_flags);
 	spin_unlock(&rq->lock);
+	fiber__wakep(rq);
 }
 
 /*
@@ -440,6 +443,7 @@ void fiber__wake_up_new_task(struct fiber *p)
 	fiber__wakeup_preempt(rq, p, WF_FORK);
 	spin_unlock(&rq->lock);
 	spin_unlock(&p->pi_lock);
+	fiber__wakep(rq);
 }
 
 /* ------------------------------------------------------------------------------------------------------------

@@ -431,6 +431,7 @@ struct rq {
 	struct rt_rq rt;
 	struct dl_rq dl;
 	uint64_t idle_ns;     /* rq->lock */
+	uint64_t pulled, pushed; /* fibers moved here / away by balancing; rq->lock */
 	uint64_t clock;       /* update_rq_clock(), rq->lock */
 	uint64_t nr_switches; /* rq->lock */
 	int cpu;
@@ -725,6 +726,11 @@ __hidden void fiber__tick_disarm(struct worker *w);
 __hidden void fiber__workers_stop(void);
 __hidden void fiber__idle_mask_set(int cpu, bool idle);
 __hidden int fiber__first_idle_worker(const cpu_set_t *allowed);
+
+/* balance.c */
+__hidden bool fiber__newidle_balance(struct worker *w);
+__hidden void fiber__wakep(struct rq *rq);
+__hidden void fiber__idle_polling(bool on);
 
 /* clock.c: sched_clock(), nanoseconds, monotonic, cheap (TSC scaled when it is invariant) */
 __hidden uint64_t fiber__sched_clock(void);

@@ -72,6 +72,8 @@ int fiber_worker_stats(int worker, struct fiber_worker_stats *out)
 	out->nr_switches = rq->nr_switches;
 	out->nr_running = atomic_load_explicit(&rq->nr_running, memory_order_relaxed);
 	out->idle_ns = rq->idle_ns;
+	out->pulled = rq->pulled;
+	out->pushed = rq->pushed;
 	spin_unlock(&rq->lock);
 	return 0;
 }

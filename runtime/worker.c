@@ -152,11 +152,15 @@ static void idle_sleep(struct worker *w)
 	atomic_fetch_or_explicit(&idle->tif, TIF_POLLING, memory_order_seq_cst);
 }
 
-/* do_idle: the idle fiber's loop. Returns when the runtime stops. */
+/*
+ * do_idle: the idle fiber's loop. Returns when the runtime stops. While it polls it also looks for queued fibers
+ * on busier workers (newidle balance) every microsecond or so.
+ */
 static void do_idle(struct worker *w)
 {
 	for (;;) {
-		uint64_t poll_until = 0;
+		uint64_t poll_until = 0, next_pull = 0;
+		bool polling = false;
 
 		for (;;) {
 			uint64_t next, now;
@@ -164,26 +168,39 @@ static void do_idle(struct worker *w)
 			if (atomic_load_explicit(&w->wake_list, memory_order_relaxed))
 				fiber__sched_ttwu_pending(w);
 			next = atomic_load_explicit(&w->timers.next_expiry, memory_order_relaxed);
-			if (next != UINT64_MAX) {
-				now = fiber__sched_clock();
-				if (now >= next)
-					fiber__run_timers(&w->timers, now);
-			}
+			now = fiber__sched_clock();
+			if (next != UINT64_MAX && now >= next)
+				fiber__run_timers(&w->timers, now);
 			if (atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed))
 				break;
 			if (atomic_load_explicit(&fiber__rt.stopping, memory_order_acquire))
-				return;
+				break;
 			clear_tsk_need_resched(&w->idle_fiber);
-			now = fiber__sched_clock();
-			if (!poll_until)
+			if (now >= next_pull) {
+				if (fiber__newidle_balance(w))
+					break;
+				next_pull = now + 1000;
+			}
+			if (!poll_until) {
 				poll_until = now + IDLE_POLL_NS;
+				fiber__idle_polling(true);
+				polling = true;
+			}
 			if (now < poll_until) {
 				cpu_relax();
 				continue;
 			}
+			fiber__idle_polling(false);
+			polling = false;
 			idle_sleep(w);
 			poll_until = 0;
+			next_pull = 0;
 		}
+		if (polling)
+			fiber__idle_polling(false);
+		if (atomic_load_explicit(&fiber__rt.stopping, memory_order_acquire) &&
+		    !atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed))
+			return;
 		fiber__tick_arm(w);
 		fiber__schedule_idle();
 		w = this_worker();
