@@ -50,6 +50,7 @@ static void sample(uint64_t *tsc, uint64_t *ns)
 {
 	uint64_t best = UINT64_MAX;
 
+	*tsc = *ns = 0;
 	for (int i = 0; i < 5; i++) {
 		uint64_t a = __rdtsc(), n = mono_ns(), b = __rdtsc();
 

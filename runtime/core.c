@@ -232,6 +232,10 @@ static int select_task_rq(struct fiber *p, int wake_flags)
 	 */
 	if ((wake_flags & WF_FORK) && w && cpu_allowed(p, w->id))
 		return w->id;
+	/* Sync wake-up (the waker exits or blocks right after): the waker's worker, unless it has other work. */
+	if ((wake_flags & WF_SYNC) && w && cpu_allowed(p, w->id) &&
+	    atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed) <= 1)
+		return w->id;
 	/* Wake-up: the previous worker if it is idle (cache affinity), then the waker's if it is idle. */
 	if (!(wake_flags & WF_FORK) && cpu_allowed(p, prev) && worker_idle(prev))
 		return prev;
@@ -308,6 +312,9 @@ static void ttwu_do_activate(struct rq *rq, struct fiber *p, int wake_flags)
 	if (wake_flags & WF_MIGRATED)
 		en_flags |= ENQUEUE_MIGRATED;
 	fiber__activate_task(rq, p, en_flags);
+	/* A sync wake-up on the waker's own worker: the waker is about to block, the wakee runs next. */
+	if ((wake_flags & WF_SYNC) && this_worker() && &this_worker()->rq == rq)
+		fiber__set_next_buddy(rq, p);
 	fiber__wakeup_preempt(rq, p, wake_flags);
 	atomic_store_explicit(&p->state, TASK_RUNNING, memory_order_relaxed);
 }
@@ -919,7 +926,7 @@ void fiber__exit(void *retval)
 	atomic_store_explicit(&p->exited, 1, memory_order_release);
 	/* Pairs with the fence after a pthread joiner announces itself (D1 pattern on the exited flag). */
 	atomic_thread_fence(memory_order_seq_cst);
-	fiber__wake_up(&p->join_wq, TASK_NORMAL, 0);
+	fiber__wake_up_sync(&p->join_wq, TASK_NORMAL);
 	if (atomic_load_explicit(&p->pthread_joiner, memory_order_relaxed))
 		syscall(SYS_futex, &p->exited, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 	if (p->migration_disabled)

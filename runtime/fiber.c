@@ -298,6 +298,7 @@ int fiber_runtime_start(const struct fiber_config *cfg)
 	atomic_store(&fiber__rt.stop_waiting, 0);
 	spin_lock_init(&fiber__rt.desc_lock);
 	spin_lock_init(&fiber__rt.stack_lock);
+	fiber__stack_cache_init(&fiber__rt.gstacks, STACK_CACHE_GLOBAL);
 	for (unsigned i = 0; i < ARRAY_SIZE(fiber__rt.idle_mask); i++)
 		atomic_store(&fiber__rt.idle_mask[i], 0);
 	if (!atomic_load(&fiber__rt.next_id))
@@ -582,6 +583,23 @@ static int join_wait_fiber(struct fiber *f)
 	int ret = 0;
 
 	INIT_LIST_HEAD(&e.entry);
+	/*
+	 * yield_to's buddy half: if the fiber we wait for is queued on this worker, it runs next (while eligible).
+	 * Joins then run depth-first, which keeps a tree of spawns (skynet) from growing breadth-first.
+	 */
+	if (!atomic_load_explicit(&f->exited, memory_order_acquire)) {
+		struct worker *w;
+		struct rq *rq;
+
+		preempt_disable();
+		w = this_worker();
+		rq = &w->rq;
+		spin_lock(&rq->lock);
+		if (f->cpu == w->id && task_on_rq_queued(f))
+			fiber__set_next_buddy(rq, f);
+		spin_unlock(&rq->lock);
+		preempt_enable_no_resched();
+	}
 	for (;;) {
 		fiber__prepare_to_wait(&f->join_wq, &e, TASK_INTERRUPTIBLE);
 		if (atomic_load_explicit(&f->exited, memory_order_acquire))

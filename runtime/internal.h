@@ -279,6 +279,8 @@ struct cfs_rq {
 	struct treap tree;         /* queued entities but curr */
 	unsigned nr_running;       /* queued fair fibers including curr */
 	struct sched_entity *curr; /* the running fair entity (not in the tree) */
+	struct sched_entity *next; /* next buddy: picked first while eligible (joins, sync wake-ups) */
+	uint64_t chain_start;      /* rq clock of the last pick that was not a buddy */
 	int64_t min_vruntime;      /* v0: monotonic base of the weighted sums below */
 	int64_t avg_vruntime;      /* sum over the tree of (v_i - v0) * w_i */
 	int64_t avg_load;          /* sum over the tree of w_i */
@@ -443,9 +445,12 @@ struct fiber_cache {
 };
 
 struct stack_cache {
-	void *stacks[16];
-	unsigned nr;
+	void **stacks;
+	size_t *size; /* mapping size of stacks[i], guard page included */
+	unsigned nr, cap;
 };
+#define STACK_CACHE_WORKER 256  /* per worker */
+#define STACK_CACHE_GLOBAL 8192 /* shared; page faults cost far more than the address space they keep */
 
 struct worker {
 	struct rq rq;
@@ -685,6 +690,7 @@ static inline bool fair_policy(uint32_t policy)
 /* sched_fair.c */
 __hidden uint64_t fiber__nice_weight(int nice);
 __hidden void fiber__set_load_weight(struct fiber *p);
+__hidden void fiber__set_next_buddy(struct rq *rq, struct fiber *p);
 
 /* sched_dl.c: admission and the replenishment timer */
 __hidden int fiber__dl_admit(struct fiber *p, const struct fiber_sched_attr *a, int *cpu);
@@ -740,6 +746,7 @@ __hidden void fiber__clock_init(void);
 __hidden int fiber__stack_alloc(struct fiber *p, size_t size);
 __hidden void fiber__stack_free(struct fiber *p);
 __hidden void fiber__stack_cache_drain(struct stack_cache *c);
+__hidden void fiber__stack_cache_init(struct stack_cache *c, unsigned cap);
 __hidden void *fiber__frame_init(void *stack_top, void (*entry)(void));
 __hidden void *fiber__fiber_frame_init(struct fiber *p);
 __hidden size_t fiber__page_size(void);
@@ -762,6 +769,7 @@ __hidden void fiber__init_waitqueue_head(struct wait_queue_head *wq);
 __hidden void fiber__prepare_to_wait(struct wait_queue_head *wq, struct wait_queue_entry *e, unsigned state);
 __hidden void fiber__finish_wait(struct wait_queue_head *wq, struct wait_queue_entry *e);
 __hidden void fiber__wake_up(struct wait_queue_head *wq, unsigned mode, int nr);
+__hidden void fiber__wake_up_sync(struct wait_queue_head *wq, unsigned mode);
 __hidden bool fiber__signal_pending(struct fiber *p);
 
 /* Allocation of runtime objects (jemalloc's explicit API; plain malloc under ASan so that it checks them). */

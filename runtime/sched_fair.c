@@ -11,8 +11,9 @@
  * Placement keeps an entity's lag across sleeps and moves (clamped at dequeue), scaled so that adding the entity
  * does not shift V away from it; new fibers start with half a slice to their first deadline. curr keeps the CPU
  * while it is eligible and has not used its slice (RUN_TO_PARITY). SCHED_IDLE policy is weight 3 inside this class
- * and loses every wake-up contest against a non-idle entity; SCHED_BATCH never wakeup-preempts. No delayed dequeue
- * (the 6.6-6.11 behaviour), so on_rq always means runnable.
+ * and loses every wake-up contest against a non-idle entity; SCHED_BATCH never wakeup-preempts; a newly spawned
+ * fiber does not preempt its parent. A next buddy (set by a join on a queued fiber and by sync wake-ups) is picked
+ * first while it is eligible. No delayed dequeue (the 6.6-6.11 behaviour), so on_rq always means runnable.
  *
  * All of it under the rq lock.
  */
@@ -289,6 +290,8 @@ static bool dequeue_task_fair(struct rq *rq, struct fiber *p, int flags)
 	}
 	if (cfs->curr != se)
 		__dequeue_entity(cfs, se);
+	if (cfs->next == se)
+		cfs->next = NULL;
 	se->on_rq = false;
 	cfs->nr_running--;
 	sub_nr_running(rq, 1);
@@ -309,7 +312,7 @@ static void yield_task_fair(struct rq *rq)
 }
 
 /* The eligible entity with the earliest virtual deadline, curr included. */
-static struct sched_entity *pick_eevdf(struct cfs_rq *cfs)
+static struct sched_entity *pick_eevdf(struct cfs_rq *cfs, uint64_t now)
 {
 	struct sched_entity *curr = cfs->curr, *best = NULL;
 	struct tnode *node = cfs->tree.root;
@@ -328,6 +331,14 @@ static struct sched_entity *pick_eevdf(struct cfs_rq *cfs)
 		load += (int64_t)curr->load_weight;
 	}
 #define ELIGIBLE(v) (avg >= ((v)-v0) * load)
+	/*
+	 * NEXT_BUDDY: a fiber someone waits on (join) or hands the CPU to (sync wake-up) goes first if it is eligible,
+	 * or, like Go's runnext, while the chain of such hand-offs has not used up one base slice: the waiter has just
+	 * given up the CPU for it. After a slice the fair pick takes over again, so a chain cannot starve the queue.
+	 */
+	if (cfs->next && cfs->next->on_rq &&
+	    (ELIGIBLE(cfs->next->vruntime) || now - cfs->chain_start < 8 * fiber__rt.base_slice_ns))
+		return cfs->next;
 	if (curr && !ELIGIBLE(curr->vruntime))
 		curr = NULL;
 	/* RUN_TO_PARITY: curr keeps running until its slice is used (its deadline moved) or it became ineligible */
@@ -372,10 +383,18 @@ static void wakeup_preempt_fair(struct rq *rq, struct fiber *p, int flags)
 	}
 	if (p->policy != FIBER_SCHED_NORMAL)
 		return;
+	/*
+	 * The parent runs first after a spawn (the kernel's default sched_child_runs_first = 0; CFS got the same from
+	 * START_DEBIT): it usually spawns more and then joins, and the join hands the CPU to the child it waits for
+	 * (next buddy). Letting each child preempt its parent instead runs a spawn tree breadth-first, with every
+	 * level's stacks alive at once.
+	 */
+	if (flags & WF_FORK)
+		return;
 	update_curr_fair(rq);
 	/* Cancel run-to-parity for the contest: p wins if it is the eligible earliest deadline. */
 	cfs->curr->pick_deadline = cfs->curr->deadline - 1;
-	if (pick_eevdf(cfs) == &p->se)
+	if (pick_eevdf(cfs, rq->clock) == &p->se)
 		fiber__resched_curr(rq);
 	else
 		cfs->curr->pick_deadline = cfs->curr->deadline;
@@ -389,7 +408,7 @@ static struct fiber *pick_task_fair(struct rq *rq)
 	if (!cfs->nr_running)
 		return NULL;
 	update_curr_fair(rq);
-	se = pick_eevdf(cfs);
+	se = pick_eevdf(cfs, rq->clock);
 	return se ? fair_task_of(se) : NULL;
 }
 
@@ -412,6 +431,10 @@ static void set_next_task_fair(struct rq *rq, struct fiber *p, bool first)
 
 	if (se->on_rq)
 		__dequeue_entity(cfs, se);
+	if (cfs->next == se)
+		cfs->next = NULL; /* clear_buddies; a buddy pick continues the hand-off chain */
+	else
+		cfs->chain_start = rq->clock;
 	cfs->curr = se;
 	se->pick_deadline = se->deadline; /* RUN_TO_PARITY starts here */
 	(void)first;
@@ -486,6 +509,13 @@ const struct sched_class fiber__fair_sched_class = {
 	.update_curr = update_curr_fair,
 	.reweight_task = reweight_task_fair,
 };
+
+/* set_next_buddy: @p (queued here, fair, not running) is picked next while it is eligible. rq->lock held. */
+void fiber__set_next_buddy(struct rq *rq, struct fiber *p)
+{
+	if (p->sched_class == &fiber__fair_sched_class && p->se.on_rq && rq->cfs.curr != &p->se)
+		rq->cfs.next = &p->se;
+}
 
 /* Init a cfs_rq (worker start). */
 __hidden void fiber__init_cfs_rq(struct cfs_rq *cfs)

@@ -3,8 +3,8 @@
  *
  * A stack is one anonymous mapping: the lowest page is the guard (MADV_GUARD_INSTALL where the kernel has it,
  * which keeps the mapping one VMA; mprotect(PROT_NONE) otherwise), the rest is the stack, growing down from the top.
- * Stacks of the default size are cached per worker (the worker that reaps a dead fiber keeps its stack for the next
- * spawn on that worker); spawns from plain pthreads use a small global cache. Under ASan a cached stack is
+ * Freed stacks are cached per worker (the worker that reaps a dead fiber keeps its stack for the next spawn of the
+ * same size on that worker), then in a global cache; only beyond both are they unmapped. Under ASan a cached stack is
  * unpoisoned before reuse: the dead fiber's frames left redzones on it.
  */
 #include "internal.h"
@@ -61,29 +61,51 @@ static inline void stack_prepare_reuse(void *base, size_t total)
 #endif
 }
 
-/* Allocate @size usable bytes (already page-rounded) plus the guard page for @p. 0 or -ENOMEM. */
+/* Take a cached stack of exactly @total bytes from @c, or NULL. Most recently freed first (warm pages). */
+static void *cache_get(struct stack_cache *c, size_t total)
+{
+	for (unsigned i = c->nr; i-- > 0;) {
+		if (c->size[i] != total)
+			continue;
+		void *base = c->stacks[i];
+
+		c->nr--;
+		c->stacks[i] = c->stacks[c->nr];
+		c->size[i] = c->size[c->nr];
+		return base;
+	}
+	return NULL;
+}
+
+static bool cache_put(struct stack_cache *c, void *base, size_t total)
+{
+	if (c->nr == c->cap)
+		return false;
+	c->stacks[c->nr] = base;
+	c->size[c->nr++] = total;
+	return true;
+}
+
+/*
+ * Allocate @size usable bytes (already page-rounded) plus the guard page for @p: from this worker's cache, then the
+ * global one, then mmap. 0 or -ENOMEM.
+ */
 int fiber__stack_alloc(struct fiber *p, size_t size)
 {
 	size_t total = size + fiber__page_size();
+	struct worker *w = this_worker();
 	void *base = NULL;
 
-	if (size == fiber__rt.stack_size) {
-		struct worker *w;
-
-		/* Pin to this worker while touching its cache: a preempted fiber could resume elsewhere. */
-		w = this_worker();
-		if (w) {
-			preempt_disable();
-			w = this_worker();
-			if (w->stacks.nr)
-				base = w->stacks.stacks[--w->stacks.nr];
-			preempt_enable_no_resched();
-		} else {
-			spin_lock(&fiber__rt.stack_lock);
-			if (fiber__rt.gstacks.nr)
-				base = fiber__rt.gstacks.stacks[--fiber__rt.gstacks.nr];
-			spin_unlock(&fiber__rt.stack_lock);
-		}
+	if (w) {
+		/* Pinned to this worker while touching its cache: a preempted fiber could resume elsewhere. */
+		preempt_disable();
+		base = cache_get(&this_worker()->stacks, total);
+		preempt_enable_no_resched();
+	}
+	if (!base) {
+		spin_lock(&fiber__rt.stack_lock);
+		base = cache_get(&fiber__rt.gstacks, total);
+		spin_unlock(&fiber__rt.stack_lock);
 	}
 	if (!base)
 		base = stack_map(total);
@@ -101,37 +123,47 @@ void fiber__stack_free(struct fiber *p)
 {
 	void *base = p->stack_base;
 	size_t total = p->stack_size;
+	struct worker *w = this_worker();
+	bool kept;
 
 	if (!base)
 		return;
 	p->stack_base = NULL;
-	if (total == fiber__rt.stack_size + fiber__page_size()) {
-		struct worker *w = this_worker();
-
-		if (w && w->stacks.nr < ARRAY_SIZE(w->stacks.stacks)) {
-			w->stacks.stacks[w->stacks.nr++] = base;
+	if (w) {
+		preempt_disable();
+		kept = cache_put(&this_worker()->stacks, base, total);
+		preempt_enable_no_resched();
+		if (kept)
 			return;
-		}
-		if (!w) {
-			spin_lock(&fiber__rt.stack_lock);
-			if (fiber__rt.gstacks.nr < ARRAY_SIZE(fiber__rt.gstacks.stacks)) {
-				fiber__rt.gstacks.stacks[fiber__rt.gstacks.nr++] = base;
-				base = NULL;
-			}
-			spin_unlock(&fiber__rt.stack_lock);
-			if (!base)
-				return;
-		}
 	}
-	munmap(base, total);
+	spin_lock(&fiber__rt.stack_lock);
+	kept = cache_put(&fiber__rt.gstacks, base, total);
+	spin_unlock(&fiber__rt.stack_lock);
+	if (!kept)
+		munmap(base, total);
 }
 
+/* A cache of @cap stacks; with no memory for it, a cache of none (every free unmaps). */
+void fiber__stack_cache_init(struct stack_cache *c, unsigned cap)
+{
+	c->nr = 0;
+	c->stacks = fiber__malloc(cap * sizeof(*c->stacks));
+	c->size = fiber__malloc(cap * sizeof(*c->size));
+	c->cap = c->stacks && c->size ? cap : 0;
+}
+
+/* Unmap every cached stack and free the cache itself. */
 void fiber__stack_cache_drain(struct stack_cache *c)
 {
-	size_t total = fiber__rt.stack_size + fiber__page_size();
-
-	while (c->nr)
-		munmap(c->stacks[--c->nr], total);
+	while (c->nr) {
+		c->nr--;
+		munmap(c->stacks[c->nr], c->size[c->nr]);
+	}
+	fiber__free(c->stacks, c->cap * sizeof(*c->stacks));
+	fiber__free(c->size, c->cap * sizeof(*c->size));
+	c->stacks = NULL;
+	c->size = NULL;
+	c->cap = 0;
 }
 
 /*

@@ -40,8 +40,21 @@ void fiber__finish_wait(struct wait_queue_head *wq, struct wait_queue_entry *e)
 	}
 }
 
+static void __wake_up(struct wait_queue_head *wq, unsigned mode, int nr, int wake_flags);
+
 /* Wake @nr waiters (0 = all) in @mode. Context: any thread; never with an rq lock held. */
 void fiber__wake_up(struct wait_queue_head *wq, unsigned mode, int nr)
+{
+	__wake_up(wq, mode, nr, 0);
+}
+
+/* Wake all waiters, telling the scheduler the caller is about to block or exit (WF_SYNC): hand them the CPU. */
+void fiber__wake_up_sync(struct wait_queue_head *wq, unsigned mode)
+{
+	__wake_up(wq, mode, 0, WF_SYNC);
+}
+
+static void __wake_up(struct wait_queue_head *wq, unsigned mode, int nr, int wake_flags)
 {
 	struct list_head *pos, *n;
 
@@ -54,7 +67,7 @@ void fiber__wake_up(struct wait_queue_head *wq, unsigned mode, int nr)
 		 * autoremove_wake_function: wake first, unqueue after. While the entry is queued the waiter's
 		 * finish_wait takes wq->lock, so the waiter (and its descriptor) cannot go away under us.
 		 */
-		if (!fiber__try_to_wake_up(e->task, mode, 0))
+		if (!fiber__try_to_wake_up(e->task, mode, wake_flags))
 			continue;
 		e->entry.prev->next = e->entry.next;
 		e->entry.next->prev = e->entry.prev;

@@ -250,6 +250,7 @@ static void worker_init(struct worker *w, int id)
 	fiber__init_dl_rq(&w->rq.dl);
 	fiber__timer_base_init(&w->timers);
 	w->timers.cpu = id;
+	fiber__stack_cache_init(&w->stacks, STACK_CACHE_WORKER);
 	spin_lock_init(&w->all_lock);
 	INIT_LIST_HEAD(&w->all_fibers);
 	spin_lock_init(&w->stop_lock);
