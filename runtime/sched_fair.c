@@ -513,7 +513,9 @@ const struct sched_class fiber__fair_sched_class = {
 /* set_next_buddy: @p (queued here, fair, not running) is picked next while it is eligible. rq->lock held. */
 void fiber__set_next_buddy(struct rq *rq, struct fiber *p)
 {
-	if (p->sched_class == &fiber__fair_sched_class && p->se.on_rq && rq->cfs.curr != &p->se)
+	/* Never for the SCHED_IDLE policy: a buddy must not lift it above the normal ones. */
+	if (p->sched_class == &fiber__fair_sched_class && p->policy != FIBER_SCHED_IDLE && p->se.on_rq &&
+	    rq->cfs.curr != &p->se)
 		rq->cfs.next = &p->se;
 }
 
