@@ -449,7 +449,7 @@ struct stack_cache {
 	size_t *size; /* mapping size of stacks[i], guard page included */
 	unsigned nr, cap;
 };
-#define STACK_CACHE_WORKER 256  /* per worker */
+#define STACK_CACHE_WORKER 64   /* per worker */
 #define STACK_CACHE_GLOBAL 8192 /* shared; page faults cost far more than the address space they keep */
 
 struct worker {
