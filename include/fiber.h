@@ -41,8 +41,14 @@ struct fiber_config {
 	size_t stack_size;   /* default fiber stack; 0 = 256 KiB (env FIBER_STACK_SIZE) */
 	unsigned tick_hz;    /* scheduler tick per worker; 0 = 1000 (env FIBER_TICK_HZ), at most 100000 */
 	unsigned io_entries; /* io_uring SQ entries per worker; 0 = 256 */
-	unsigned flags;      /* FIBER_CFG_*; none defined yet, must be 0 */
+	unsigned flags;      /* FIBER_CFG_* */
 };
+
+/*
+ * Worker i is pinned to the i-th CPU the process may use (round robin when there are more workers than CPUs), as a
+ * worker plays a CPU. FIBER_CFG_NO_PIN leaves the worker threads to the host scheduler.
+ */
+#define FIBER_CFG_NO_PIN 0x1u
 
 /* Upper bounds accepted by fiber_runtime_start() and fiber_spawn(). */
 #define FIBER_MAX_WORKERS 1024                   /* CPU_SETSIZE: affinity masks are cpu_set_t */

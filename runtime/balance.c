@@ -116,6 +116,7 @@ bool fiber__newidle_balance(struct worker *w)
 	dst->pulled++;
 	fiber__wakeup_preempt(dst, p, 0);
 	spin_unlock(&dst->lock);
+	fiber__tick_dep(dst);
 	return true;
 }
 
@@ -128,6 +129,7 @@ void fiber__wakep(struct rq *rq)
 	int cpu;
 	cpu_set_t all;
 
+	fiber__tick_dep(rq);
 	if (atomic_load_explicit(&rq->nr_running, memory_order_relaxed) < 2 ||
 	    atomic_load_explicit(&nr_polling, memory_order_relaxed) > 0)
 		return;

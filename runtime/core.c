@@ -197,6 +197,34 @@ void fiber__wakeup_preempt(struct rq *rq, struct fiber *p, int flags)
 }
 
 /* ------------------------------------------------------------------------------------------------------------
+ * The tick runs only while it has something to decide (worker.c): two or more runnable fibers, or a deadline fiber
+ * whose budget must be enforced.
+ * ---------------------------------------------------------------------------------------------------------- */
+
+static inline void tick_update(struct worker *w, struct rq *rq, struct fiber *curr)
+{
+	if (likely(w->tick_armed) || !w->have_tick_timer)
+		return;
+	if (atomic_load_explicit(&rq->nr_running, memory_order_relaxed) >= 2 ||
+	    curr->sched_class == &fiber__dl_sched_class)
+		fiber__tick_arm(w);
+}
+
+/*
+ * @rq gained a runnable fiber. On our own worker, start the tick if it is now needed; on another, have its next
+ * preemption point look (a pending tick does, through fiber__sched_tick).
+ */
+void fiber__tick_dep(struct rq *rq)
+{
+	struct worker *w = this_worker(), *target = rq_worker(rq);
+
+	if (w == target)
+		tick_update(w, rq, rq->curr);
+	else if (!target->tick_armed && atomic_load_explicit(&rq->nr_running, memory_order_relaxed) >= 2)
+		atomic_store_explicit(&target->tick_pending, 1, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------------------------------------------
  * Placement (select_task_rq): the balancing work will refine this; for now idle first, then prev.
  * ---------------------------------------------------------------------------------------------------------- */
 
@@ -744,6 +772,7 @@ static void __schedule(int sched_mode)
 
 	next = pick_next_task(rq, prev);
 	clear_tsk_need_resched(prev);
+	tick_update(w, rq, next);
 
 	if (likely(prev != next)) {
 		rq->nr_switches++;
@@ -872,6 +901,7 @@ void fiber__sched_tick(struct worker *w)
 	fiber__update_rq_clock(rq);
 	curr = rq->curr;
 	curr->sched_class->task_tick(rq, curr, 0);
+	tick_update(w, rq, curr);
 	spin_unlock(&rq->lock);
 	preempt_enable_no_resched();
 }
@@ -1129,6 +1159,7 @@ void fiber__move_queued_task(struct rq *rq, struct fiber *p, int new_cpu)
 	fiber__activate_task(dst, p, ENQUEUE_MOVE | ENQUEUE_MIGRATED);
 	fiber__wakeup_preempt(dst, p, 0);
 	spin_unlock(&dst->lock);
+	fiber__tick_dep(dst);
 }
 
 struct migration_arg {

@@ -231,7 +231,7 @@ int fiber_runtime_start(const struct fiber_config *cfg)
 	fiber_config_init(&c);
 	if (cfg)
 		c = *cfg;
-	if (c.flags)
+	if (c.flags & ~FIBER_CFG_NO_PIN)
 		return -EINVAL;
 	if (c.workers > FIBER_MAX_WORKERS || c.tick_hz > 100000 || c.io_entries > 32768)
 		return -EINVAL;
@@ -264,12 +264,14 @@ int fiber_runtime_start(const struct fiber_config *cfg)
 	}
 	if (!c.tick_hz) {
 		r = env_size("FIBER_TICK_HZ", &v);
-		if (r < 0 || (r > 0 && (v == 0 || v > 100000))) {
-			fprintf(stderr, "libfiber: FIBER_TICK_HZ=\"%s\" is not a tick rate in 1..100000 Hz\n",
+		if (r < 0 || (r > 0 && v > 100000)) {
+			fprintf(stderr, "libfiber: FIBER_TICK_HZ=\"%s\" is not a tick rate in 0..100000 Hz\n",
 				getenv("FIBER_TICK_HZ"));
 			return -EINVAL;
 		}
 		c.tick_hz = r > 0 ? (unsigned)v : 1000;
+		if (r > 0 && v == 0)
+			c.tick_hz = 0; /* FIBER_TICK_HZ=0: no tick at all (profilers) */
 	}
 	r = env_size("FIBER_RR_TIMESLICE_MS", &v);
 	if (r < 0 || (r > 0 && (v == 0 || v > 100000))) {
@@ -287,7 +289,8 @@ int fiber_runtime_start(const struct fiber_config *cfg)
 	fiber__clock_init();
 	fiber__rt.stack_size = page_round(c.stack_size);
 	fiber__rt.tick_hz = c.tick_hz;
-	fiber__rt.tick_ns = 1000000000ull / c.tick_hz;
+	fiber__rt.cfg_flags = c.flags;
+	fiber__rt.tick_ns = c.tick_hz ? 1000000000ull / c.tick_hz : 1000000ull;
 	fiber__rt.rr_timeslice_ns = rr_ms * 1000000ull;
 	/* sysctl_sched_base_slice: 0.75 ms scaled by 1 + ilog2(min(cpus, 8)), as the kernel's tunable scaling */
 	fiber__rt.base_slice_ns = 750000ull * (1u + (unsigned)(31 - __builtin_clz(c.workers < 8 ? c.workers : 8)));

@@ -467,7 +467,7 @@ struct worker {
 	pthread_t thr;
 	pid_t tid;
 	atomic_int tick_pending;  /* set by the tick signal handler, consumed at preemption points */
-	bool tick_armed;
+	_Atomic bool tick_armed;  /* written by the worker only; others peek */
 	timer_t tick_timer;
 	bool have_tick_timer;
 	spinlock_t all_lock;       /* fibers spawned on this worker, for fiber_dump */
@@ -486,6 +486,7 @@ struct runtime {
 	struct worker *workers;
 	size_t stack_size;         /* default stack size */
 	unsigned tick_hz;
+	unsigned cfg_flags;        /* fiber_config.flags */
 	atomic_int nr_fibers;      /* live fibers (spawned, not yet reaped); futex word for stop */
 	atomic_int stop_waiting;
 	atomic_ullong next_id;
@@ -643,6 +644,7 @@ __hidden void fiber__kick_worker(struct worker *w);
 __hidden struct rq *fiber__task_rq_lock(struct fiber *p);
 __hidden void fiber__task_rq_unlock(struct rq *rq, struct fiber *p);
 __hidden void fiber__sched_tick(struct worker *w);
+__hidden void fiber__tick_dep(struct rq *rq);
 __hidden void fiber__move_queued_task(struct rq *rq, struct fiber *p, int new_cpu);
 
 static inline void add_nr_running(struct rq *rq, unsigned n)

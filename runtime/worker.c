@@ -20,10 +20,12 @@
 
 /*
  * The tick: a per-worker POSIX timer (CLOCK_MONOTONIC, SIGEV_THREAD_ID) sends FIBER_TICK_SIGNAL to the worker at
- * tick_hz while it runs fibers. The handler only marks the tick pending (it takes no scheduler lock, allocates
- * nothing); the accounting runs at the next preemption point (fiber__sched_tick). An idle worker stops its tick
- * before it sleeps and restarts it when it has fibers to run again (NOHZ idle), so a sleeping runtime gets no
- * signals.
+ * tick_hz while it has something to decide. The handler only marks the tick pending (it takes no scheduler
+ * lock, allocates nothing); the accounting runs at the next preemption point (fiber__sched_tick). The tick runs only
+ * while it matters (NOHZ): it is started when a worker has two or more runnable fibers or runs a deadline fiber
+ * (whose budget it enforces), and stopped when the worker goes to sleep idle. So a worker running one fiber, and a
+ * sleeping runtime, get no signals, and a wake-up of a sleeping worker costs no timer syscall. FIBER_TICK_HZ=0
+ * disables the tick altogether (for profilers such as callgrind that cannot follow signals on fiber stacks).
  */
 #define FIBER_TICK_SIGNAL (SIGRTMIN + 2)
 static pthread_once_t tick_once = PTHREAD_ONCE_INIT;
@@ -55,6 +57,8 @@ static void tick_create(struct worker *w)
 {
 	struct sigevent sev;
 
+	if (!fiber__rt.tick_hz)
+		return;
 	pthread_once(&tick_once, tick_install);
 	if (!tick_ok)
 		return;
@@ -201,9 +205,39 @@ static void do_idle(struct worker *w)
 		if (atomic_load_explicit(&fiber__rt.stopping, memory_order_acquire) &&
 		    !atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed))
 			return;
-		fiber__tick_arm(w);
 		fiber__schedule_idle();
 		w = this_worker();
+	}
+}
+
+/*
+ * Pin worker i to the i-th CPU the process may use (round robin when there are more workers), so that a worker is a
+ * CPU as in the kernel's model: the host scheduler then cannot put a woken worker behind a spinning one on the same
+ * CPU (its wake-affine placement does exactly that, and the wakee waits for a host time slice). FIBER_CFG_NO_PIN
+ * leaves the workers to the host scheduler.
+ */
+static void worker_pin(struct worker *w)
+{
+	cpu_set_t allowed, one;
+	int n, k = 0;
+
+	if (fiber__rt.cfg_flags & FIBER_CFG_NO_PIN)
+		return;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed))
+		return;
+	n = CPU_COUNT(&allowed);
+	if (n <= 1)
+		return;
+	k = w->id % n;
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &allowed))
+			continue;
+		if (k-- == 0) {
+			CPU_ZERO(&one);
+			CPU_SET(cpu, &one);
+			pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+			return;
+		}
 	}
 }
 
@@ -222,6 +256,7 @@ static void *worker_main(void *arg)
 	}
 	snprintf(name, sizeof(name), "fiber-w%d", w->id);
 	pthread_setname_np(pthread_self(), name);
+	worker_pin(w);
 
 	w->current = idle;
 	w->preempt_count = 1; /* the idle fiber runs with preemption disabled (init_idle_preempt_count) */
