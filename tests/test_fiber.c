@@ -103,7 +103,7 @@ static void test_fiber_bad_config(void **state)
 	struct fiber_config c;
 
 	fiber_config_init(&c);
-	c.flags = 1;
+	c.flags = 0x80000000u; /* no such FIBER_CFG_ flag */
 	assert_int_equal(fiber_runtime_start(&c), -EINVAL);
 	fiber_config_init(&c);
 	c.workers = FIBER_MAX_WORKERS + 1;
