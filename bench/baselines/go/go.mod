@@ -1,0 +1,3 @@
+module libfiber/benchgo
+
+go 1.19

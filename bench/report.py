@@ -1,0 +1,450 @@
+#!/usr/bin/env python3
+"""bench/report.py - turn the raw output of bench/run.sh into one table.
+
+usage: report.py OUT_DIR RESULTS_DIR
+
+OUT_DIR holds, for every program run.sh knows, <program>.out (its stdout: RESULT and NA lines) and status.tsv
+(program, state, detail). Writes RESULTS_DIR/results.csv, results.json, table.md and switch_cost.dat /
+switch_cost.gp (for gnuplot; run.sh renders switch_cost.png from them), and prints the table on stdout.
+
+Rules:
+  - A cell is the RESULT of the last program (in PROGRAMS order) that printed one for (operation, impl), unless
+    that same program also printed an NA line for it (a measurement it took but declared meaningless).
+  - An expected cell with no RESULT is "not available (<reason>)": the program's NA reason, or why the program
+    did not run (not built, failed, timed out). Nothing expected is dropped silently.
+  - Ratios are libfiber / baseline of the same row, both medians. Targets are the performance budget of
+    shared/design/DESIGN.md.
+"""
+import csv
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+# Operations: (name, description, unit). The order is the order of the table.
+ROWS = [
+    ("switch_pingpong", "raw switch, ping-pong between 2 contexts", "ns/switch"),
+    ("switch_ring16", "raw switch, ring of 16 contexts", "ns/switch"),
+    ("yield_pingpong", "yield, 2 fibers on 1 worker", "ns/yield"),
+    ("yield_ring16", "yield, 16 fibers on 1 worker", "ns/yield"),
+    ("spawn_join_1w", "spawn+run+exit+join, one at a time, 1 worker", "ns/op"),
+    ("spawn_join_allw", "spawn+run+exit+join, one at a time, all workers", "ns/op"),
+    ("spawn_batch_1w", "spawn 1000 then join them, 1 worker", "ns/op"),
+    ("spawn_batch_allw", "spawn 1000 then join them, all workers", "ns/op"),
+    ("skynet_2w", "skynet, 1M leaves, 2 workers", "ms/run"),
+    ("skynet_1w", "skynet, 1M leaves, 1 worker", "ms/run"),
+    ("wake_pingpong_same", "wake ping-pong, 1 worker (one-way)", "ns/wake"),
+    ("wake_pingpong_cross", "wake ping-pong across 2 idle workers/CPUs (one-way)", "ns/wake"),
+    ("wake_pingpong_cross_condvar", "condvar hand-off across 2 CPUs (one-way)", "ns/wake"),
+    ("wake_latency_cross", "wake latency, wakee's worker/CPU asleep", "ns/wake"),
+    ("wake_latency_busy", "wake latency, wakee's worker busy", "ns/wake"),
+    ("chan_pingpong_1w", "unbuffered channel ping-pong, 1 worker (one-way)", "ns/msg"),
+    ("chan_pingpong_2w", "unbuffered channel ping-pong, 2 workers (one-way)", "ns/msg"),
+    ("yield_fair_2", "yield per class: fair (EEVDF), 2 fibers", "ns/yield"),
+    ("yield_fair_16", "yield per class: fair, 16 fibers", "ns/yield"),
+    ("yield_fair_1000", "yield per class: fair, 1000 fibers", "ns/yield"),
+    ("yield_rt_2", "yield per class: rt (FIFO), 2 fibers", "ns/yield"),
+    ("yield_rt_16", "yield per class: rt, 16 fibers", "ns/yield"),
+    ("yield_rt_1000", "yield per class: rt, 1000 fibers", "ns/yield"),
+    ("yield_dl_2", "yield per class: dl (gives up the budget), 2 fibers, busy ns", "ns/yield"),
+    ("yield_dl_16", "yield per class: dl, 16 fibers, busy ns", "ns/yield"),
+    ("yield_dl_1000", "yield per class: dl, 1000 fibers, busy ns", "ns/yield"),
+]
+
+# Columns, libfiber first.
+IMPLS = ["libfiber", "bare", "bare_fpu", "bare_jmp", "boost_context", "swapcontext", "boost_fiber", "go", "pthread"]
+
+# Bar colours in switch_cost.png, one per implementation.
+IMPL_COLORS = {
+    "libfiber": "#d62728",
+    "bare": "#7f7f7f",
+    "bare_fpu": "#b0b0b0",
+    "bare_jmp": "#dcdcdc",
+    "boost_context": "#1f77b4",
+    "swapcontext": "#aec7e8",
+    "boost_fiber": "#9467bd",
+    "go": "#2ca02c",
+    "pthread": "#ff7f0e",
+}
+
+IMPL_TITLES = {
+    "libfiber": "libfiber",
+    "bare": "bare switch",
+    "bare_fpu": "bare+FPU ctl",
+    "bare_jmp": "bare, jmp exit",
+    "boost_context": "Boost.Context",
+    "swapcontext": "swapcontext",
+    "boost_fiber": "Boost.Fiber",
+    "go": "Go",
+    "pthread": "pthreads",
+}
+
+# Programs in run order: what each is expected to report.
+PROGRAMS = [
+    ("baseline_bare_switch", {
+        "bare": ["switch_pingpong", "switch_ring16"],
+        "bare_fpu": ["switch_pingpong", "switch_ring16"],
+        "bare_jmp": ["switch_pingpong", "switch_ring16"],
+    }),
+    ("baseline_swapcontext", {"swapcontext": ["switch_pingpong", "switch_ring16"]}),
+    ("baseline_boost_context", {"boost_context": ["switch_pingpong", "switch_ring16"]}),
+    ("baseline_boost_fiber", {"boost_fiber": ["yield_pingpong", "yield_ring16", "spawn_join_1w",
+                          "spawn_batch_1w"]}),
+    ("baseline_pthread", {"pthread": ["spawn_join_allw", "yield_pingpong", "wake_pingpong_cross",
+                      "wake_pingpong_cross_condvar", "wake_latency_cross"]}),
+    ("baseline_go", {"go": ["yield_pingpong", "yield_ring16", "spawn_join_1w", "spawn_join_allw",
+                "spawn_batch_1w", "spawn_batch_allw", "chan_pingpong_1w", "chan_pingpong_2w",
+                "skynet_1w", "skynet_2w"]}),
+    # bench_switch also prints bare/bare_fpu/bare_jmp, interleaved with libfiber: those supersede the above.
+    ("bench_switch", {"libfiber": ["switch_pingpong", "switch_ring16"]}),
+    ("bench_yield", {"libfiber": ["yield_pingpong", "yield_ring16"]}),
+    ("bench_spawn", {"libfiber": ["spawn_join_1w", "spawn_join_allw", "spawn_batch_1w", "spawn_batch_allw"]}),
+    ("bench_skynet", {"libfiber": ["skynet_2w", "skynet_1w"]}),
+    ("bench_wake", {"libfiber": ["wake_pingpong_same", "wake_pingpong_cross", "wake_latency_cross",
+                     "wake_latency_busy", "chan_pingpong_1w", "chan_pingpong_2w"]}),
+    ("bench_class_yield", {"libfiber": ["yield_fair_2", "yield_fair_16", "yield_fair_1000", "yield_rt_2",
+                            "yield_rt_16", "yield_rt_1000", "yield_dl_2", "yield_dl_16", "yield_dl_1000"]}),
+]
+
+# The budget (DESIGN.md "Performance budget"): (row, reference, bound). reference is an impl of the same row,
+# "row:impl" for another row, or "abs" for an absolute bound in the row's unit. libfiber <= bound * reference.
+TARGETS = [
+    ("switch_pingpong", "bare", 1.10),
+    ("switch_ring16", "bare", 1.10),
+    ("yield_pingpong", "switch_pingpong:libfiber", 4.0),
+    ("yield_pingpong", "go", 0.25),
+    ("spawn_join_1w", "go", 0.3),
+    ("spawn_join_allw", "go", 0.3),
+    ("spawn_batch_1w", "go", 0.3),
+    ("spawn_batch_allw", "go", 0.3),
+    ("skynet_2w", "go", 0.5),
+    ("wake_pingpong_cross", "pthread", 1.1),
+    ("wake_latency_cross", "pthread", 1.1),
+    ("wake_latency_busy", "abs", 1000.0),
+]
+
+LINE = re.compile(r"^(RESULT|NA)\s+(\S+)\s+(\S+)\s*(.*)$")
+
+
+def read_status(out_dir):
+    status = {}
+    path = os.path.join(out_dir, "status.tsv")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) >= 2:
+                    status[parts[0]] = (parts[1], parts[2] if len(parts) > 2 else "")
+    return status
+
+
+def parse_output(path):
+    """RESULT and NA lines of one program: {(op, impl): ("ok", med, min, max, unit) | ("na", reason)}."""
+    res, na = {}, {}
+    if not os.path.exists(path):
+        return res, na
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = LINE.match(line.strip())
+            if not m:
+                continue
+            kind, op, impl, rest = m.groups()
+            if kind == "RESULT":
+                v = rest.split()
+                try:
+                    res[(op, impl)] = (float(v[0]), float(v[1]), float(v[2]), v[3] if len(v) > 3 else "")
+                except (ValueError, IndexError):
+                    na[(op, impl)] = "unparsable RESULT line"
+            else:
+                reason = re.sub(r"^not available[:\s]*", "", rest.strip()) or "no reason given"
+                na[(op, impl)] = reason
+    return res, na
+
+
+def program_reason(prog, status):
+    state, detail = status.get(prog, ("missing", "not run"))
+    if state == "ok":
+        return "no result printed"
+    if detail:
+        return detail
+    return state
+
+
+def collect(out_dir):
+    status = read_status(out_dir)
+    cells = {}   # (op, impl) -> dict
+    for prog, expected in PROGRAMS:
+        res, na = parse_output(os.path.join(out_dir, prog + ".out"))
+        for key, (med, lo, hi, unit) in res.items():
+            if key in na:
+                continue
+            cells[key] = {"status": "ok", "median": med, "min": lo, "max": hi, "unit": unit, "program": prog}
+        for key, reason in na.items():
+            if key not in cells or cells[key]["program"] == prog:
+                cells[key] = {"status": "na", "reason": reason, "program": prog}
+        for impl, ops in expected.items():
+            for op in ops:
+                key = (op, impl)
+                if key not in cells:
+                    cells[key] = {"status": "na", "reason": program_reason(prog, status), "program": prog}
+    return cells, status
+
+
+def machine():
+    def run(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    model = ""
+    for line in run(["lscpu"]).splitlines():
+        if line.startswith("Model name:"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return {
+        "cpu": model or platform.processor(),
+        "nproc": run(["nproc"]) or str(os.cpu_count()),
+        "kernel": platform.release(),
+        "os": run(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+        "cc": run(["sh", "-c", "cc --version | head -1"]),
+        "go": run(["sh", "-c", "command -v go >/dev/null && go version"]),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
+def fmt(v):
+    if v >= 1000:
+        return "%.0f" % v
+    if v >= 100:
+        return "%.1f" % v
+    return "%.2f" % v
+
+
+def ratio(cells, op, impl):
+    a, b = cells.get((op, "libfiber")), cells.get((op, impl))
+    if a and b and a["status"] == "ok" and b["status"] == "ok" and b["median"] > 0:
+        return a["median"] / b["median"]
+    return None
+
+
+def target_text(cells, op):
+    out = []
+    for row, ref, bound in TARGETS:
+        if row != op:
+            continue
+        lf = cells.get((op, "libfiber"))
+        if ref == "abs":
+            name = "< %s %s" % (fmt(bound), next(u for r, _, u in ROWS if r == op))
+            if lf and lf["status"] == "ok":
+                r = lf["median"] / bound
+                out.append({"text": "%s: %s %s" % (name, fmt(lf["median"]), "ok" if r <= 1 else "MISS"),
+                        "ratio": r, "bound": 1.0, "met": r <= 1})
+            else:
+                out.append({"text": "%s: pending" % name, "ratio": None, "bound": 1.0, "met": None})
+            continue
+        if ":" in ref:
+            rop, rimpl = ref.split(":")
+            name = "<= %gx %s %s" % (bound, rimpl, rop)
+        else:
+            rop, rimpl = op, ref
+            name = "<= %gx %s" % (bound, IMPL_TITLES.get(ref, ref))
+        b = cells.get((rop, rimpl))
+        if lf and lf["status"] == "ok" and b and b["status"] == "ok" and b["median"] > 0:
+            r = lf["median"] / b["median"]
+            out.append({"text": "%s: %.2fx %s" % (name, r, "ok" if r <= bound else "MISS"),
+                    "ratio": r, "bound": bound, "met": r <= bound})
+        else:
+            out.append({"text": "%s: pending" % name, "ratio": None, "bound": bound, "met": None})
+    return out
+
+
+def cell_text(cells, op, impl):
+    c = cells.get((op, impl))
+    if not c:
+        return "-"
+    if c["status"] != "ok":
+        return "not available (%s)" % c["reason"]
+    s = fmt(c["median"])
+    if impl != "libfiber":
+        r = ratio(cells, op, impl)
+        if r is not None:
+            s += " (%.2fx)" % r
+    return s
+
+
+def build_table(cells):
+    used = [i for i in IMPLS if any((op, i) in cells for op, _, _ in ROWS)]
+    header = ["operation", "unit"] + [IMPL_TITLES.get(i, i) for i in used] + ["target (libfiber)"]
+    rows = []
+    for op, desc, unit in ROWS:
+        if not any((op, i) in cells for i in used):
+            continue
+        tg = target_text(cells, op)
+        rows.append([op, unit] + [cell_text(cells, op, i) for i in used]
+                + ["; ".join(t["text"] for t in tg) or "-"])
+    return header, rows, used
+
+
+def print_text(header, rows):
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    line = "  ".join("%-*s" % (widths[i], header[i]) for i in range(len(header)))
+    print(line)
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join("%-*s" % (widths[i], r[i]) for i in range(len(r))))
+
+
+def program_messages(out_dir, limit=6):
+    """The first lines each program wrote on stderr (budget notes, runtime warnings)."""
+    msgs = []
+    for prog, _ in PROGRAMS:
+        path = os.path.join(out_dir, prog + ".err")
+        if not os.path.exists(path):
+            continue
+        with open(path, errors="replace") as f:
+            lines = [l.rstrip() for l in f if l.strip()]
+        if lines:
+            more = len(lines) - limit
+            msgs.append((prog, lines[:limit] + (["... (%d more lines)" % more] if more > 0 else [])))
+    return msgs
+
+
+def markdown(header, rows, mach, cells, status, msgs):
+    out = ["# libfiber benchmarks", ""]
+    out.append("Generated by `bench/run.sh` on %s." % mach["date"])
+    out.append("")
+    out.append("Machine: %s, %s CPUs (nproc), Linux %s, %s; %s; %s." % (
+        mach["cpu"], mach["nproc"], mach["kernel"], mach["os"] or "unknown OS", mach["cc"] or "cc ?",
+        mach["go"] or "no Go"))
+    out.append("")
+    out.append("Medians over the repetitions (at least 5). Each baseline cell shows the baseline's median and, in"
+           " parentheses, libfiber's median divided by it (below 1.00x: libfiber is faster). The last column"
+           " checks the performance budget of `DESIGN.md`.")
+    out.append("")
+    out.append("| " + " | ".join(header) + " |")
+    out.append("|" + "|".join("---" for _ in header) + "|")
+    for r in rows:
+        out.append("| " + " | ".join(c.replace("|", "/") for c in r) + " |")
+    out.append("")
+    out.append("Operations:")
+    out.append("")
+    for op, desc, unit in ROWS:
+        out.append("- `%s`: %s (%s)" % (op, desc, unit))
+    out.append("")
+    if msgs:
+        out.append("Messages from the programs (stderr, first lines):")
+        out.append("")
+        out.append("```")
+        for prog, lines in msgs:
+            for l in lines:
+                out.append("%s: %s" % (prog, l))
+        out.append("```")
+        out.append("")
+    bad = sorted((p, s) for p, s in status.items() if s[0] != "ok")
+    if bad:
+        out.append("Programs that did not run cleanly:")
+        out.append("")
+        for p, (state, detail) in bad:
+            out.append("- `%s`: %s%s" % (p, state, (" (%s)" % detail) if detail else ""))
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def write_plot(res_dir, cells):
+    """switch_cost.dat / .gp: per-operation cost of each implementation (log scale), for gnuplot run in res_dir."""
+    ops = ["switch_pingpong", "switch_ring16", "yield_pingpong", "yield_ring16", "spawn_join_1w",
+           "wake_pingpong_same", "chan_pingpong_1w"]
+    impls = [i for i in IMPLS if any((op, i) in cells and cells[(op, i)]["status"] == "ok" for op in ops)]
+    ops = [op for op in ops if any((op, i) in cells and cells[(op, i)]["status"] == "ok" for i in impls)]
+    dat = os.path.join(res_dir, "switch_cost.dat")
+    with open(dat, "w") as f:
+        f.write("op " + " ".join('"%s"' % IMPL_TITLES.get(i, i) for i in impls) + "\n")
+        for op in ops:
+            vals = []
+            for i in impls:
+                c = cells.get((op, i))
+                vals.append("%.3f" % c["median"] if c and c["status"] == "ok" else "NaN")
+            f.write(op + " " + " ".join(vals) + "\n")
+    gp = os.path.join(res_dir, "switch_cost.gp")
+    with open(gp, "w") as f:
+        f.write("""set terminal pngcairo size 1400,700 noenhanced font ",10"
+set output "%s"
+set title "Cost per operation (median ns, log scale; lower is better)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set logscale y
+set yrange [1:*]
+set ylabel "ns per operation"
+set grid ytics
+set key outside right top
+set datafile missing "NaN"
+set xtics nomirror
+colors = "%s"
+plot for [c=2:%d] "%s" using c:xtic(1) title columnheader(c) lc rgb word(colors, c - 1)
+""" % ("switch_cost.png", " ".join(IMPL_COLORS.get(i, "#000000") for i in impls), len(impls) + 1,
+       "switch_cost.dat"))
+    return gp
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    out_dir, res_dir = sys.argv[1], sys.argv[2]
+    os.makedirs(res_dir, exist_ok=True)
+    cells, status = collect(out_dir)
+    mach = machine()
+    header, rows, used = build_table(cells)
+
+    with open(os.path.join(res_dir, "results.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["operation", "impl", "status", "median", "min", "max", "unit", "ratio_libfiber_to_impl",
+                "program", "reason"])
+        for op, _, unit in ROWS:
+            for impl in IMPLS:
+                c = cells.get((op, impl))
+                if not c:
+                    continue
+                r = ratio(cells, op, impl) if impl != "libfiber" else None
+                if c["status"] == "ok":
+                    w.writerow([op, impl, "ok", c["median"], c["min"], c["max"], c["unit"],
+                            "%.4f" % r if r is not None else "", c["program"], ""])
+                else:
+                    w.writerow([op, impl, "not available", "", "", "", unit, "", c["program"],
+                            c["reason"]])
+
+    js = {"machine": mach, "programs": {p: {"state": s[0], "detail": s[1]} for p, s in status.items()},
+          "rows": []}
+    for op, desc, unit in ROWS:
+        row = {"operation": op, "description": desc, "unit": unit, "results": {}, "ratios": {},
+               "targets": target_text(cells, op)}
+        for impl in IMPLS:
+            c = cells.get((op, impl))
+            if c:
+                row["results"][impl] = c
+                r = ratio(cells, op, impl) if impl != "libfiber" else None
+                if r is not None:
+                    row["ratios"][impl] = r
+        if row["results"]:
+            js["rows"].append(row)
+    with open(os.path.join(res_dir, "results.json"), "w") as f:
+        json.dump(js, f, indent=1, sort_keys=False)
+        f.write("\n")
+
+    with open(os.path.join(res_dir, "table.md"), "w") as f:
+        f.write(markdown(header, rows, mach, cells, status, program_messages(out_dir)))
+    write_plot(res_dir, cells)
+
+    print("Machine: %s, %s CPUs, Linux %s" % (mach["cpu"], mach["nproc"], mach["kernel"]))
+    print("Cells: median (libfiber / baseline). Budget check in the last column.")
+    print()
+    print_text(header, rows)
+
+
+if __name__ == "__main__":
+    main()
