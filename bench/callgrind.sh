@@ -40,7 +40,7 @@ ROWS=()	# "operation|impl|value" where value is a number or "not available (reas
 total_ir() {
 	local tag=$1; shift
 	local file=$OUT/cg.$tag
-	BENCH_BLOCK_RT_SIGNALS=1 timeout -k 10 600 valgrind --tool=callgrind --callgrind-out-file="$file" "$@" > "$OUT/$tag.log" 2>&1 ||
+	FIBER_TICK_HZ=0 BENCH_BLOCK_RT_SIGNALS=1 timeout -k 10 600 valgrind --tool=callgrind --callgrind-out-file="$file" "$@" > "$OUT/$tag.log" 2>&1 ||
 		return 1
 	awk '/^(summary|totals):/ { print $2; exit }' "$file"
 }
