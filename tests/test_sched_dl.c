@@ -1,0 +1,389 @@
+/*
+ * test_sched_dl: the dl class, EDF + CBS with partitioned admission (KERNEL_MAP §7.3). Black-box: only
+ * include/fiber.h. A DEADLINE fiber is spawned NORMAL and sets itself DEADLINE (fiber_spawn refuses it).
+ *  - three admissible fibers (2/20, 3/30, 5/50 ms) that each try to use the whole CPU, next to a CPU-bound NORMAL
+ *    fiber, each get runtime/period of the CPU over 2 s (within 15%), have had k budgets by the start of their k-th
+ *    period, and run in every period (unless host preemption charged to them made them a whole budget early);
+ *  - a fiber that overruns (10 ms every 50 ms, never yields) is throttled to its 20% (within 5 points) while a
+ *    CPU-bound NORMAL fiber on the same worker gets at least 70%;
+ *  - fiber_yield gives up the rest of the budget until the next period: a fiber that runs 1 ms of its 5 ms and
+ *    yields runs once per period and is charged its bursts only;
+ *  - admission is per worker: with 2 workers two 60% fibers fit (one per worker), a third 60% does not (-EBUSY,
+ *    the fiber keeps its policy), a 30% one still does.
+ */
+#include "test_util.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#define US 1000ull
+#define MS 1000000ull
+
+/* The tolerances below assume a 1 ms tick, whatever FIBER_TICK_HZ in the environment says. */
+static struct fiber_config sched_cfg(unsigned workers)
+{
+	struct fiber_config c = test_cfg(workers);
+
+	c.tick_hz = 1000;
+	return c;
+}
+
+#define ATTR_DL(r, d, p)                                                                                          \
+	((struct fiber_sched_attr){                                                                               \
+		.policy = FIBER_SCHED_DEADLINE, .runtime_ns = (r), .deadline_ns = (d), .period_ns = (p) })
+
+/* Gaps between two loop iterations longer than this mean the fiber was not running in between. */
+#define RUN_GAP_NS (100 * US)
+
+static atomic_int stop;
+static int err;
+
+static uint64_t exec_ns(fiber_t *f)
+{
+	struct fiber_stats st;
+
+	if (fiber_stats(f, &st)) {
+		err |= 1;
+		return 0;
+	}
+	return st.sum_exec_ns;
+}
+
+/* CPU-bound until told to stop (or for 10 s at most, so that a broken scheduler cannot hang the test). */
+static void *hog(void *arg)
+{
+	uint64_t cap = now_ns() + 10000 * MS;
+
+	while (!atomic_load_explicit(&stop, memory_order_relaxed) && now_ns() < cap)
+		fiber_cond_resched();
+	return NULL;
+}
+
+/* ---- every fiber gets runtime/period, in every period ---- */
+
+#define EP_RUN_NS (2000 * MS)
+#define EP_N 3
+#define EP_MAX_PERIODS 128
+#define EP_TOL_NS (1 * MS) /* a tick: how finely the runtime charges and throttles */
+static const uint64_t ep_runtime[EP_N] = { 2 * MS, 3 * MS, 5 * MS };
+static const uint64_t ep_period[EP_N] = { 20 * MS, 30 * MS, 50 * MS };
+static struct {
+	int set, nb;
+	uint64_t exec, wall;
+	uint64_t charged[EP_MAX_PERIODS + 1]; /* sum_exec_ns when boundary k had passed, since the change */
+	bool served[EP_MAX_PERIODS];          /* the fiber ran in period k */
+} ep[EP_N];
+static atomic_int ep_done;
+
+/*
+ * The first period starts when the change is made (between t0 and setattr's return) and each next one a period
+ * later: period k is [t0 + k p, t0 + (k + 1) p) to within the few microseconds setattr takes. On its first loop
+ * iteration at or after each boundary the fiber notes its sum_exec_ns (charged[k]: everything it was charged
+ * before it got the worker back, so the service of the periods before k) and whether that iteration is still in
+ * period k (served[k]). The fiber never blocks: it is only throttled.
+ */
+static void *ep_fiber(void *arg)
+{
+	int i = (int)(intptr_t)arg, k = 0;
+	uint64_t t0, t, p = ep_period[i], s0 = 0;
+
+	t0 = now_ns();
+	ep[i].set = fiber_setattr(NULL, &ATTR_DL(ep_runtime[i], p, p));
+	for (;;) {
+		t = now_ns();
+		if (t >= t0 + k * p && k <= EP_MAX_PERIODS) {
+			uint64_t s = exec_ns(NULL);
+
+			if (k == 0)
+				s0 = s;
+			for (; t >= t0 + k * p && k <= EP_MAX_PERIODS; k++) {
+				ep[i].charged[k] = s - s0;
+				if (k < EP_MAX_PERIODS)
+					ep[i].served[k] = t < t0 + (k + 1) * p;
+			}
+		}
+		if (t - t0 >= EP_RUN_NS)
+			break; /* with every boundary up to now noted */
+		fiber_cond_resched();
+	}
+	ep[i].exec = exec_ns(NULL) - s0;
+	ep[i].wall = t - t0;
+	ep[i].nb = k; /* boundaries 0 .. k - 1 noted: periods 0 .. k - 2 are over */
+	atomic_fetch_add(&ep_done, 1);
+	return NULL;
+}
+
+static void ep_main(void *arg)
+{
+	fiber_t *f[EP_N] = { 0 };
+	uint64_t cap;
+
+	for (int i = 0; i < EP_N; i++)
+		err |= fiber_spawn(&f[i], NULL, ep_fiber, (void *)(intptr_t)i);
+	/* This NORMAL fiber is the CPU-bound background the DEADLINE fibers have to preempt. */
+	cap = now_ns() + 3 * EP_RUN_NS;
+	while (atomic_load(&ep_done) < EP_N && now_ns() < cap)
+		fiber_cond_resched();
+	for (int i = 0; i < EP_N; i++)
+		fiber_join(f[i], NULL);
+}
+
+static void test_dl_each_gets_runtime_every_period(void **state)
+{
+	struct fiber_config c = sched_cfg(1);
+
+	memset(ep, 0, sizeof(ep));
+	atomic_store(&ep_done, 0);
+	err = 0;
+	assert_int_equal(fiber_run(&c, ep_main, NULL), 0);
+	assert_int_equal(err, 0);
+	for (int i = 0; i < EP_N; i++) {
+		double want = (double)ep_runtime[i] / (double)ep_period[i] * (double)ep[i].wall;
+		int empty = 0;
+
+		for (int k = 0; k + 1 < ep[i].nb; k++)
+			empty += !ep[i].served[k];
+		print_message("  %llu/%llu ms: charged %.1f ms in %.1f ms (want %.1f); %d of %d periods without service\n",
+			      (unsigned long long)(ep_runtime[i] / MS), (unsigned long long)(ep_period[i] / MS),
+			      ep[i].exec / 1e6, ep[i].wall / 1e6, want / 1e6, empty, ep[i].nb - 1);
+	}
+	for (int i = 0; i < EP_N; i++) {
+		uint64_t q = ep_runtime[i];
+		double want = (double)q / (double)ep_period[i] * (double)ep[i].wall;
+
+		assert_int_equal(ep[i].set, 0);
+		assert_true(ep[i].wall >= EP_RUN_NS);
+		assert_true(ep[i].nb - 1 >= (int)(EP_RUN_NS / ep_period[i]));
+		assert_true(ep[i].exec > want * 0.85 && ep[i].exec < want * 1.15);
+		for (int k = 0; k + 1 < ep[i].nb; k++) {
+			/* By the start of period k + 1 it has had the budgets of periods 0 .. k. */
+			assert_true(ep[i].charged[k + 1] + EP_TOL_NS >= (k + 1) * q);
+			/*
+			 * It ran in period k, unless it had already been charged that period's budget too: CBS carries an
+			 * overrun over as debt, and the runtime charges wall-clock time, so the host descheduling the
+			 * worker thread while the fiber runs can cost the fiber a later period. Without that, an overrun
+			 * is less than a tick and never a whole budget.
+			 */
+			if (!ep[i].served[k])
+				assert_true(ep[i].charged[k] + EP_TOL_NS >= (k + 1) * q);
+		}
+	}
+}
+
+/* ---- an overrunning fiber is throttled to its bandwidth; fair fibers keep the rest ---- */
+
+static int ov_set = 1;
+static uint64_t ov_dl, ov_fair, ov_wall;
+
+static void *ov_dl_fiber(void *arg)
+{
+	ov_set = fiber_setattr(NULL, &ATTR_DL(10 * MS, 50 * MS, 50 * MS));
+	return hog(NULL); /* never yields, never blocks: only CBS throttling stops it */
+}
+
+static void ov_main(void *arg)
+{
+	fiber_t *d = NULL, *n = NULL;
+	uint64_t d0, n0, t0;
+
+	err |= fiber_spawn(&d, NULL, ov_dl_fiber, NULL);
+	err |= fiber_spawn(&n, NULL, hog, NULL);
+	if (!d || !n)
+		goto out;
+	fiber_sleep(100 * MS);
+	d0 = exec_ns(d), n0 = exec_ns(n), t0 = now_ns();
+	fiber_sleep(1500 * MS);
+	ov_dl = exec_ns(d) - d0, ov_fair = exec_ns(n) - n0, ov_wall = now_ns() - t0;
+out:
+	atomic_store(&stop, 1);
+	fiber_join(d, NULL);
+	fiber_join(n, NULL);
+}
+
+static void test_dl_overrun_throttled_fair_still_runs(void **state)
+{
+	struct fiber_config c = sched_cfg(1);
+	double dl_share, fair_share;
+
+	atomic_store(&stop, 0);
+	err = 0;
+	ov_set = 1;
+	ov_dl = ov_fair = ov_wall = 0;
+	assert_int_equal(fiber_run(&c, ov_main, NULL), 0);
+	assert_int_equal(err, 0);
+	assert_int_equal(ov_set, 0);
+	assert_true(ov_wall > 0);
+	dl_share = (double)ov_dl / (double)ov_wall;
+	fair_share = (double)ov_fair / (double)ov_wall;
+	print_message("  DEADLINE 10/50 ms: %.1f%%, NORMAL: %.1f%% of %.1f ms\n", dl_share * 100, fair_share * 100,
+		      ov_wall / 1e6);
+	assert_true(dl_share > 0.15 && dl_share < 0.25);
+	assert_true(fair_share >= 0.70);
+}
+
+/* ---- yield gives up the rest of the budget until the next period ---- */
+
+#define YD_RUNTIME_NS (5 * MS)
+#define YD_PERIOD_NS (50 * MS)
+#define YD_RUN_NS (1000 * MS)
+#define YD_MAX 256
+static int yd_set = 1, yd_n;
+static uint64_t yd_resume[YD_MAX], yd_exec, yd_wall, yd_burst_wall;
+
+/* Runs for @ns of its own run time (time off the worker does not count). */
+static void burn_run_ns(uint64_t ns)
+{
+	uint64_t ran = 0, last = now_ns(), t;
+
+	while (ran < ns) {
+		fiber_cond_resched();
+		t = now_ns();
+		if (t - last < RUN_GAP_NS)
+			ran += t - last;
+		last = t;
+	}
+}
+
+static void *yd_fiber(void *arg)
+{
+	uint64_t t0 = now_ns(), s0;
+
+	yd_set = fiber_setattr(NULL, &ATTR_DL(YD_RUNTIME_NS, YD_PERIOD_NS, YD_PERIOD_NS));
+	s0 = exec_ns(NULL);
+	while (now_ns() - t0 < YD_RUN_NS && yd_n < YD_MAX) {
+		uint64_t b0 = now_ns();
+
+		burn_run_ns(1 * MS); /* a fifth of the budget */
+		yd_burst_wall += now_ns() - b0;
+		fiber_yield();
+		yd_resume[yd_n++] = now_ns();
+	}
+	yd_exec = exec_ns(NULL) - s0;
+	yd_wall = now_ns() - t0;
+	atomic_store(&stop, 1);
+	return NULL;
+}
+
+static void yd_main(void *arg)
+{
+	fiber_t *y = NULL, *n = NULL;
+
+	err |= fiber_spawn(&y, NULL, yd_fiber, NULL);
+	err |= fiber_spawn(&n, NULL, hog, NULL); /* takes the worker whenever the DEADLINE fiber does not */
+	fiber_join(y, NULL);
+	atomic_store(&stop, 1);
+	fiber_join(n, NULL);
+}
+
+static void test_dl_yield_gives_up_budget(void **state)
+{
+	struct fiber_config c = sched_cfg(1);
+	uint64_t min_gap = UINT64_MAX;
+	int periods;
+
+	atomic_store(&stop, 0);
+	err = 0;
+	yd_set = 1;
+	yd_n = 0;
+	yd_exec = yd_wall = yd_burst_wall = 0;
+	assert_int_equal(fiber_run(&c, yd_main, NULL), 0);
+	assert_int_equal(err, 0);
+	assert_int_equal(yd_set, 0);
+	for (int k = 1; k < yd_n; k++)
+		if (yd_resume[k] - yd_resume[k - 1] < min_gap)
+			min_gap = yd_resume[k] - yd_resume[k - 1];
+	periods = (int)(yd_wall / YD_PERIOD_NS);
+	print_message("  %d yields in %.1f ms (%d periods), charged %.1f ms for %.1f ms of bursts, shortest "
+		      "yield-to-yield %.2f ms\n",
+		      yd_n, yd_wall / 1e6, periods, yd_exec / 1e6, yd_burst_wall / 1e6, min_gap / 1e6);
+	/*
+	 * One 1 ms burst per period: each yield waits for the next period (a yield that kept the budget would give
+	 * five bursts per period, 1 ms apart). Host preemption can delay one resumption and so shorten the next
+	 * gap by a few ms, never to half a period; and host preemption charged to a burst (the runtime charges
+	 * wall-clock time) can cost a period, as CBS debt.
+	 */
+	assert_in_range(yd_n, periods / 2, periods + 2);
+	assert_true(min_gap > YD_PERIOD_NS / 2);
+	/* The fiber is charged for its bursts (wall-clock) and nothing more: the rest of each budget is given up. */
+	assert_true(yd_exec < yd_burst_wall + (uint64_t)yd_n * 500 * US);
+}
+
+/* ---- admission is per worker ---- */
+
+enum { AD_A, AD_B, AD_C, AD_D, AD_N };
+static const uint64_t ad_runtime[AD_N] = { 6 * MS, 6 * MS, 6 * MS, 3 * MS }; /* of 10 ms: 60, 60, 60, 30% */
+static struct {
+	atomic_int done;
+	int set, worker;
+	struct fiber_sched_attr after;
+} ad[AD_N];
+static atomic_int ad_release;
+
+static void *ad_fiber(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+
+	ad[i].set = fiber_setattr(NULL, &ATTR_DL(ad_runtime[i], 10 * MS, 10 * MS));
+	fiber_sleep(1 * MS); /* a DEADLINE fiber wakes up on the worker it was given */
+	ad[i].worker = fiber_worker_id();
+	err |= fiber_getattr(NULL, &ad[i].after);
+	atomic_store(&ad[i].done, 1);
+	while (!atomic_load(&ad_release))
+		fiber_sleep(2 * MS);
+	return NULL;
+}
+
+static void ad_main(void *arg)
+{
+	fiber_t *f[AD_N] = { 0 };
+
+	/* One after the other, so that each admission sees the ones before it. */
+	for (int i = 0; i < AD_N; i++) {
+		uint64_t cap = now_ns() + 1000 * MS;
+
+		err |= fiber_spawn(&f[i], NULL, ad_fiber, (void *)(intptr_t)i);
+		while (!atomic_load(&ad[i].done) && now_ns() < cap)
+			fiber_sleep(1 * MS);
+	}
+	atomic_store(&ad_release, 1);
+	for (int i = 0; i < AD_N; i++)
+		fiber_join(f[i], NULL);
+}
+
+static void test_dl_admission_per_worker(void **state)
+{
+	struct fiber_config c = sched_cfg(2);
+
+	memset(ad, 0, sizeof(ad));
+	for (int i = 0; i < AD_N; i++)
+		ad[i].set = 1, ad[i].worker = -1;
+	atomic_store(&ad_release, 0);
+	err = 0;
+	assert_int_equal(fiber_run(&c, ad_main, NULL), 0);
+	assert_int_equal(err, 0);
+	print_message("  60%%: %d on worker %d, 60%%: %d on worker %d, 60%%: %d, 30%%: %d on worker %d\n", ad[AD_A].set,
+		      ad[AD_A].worker, ad[AD_B].set, ad[AD_B].worker, ad[AD_C].set, ad[AD_D].set, ad[AD_D].worker);
+	assert_int_equal(ad[AD_A].set, 0);
+	assert_int_equal(ad[AD_B].set, 0);
+	assert_int_equal(ad[AD_C].set, -EBUSY);
+	assert_int_equal(ad[AD_D].set, 0);
+	/* 60% + 60% cannot share a worker. */
+	assert_true(ad[AD_A].worker == 0 || ad[AD_A].worker == 1);
+	assert_true(ad[AD_B].worker == 0 || ad[AD_B].worker == 1);
+	assert_int_not_equal(ad[AD_A].worker, ad[AD_B].worker);
+	assert_int_equal(ad[AD_A].after.policy, FIBER_SCHED_DEADLINE);
+	assert_int_equal(ad[AD_C].after.policy, FIBER_SCHED_NORMAL); /* refused: unchanged */
+	assert_int_equal(ad[AD_D].after.policy, FIBER_SCHED_DEADLINE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dl_each_gets_runtime_every_period),
+		cmocka_unit_test(test_dl_overrun_throttled_fair_still_runs),
+		cmocka_unit_test(test_dl_yield_gives_up_budget),
+		cmocka_unit_test(test_dl_admission_per_worker),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

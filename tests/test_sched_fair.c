@@ -1,0 +1,207 @@
+/*
+ * test_sched_fair: the fair class, EEVDF with the kernel's nice-to-weight table (KERNEL_MAP §7.4). Black-box:
+ * only include/fiber.h; CPU time is read from fiber_stats().sum_exec_ns.
+ *  - two CPU-bound NORMAL fibers at nice 0 and nice 5 share one worker 1024:335, within 10%;
+ *  - a NORMAL fiber gets at least 100 times the CPU of a SCHED_IDLE-policy one (weight 3), which still runs;
+ *  - a fiber that slept for a long time and then turns CPU-bound next to a CPU-bound peer is neither starved nor
+ *    allowed to catch up on the time it slept: its share over the next 500 ms is between 30% and 70%.
+ * All on one worker. The parent fiber samples the others' statistics while they are not running (it runs
+ * itself), so the samples are exact.
+ */
+#include "test_util.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+
+#define US 1000ull
+#define MS 1000000ull
+
+/* The tolerances below assume a 1 ms tick, whatever FIBER_TICK_HZ in the environment says. */
+static struct fiber_config sched_cfg(unsigned workers)
+{
+	struct fiber_config c = test_cfg(workers);
+
+	c.tick_hz = 1000;
+	return c;
+}
+
+static atomic_int stop;
+static int err;
+
+/* CPU-bound until told to stop (or for 10 s at most, so that a broken scheduler cannot hang the test). */
+static void *hog(void *arg)
+{
+	uint64_t cap = now_ns() + 10000 * MS;
+
+	while (!atomic_load_explicit(&stop, memory_order_relaxed) && now_ns() < cap)
+		fiber_cond_resched();
+	return NULL;
+}
+
+static fiber_t *spawn_fair(uint32_t policy, int nice, void *(*fn)(void *), void *arg)
+{
+	struct fiber_attr a;
+	fiber_t *f = NULL;
+
+	fiber_attr_init(&a);
+	a.sched.policy = policy;
+	a.sched.nice = nice;
+	err |= fiber_spawn(&f, &a, fn, arg);
+	return f;
+}
+
+static uint64_t exec_ns(fiber_t *f)
+{
+	struct fiber_stats st;
+
+	if (fiber_stats(f, &st)) {
+		err |= 1;
+		return 0;
+	}
+	return st.sum_exec_ns;
+}
+
+/* ---- nice 0 : nice 5 = 1024 : 335 ---- */
+
+static uint64_t nw_a, nw_b, nw_wall;
+
+static void nw_main(void *arg)
+{
+	fiber_t *a = spawn_fair(FIBER_SCHED_NORMAL, 0, hog, NULL);
+	fiber_t *b = spawn_fair(FIBER_SCHED_NORMAL, 5, hog, NULL);
+	uint64_t a0, b0, t0;
+
+	if (!a || !b)
+		goto out;
+	fiber_sleep(200 * MS); /* past the start-up transient */
+	a0 = exec_ns(a), b0 = exec_ns(b), t0 = now_ns();
+	fiber_sleep(2000 * MS);
+	nw_a = exec_ns(a) - a0, nw_b = exec_ns(b) - b0, nw_wall = now_ns() - t0;
+out:
+	atomic_store(&stop, 1);
+	fiber_join(a, NULL);
+	fiber_join(b, NULL);
+}
+
+static void test_fair_nice_weight_ratio(void **state)
+{
+	struct fiber_config c = sched_cfg(1);
+	double ratio, want = 1024.0 / 335.0;
+
+	atomic_store(&stop, 0);
+	err = 0;
+	nw_a = nw_b = nw_wall = 0;
+	assert_int_equal(fiber_run(&c, nw_main, NULL), 0);
+	assert_int_equal(err, 0);
+	assert_true(nw_b > 0);
+	ratio = (double)nw_a / (double)nw_b;
+	print_message("  nice 0: %.1f ms, nice 5: %.1f ms of %.1f ms; ratio %.3f (want %.3f)\n", nw_a / 1e6,
+		      nw_b / 1e6, nw_wall / 1e6, ratio, want);
+	/* The two hogs had the worker to themselves. */
+	assert_true(nw_a + nw_b > nw_wall * 9 / 10);
+	assert_true(ratio > want * 0.9 && ratio < want * 1.1);
+}
+
+/* ---- NORMAL : SCHED_IDLE policy >= 100 : 1 ---- */
+
+static uint64_t iw_normal, iw_idle, iw_wall;
+
+static void iw_main(void *arg)
+{
+	fiber_t *n = spawn_fair(FIBER_SCHED_NORMAL, 0, hog, NULL);
+	fiber_t *i = spawn_fair(FIBER_SCHED_IDLE, 0, hog, NULL);
+	uint64_t n0, i0, t0;
+
+	if (!n || !i)
+		goto out;
+	fiber_sleep(100 * MS);
+	n0 = exec_ns(n), i0 = exec_ns(i), t0 = now_ns();
+	fiber_sleep(1500 * MS);
+	iw_normal = exec_ns(n) - n0, iw_idle = exec_ns(i) - i0, iw_wall = now_ns() - t0;
+out:
+	atomic_store(&stop, 1);
+	fiber_join(n, NULL);
+	fiber_join(i, NULL);
+}
+
+static void test_fair_idle_policy_weight(void **state)
+{
+	struct fiber_config c = sched_cfg(1);
+
+	atomic_store(&stop, 0);
+	err = 0;
+	iw_normal = iw_idle = iw_wall = 0;
+	assert_int_equal(fiber_run(&c, iw_main, NULL), 0);
+	assert_int_equal(err, 0);
+	print_message("  NORMAL %.1f ms, SCHED_IDLE %.3f ms of %.1f ms (weights 1024:3)\n", iw_normal / 1e6,
+		      iw_idle / 1e6, iw_wall / 1e6);
+	assert_true(iw_normal > iw_wall / 2);
+	assert_true(iw_idle > 0); /* weight 3, not 0: it is not starved */
+	assert_true(iw_normal >= 100 * iw_idle);
+}
+
+/* ---- a long sleeper turning CPU-bound gets a fair share, no more, no less ---- */
+
+#define SL_SLEEP_NS (400 * MS)
+#define SL_WINDOW_NS (500 * MS)
+static fiber_t *_Atomic sl_peer;
+static uint64_t sl_self, sl_peer_exec, sl_wall;
+
+static void *sl_sleeper(void *arg)
+{
+	uint64_t s0, p0, t0;
+	fiber_t *peer;
+
+	fiber_sleep(SL_SLEEP_NS); /* the peer runs alone all this time */
+	peer = atomic_load(&sl_peer);
+	if (!peer) {
+		err |= 2;
+		return NULL;
+	}
+	s0 = exec_ns(NULL), p0 = exec_ns(peer), t0 = now_ns();
+	while (now_ns() - t0 < SL_WINDOW_NS)
+		fiber_cond_resched();
+	sl_self = exec_ns(NULL) - s0, sl_peer_exec = exec_ns(peer) - p0, sl_wall = now_ns() - t0;
+	atomic_store(&stop, 1);
+	return NULL;
+}
+
+static void sl_main(void *arg)
+{
+	fiber_t *p = spawn_fair(FIBER_SCHED_NORMAL, 0, hog, NULL);
+	fiber_t *s;
+
+	atomic_store(&sl_peer, p);
+	s = spawn_fair(FIBER_SCHED_NORMAL, 0, sl_sleeper, NULL);
+	fiber_join(s, NULL);
+	atomic_store(&stop, 1);
+	fiber_join(p, NULL);
+}
+
+static void test_fair_sleeper_gets_fair_share(void **state)
+{
+	struct fiber_config c = sched_cfg(1);
+	double share;
+
+	atomic_store(&stop, 0);
+	atomic_store(&sl_peer, NULL);
+	err = 0;
+	sl_self = sl_peer_exec = sl_wall = 0;
+	assert_int_equal(fiber_run(&c, sl_main, NULL), 0);
+	assert_int_equal(err, 0);
+	assert_true(sl_self + sl_peer_exec > sl_wall * 9 / 10);
+	share = (double)sl_self / (double)(sl_self + sl_peer_exec);
+	print_message("  after a %.0f ms sleep: %.1f ms vs the peer's %.1f ms in %.1f ms, share %.1f%%\n",
+		      SL_SLEEP_NS / 1e6, sl_self / 1e6, sl_peer_exec / 1e6, sl_wall / 1e6, share * 100);
+	assert_true(share > 0.30 && share < 0.70);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fair_nice_weight_ratio),
+		cmocka_unit_test(test_fair_idle_policy_weight),
+		cmocka_unit_test(test_fair_sleeper_gets_fair_share),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
