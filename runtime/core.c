@@ -201,13 +201,22 @@ void fiber__wakeup_preempt(struct rq *rq, struct fiber *p, int flags)
  * whose budget must be enforced.
  * ---------------------------------------------------------------------------------------------------------- */
 
+static inline bool tick_needed(struct rq *rq, struct fiber *curr)
+{
+	return atomic_load_explicit(&rq->nr_running, memory_order_relaxed) >= 2 ||
+	       curr->sched_class == &fiber__dl_sched_class;
+}
+
+/*
+ * Ask for the tick. Arming it is a system call, so it is not done here, on the switch path, but at the next
+ * preemption point (fiber__sched_tick): a tick only has an effect at preemption points anyway.
+ */
 static inline void tick_update(struct worker *w, struct rq *rq, struct fiber *curr)
 {
 	if (likely(w->tick_armed) || !w->have_tick_timer)
 		return;
-	if (atomic_load_explicit(&rq->nr_running, memory_order_relaxed) >= 2 ||
-	    curr->sched_class == &fiber__dl_sched_class)
-		fiber__tick_arm(w);
+	if (tick_needed(rq, curr))
+		atomic_store_explicit(&w->tick_pending, 1, memory_order_relaxed);
 }
 
 /*
@@ -878,6 +887,11 @@ void fiber__preempt_point(void)
 
 	if (!w || w->preempt_count)
 		return;
+	/* A reschedule already decided goes first: the tick's work (maybe a timer syscall) can wait. */
+	if (test_tsk_need_resched(w->current)) {
+		preempt_schedule();
+		w = this_worker();
+	}
 	if (unlikely(atomic_load_explicit(&w->tick_pending, memory_order_relaxed)))
 		fiber__sched_tick(w);
 	sched_submit_work(w);
@@ -901,8 +915,10 @@ void fiber__sched_tick(struct worker *w)
 	fiber__update_rq_clock(rq);
 	curr = rq->curr;
 	curr->sched_class->task_tick(rq, curr, 0);
-	tick_update(w, rq, curr);
+	bool arm = !w->tick_armed && w->have_tick_timer && tick_needed(rq, curr);
 	spin_unlock(&rq->lock);
+	if (arm)
+		fiber__tick_arm(w);
 	preempt_enable_no_resched();
 }
 
