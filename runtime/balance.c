@@ -126,18 +126,23 @@ bool fiber__newidle_balance(struct worker *w)
  */
 void fiber__wakep(struct rq *rq)
 {
-	int cpu;
-	cpu_set_t all;
+	unsigned n = fiber__rt.nr_workers;
 
 	fiber__tick_dep(rq);
-	if (atomic_load_explicit(&rq->nr_running, memory_order_relaxed) < 2 ||
+	if (n < 2 || atomic_load_explicit(&rq->nr_running, memory_order_relaxed) < 2 ||
 	    atomic_load_explicit(&nr_polling, memory_order_relaxed) > 0)
 		return;
-	CPU_ZERO(&all);
-	for (unsigned i = 0; i < fiber__rt.nr_workers; i++)
-		if ((int)i != rq->cpu)
-			CPU_SET(i, &all);
-	cpu = fiber__first_idle_worker(&all);
-	if (cpu >= 0)
-		fiber__kick_worker(&fiber__rt.workers[cpu]);
+	for (unsigned i = 0; i < (n + 31) / 32; i++) {
+		unsigned bits = atomic_load_explicit(&fiber__rt.idle_mask[i], memory_order_relaxed);
+
+		if (rq->cpu / 32 == (int)i)
+			bits &= ~(1u << (rq->cpu % 32));
+		if (bits) {
+			unsigned cpu = i * 32 + (unsigned)__builtin_ctz(bits);
+
+			if (cpu < n)
+				fiber__kick_worker(&fiber__rt.workers[cpu]);
+			return;
+		}
+	}
 }

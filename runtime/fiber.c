@@ -448,10 +448,16 @@ static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*f
 	if (attr->name)
 		snprintf(p->name, sizeof(p->name), "%s", attr->name);
 	CPU_ZERO(&p->cpus_mask);
-	for (unsigned i = 0; i < n; i++) {
-		if (CPU_COUNT(&attr->affinity) == 0 || CPU_ISSET(i, &attr->affinity)) {
+	if (CPU_COUNT(&attr->affinity) == 0) {
+		for (unsigned i = 0; i < n; i++)
 			CPU_SET(i, &p->cpus_mask);
-			cnt++;
+		cnt = (int)n;
+	} else {
+		for (unsigned i = 0; i < n; i++) {
+			if (CPU_ISSET(i, &attr->affinity)) {
+				CPU_SET(i, &p->cpus_mask);
+				cnt++;
+			}
 		}
 	}
 	p->nr_cpus_allowed = cnt;

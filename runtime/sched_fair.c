@@ -242,7 +242,7 @@ static void place_entity(struct cfs_rq *cfs, struct sched_entity *se, int flags)
 		if (cfs->curr && cfs->curr->on_rq)
 			load += (int64_t)cfs->curr->load_weight;
 		lag = se->vlag;
-		if (load)
+		if (load && lag)
 			lag = (int64_t)((__int128)lag * (load + (int64_t)se->load_weight) / load);
 	}
 	se->vruntime = vruntime - lag;
