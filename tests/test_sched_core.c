@@ -16,26 +16,6 @@
 #include <errno.h>
 #include <stdatomic.h>
 
-#define US 1000ull
-#define MS 1000000ull
-
-/* The tolerances below assume a 1 ms tick, whatever FIBER_TICK_HZ in the environment says. */
-static struct fiber_config sched_cfg(unsigned workers)
-{
-	struct fiber_config c = test_cfg(workers);
-
-	c.tick_hz = 1000;
-	return c;
-}
-
-/* Busy for @ns of wall time, with a preemption point in every iteration. */
-static void spin_ns(uint64_t ns)
-{
-	uint64_t end = now_ns() + ns;
-
-	while (now_ns() < end)
-		fiber_cond_resched();
-}
 
 /* Compound literals, so that &ATTR_...(...) can be passed straight to fiber_setattr. */
 #define ATTR_FAIR(pol, n) ((struct fiber_sched_attr){ .policy = (pol), .nice = (n) })

@@ -17,17 +17,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define US 1000ull
-#define MS 1000000ull
-
-/* The tolerances below assume a 1 ms tick, whatever FIBER_TICK_HZ in the environment says. */
-static struct fiber_config sched_cfg(unsigned workers)
-{
-	struct fiber_config c = test_cfg(workers);
-
-	c.tick_hz = 1000;
-	return c;
-}
 
 #define ATTR_DL(r, d, p)                                                                                          \
 	((struct fiber_sched_attr){                                                                               \
@@ -41,13 +30,7 @@ static int err;
 
 static uint64_t exec_ns(fiber_t *f)
 {
-	struct fiber_stats st;
-
-	if (fiber_stats(f, &st)) {
-		err |= 1;
-		return 0;
-	}
-	return st.sum_exec_ns;
+	return fiber_exec_ns(f, &err);
 }
 
 /* CPU-bound until told to stop (or for 10 s at most, so that a broken scheduler cannot hang the test). */

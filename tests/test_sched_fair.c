@@ -13,17 +13,6 @@
 #include <errno.h>
 #include <stdatomic.h>
 
-#define US 1000ull
-#define MS 1000000ull
-
-/* The tolerances below assume a 1 ms tick, whatever FIBER_TICK_HZ in the environment says. */
-static struct fiber_config sched_cfg(unsigned workers)
-{
-	struct fiber_config c = test_cfg(workers);
-
-	c.tick_hz = 1000;
-	return c;
-}
 
 static atomic_int stop;
 static int err;
@@ -52,13 +41,7 @@ static fiber_t *spawn_fair(uint32_t policy, int nice, void *(*fn)(void *), void 
 
 static uint64_t exec_ns(fiber_t *f)
 {
-	struct fiber_stats st;
-
-	if (fiber_stats(f, &st)) {
-		err |= 1;
-		return 0;
-	}
-	return st.sum_exec_ns;
+	return fiber_exec_ns(f, &err);
 }
 
 /* ---- nice 0 : nice 5 = 1024 : 335 ---- */

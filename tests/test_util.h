@@ -57,4 +57,39 @@ static inline struct fiber_config test_cfg(unsigned workers)
 	return c;
 }
 
+/* ---- shared by the scheduling-class tests (test_sched_*.c) ---- */
+
+#define US 1000ull
+#define MS 1000000ull
+
+/* The class tests' tolerances assume a 1 ms tick, whatever FIBER_TICK_HZ in the environment says. */
+static inline struct fiber_config sched_cfg(unsigned workers)
+{
+	struct fiber_config c = test_cfg(workers);
+
+	c.tick_hz = 1000;
+	return c;
+}
+
+/* Busy for @ns of wall time, with a preemption point in every iteration. */
+static inline void spin_ns(uint64_t ns)
+{
+	uint64_t end = now_ns() + ns;
+
+	while (now_ns() < end)
+		fiber_cond_resched();
+}
+
+/* CPU time a fiber has run so far (fiber_stats); 0 and *@err set when it cannot be read. */
+static inline uint64_t fiber_exec_ns(fiber_t *f, int *err)
+{
+	struct fiber_stats st;
+
+	if (fiber_stats(f, &st)) {
+		*err |= 1;
+		return 0;
+	}
+	return st.sum_exec_ns;
+}
+
 #endif
