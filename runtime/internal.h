@@ -713,7 +713,7 @@ __hidden struct fiber *fiber__spawn_kthread(int cpu, void *(*fn)(void *), void *
 __hidden void fiber__init_cfs_rq(struct cfs_rq *cfs);
 __hidden void fiber__init_rt_rq(struct rt_rq *rt);
 __hidden void fiber__init_dl_rq(struct dl_rq *dl);
-__hidden int fiber__stop_one_cpu(int cpu, void (*fn)(void *), void *arg);
+
 __hidden int fiber__sched_attr_check_spawn(const struct fiber_sched_attr *a);
 __hidden void fiber__sched_fork(struct fiber *p, const struct fiber_sched_attr *a);
 

@@ -130,50 +130,6 @@ void fiber__stop_one_cpu_nowait(int cpu, struct cpu_stop_work *work)
 	fiber__wake_up_process(w->rq.stop);
 }
 
-struct stop_wait {
-	struct cpu_stop_work work;
-	void (*fn)(void *);
-	void *arg;
-	atomic_int done;
-	struct fiber *waiter;
-};
-
-static void stop_wait_fn(void *arg)
-{
-	struct stop_wait *sw = arg;
-
-	sw->fn(sw->arg);
-	atomic_store_explicit(&sw->done, 1, memory_order_release);
-	if (sw->waiter)
-		fiber__wake_up_process(sw->waiter);
-	else
-		syscall(SYS_futex, &sw->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
-/* Run @fn(@arg) on @cpu's stopper and wait for it. Context: any thread, not the stopper of @cpu itself. */
-int fiber__stop_one_cpu(int cpu, void (*fn)(void *), void *arg)
-{
-	struct stop_wait sw = { .fn = fn, .arg = arg, .waiter = fiber_self() };
-
-	sw.work.fn = stop_wait_fn;
-	sw.work.arg = &sw;
-	atomic_init(&sw.done, 0);
-	fiber__stop_one_cpu_nowait(cpu, &sw.work);
-	if (sw.waiter) {
-		for (;;) {
-			fiber__set_current_state(TASK_UNINTERRUPTIBLE);
-			if (atomic_load_explicit(&sw.done, memory_order_acquire))
-				break;
-			fiber__schedule();
-		}
-		atomic_store_explicit(&sw.waiter->state, TASK_RUNNING, memory_order_relaxed);
-	} else {
-		while (!atomic_load_explicit(&sw.done, memory_order_acquire))
-			syscall(SYS_futex, &sw.done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
-	}
-	return 0;
-}
-
 int fiber__stoppers_start(void)
 {
 	atomic_store(&fiber__rt.stoppers_exit, 0);
