@@ -138,6 +138,8 @@ void fiber_attr_init(struct fiber_attr *attr);
  * fiber_spawn - create a fiber that runs @fn(@arg) and make it runnable.
  * @out: receives the handle; NULL makes the fiber detached.
  * @attr: NULL for the defaults.
+ * The new fiber is queued on the calling worker (any allowed one from a plain pthread) and does not preempt its
+ * parent; idle workers pull queued fibers.
  * Returns 0, -EINVAL (@fn NULL, a stack size outside FIBER_STACK_MIN..FIBER_STACK_MAX, unknown flags, an
  * affinity that names no existing worker, or scheduling attributes that fiber_setattr() would refuse), -EAGAIN
  * (a DEADLINE policy: as in Linux, deadline tasks cannot fork; use fiber_setattr() from the new fiber), -ENOMEM,
@@ -208,8 +210,11 @@ int fiber_cancel(fiber_t *f);
 
 /*
  * fiber_setattr - change @f's (NULL = self) policy and parameters, validated as sched_setattr(2) validates them.
- * Returns 0, -EINVAL, -EBUSY (DEADLINE admission failed), -ESRCH (@f has exited or no runtime).
+ * Returns 0, -EINVAL, -EBUSY (DEADLINE admission failed), -ESRCH (@f has exited or no runtime), -ENOMEM.
  * The change takes effect at once, also on a fiber queued or running on another worker.
+ * DEADLINE is partitioned EDF: admission gives the fiber to one worker (its current one if it fits, else the allowed
+ * worker with the least admitted bandwidth) whose admitted runtime/period stays <= 95%; the fiber then runs only
+ * there (a running fiber is moved by that worker's stopper at its next preemption point).
  * Context: any thread (@f NULL only in a fiber).
  */
 int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a);
