@@ -212,9 +212,8 @@ static void do_idle(struct worker *w)
 
 /*
  * Pin worker i to the i-th CPU the process may use (round robin when there are more workers), so that a worker is a
- * CPU as in the kernel's model: the host scheduler then cannot put a woken worker behind a spinning one on the same
- * CPU (its wake-affine placement does exactly that, and the wakee waits for a host time slice). FIBER_CFG_NO_PIN
- * leaves the workers to the host scheduler.
+ * CPU as in the kernel's model: the host scheduler then never stacks two busy workers on one CPU while another CPU
+ * idles. FIBER_CFG_NO_PIN leaves the workers to the host scheduler.
  */
 static void worker_pin(struct worker *w)
 {
