@@ -74,7 +74,7 @@ bool fiber__newidle_balance(struct worker *w)
 {
 	unsigned n = fiber__rt.nr_workers, best_load = 1;
 	int busiest = -1;
-	struct rq *src, *dst = &w->rq;
+	struct rq *src;
 	struct fiber *p = NULL;
 
 	for (unsigned i = 0; i < n; i++) {
@@ -99,24 +99,12 @@ bool fiber__newidle_balance(struct worker *w)
 		if (!p)
 			p = detach_fair(src, w->id);
 	}
-	if (p) {
-		fiber__update_rq_clock(src);
-		fiber__deactivate_task(src, p, DEQUEUE_MOVE);
-		p->cpu = w->id;
-		p->nr_migrations++;
-		src->pushed++;
-	}
-	spin_unlock(&src->lock);
-	if (!p)
+	if (!p) {
+		spin_unlock(&src->lock);
 		return false;
-
-	spin_lock(&dst->lock);
-	fiber__update_rq_clock(dst);
-	fiber__activate_task(dst, p, ENQUEUE_MOVE | ENQUEUE_MIGRATED);
-	dst->pulled++;
-	fiber__wakeup_preempt(dst, p, 0);
-	spin_unlock(&dst->lock);
-	fiber__tick_dep(dst);
+	}
+	fiber__update_rq_clock(src);
+	fiber__move_queued_task(src, p, w->id, true);
 	return true;
 }
 

@@ -39,7 +39,6 @@ const struct sched_class *const fiber__classes[] = {
 	&fiber__stop_sched_class, &fiber__dl_sched_class, &fiber__rt_sched_class,
 	&fiber__fair_sched_class, &fiber__idle_sched_class,
 };
-const unsigned fiber__nr_classes = ARRAY_SIZE(fiber__classes);
 
 /* ------------------------------------------------------------------------------------------------------------
  * Small helpers
@@ -1157,10 +1156,10 @@ void fiber__task_rq_unlock(struct rq *rq, struct fiber *p)
 
 /*
  * move_queued_task: p is queued on rq (locked) and not running there. Take it off (MIGRATING covers the gap between
- * the two locks), give it its new worker, and queue it there. Returns with rq unlocked and p's pi_lock still held
- * by the caller.
+ * the two locks), give it its new worker, and queue it there. Returns with rq unlocked; p's pi_lock, if the caller
+ * holds it, stays held. @balance: a balancing move, counted in the two workers' pushed/pulled statistics.
  */
-void fiber__move_queued_task(struct rq *rq, struct fiber *p, int new_cpu)
+void fiber__move_queued_task(struct rq *rq, struct fiber *p, int new_cpu, bool balance)
 {
 	struct rq *dst = cpu_rq(new_cpu);
 
@@ -1168,11 +1167,15 @@ void fiber__move_queued_task(struct rq *rq, struct fiber *p, int new_cpu)
 	FIBER_BUG_ON(rq->curr == p || atomic_load_explicit(&p->on_cpu, memory_order_relaxed));
 	fiber__deactivate_task(rq, p, DEQUEUE_MOVE);
 	set_task_cpu(p, new_cpu);
+	if (balance)
+		rq->pushed++;
 	spin_unlock(&rq->lock);
 
 	spin_lock(&dst->lock);
 	fiber__update_rq_clock(dst);
 	fiber__activate_task(dst, p, ENQUEUE_MOVE | ENQUEUE_MIGRATED);
+	if (balance)
+		dst->pulled++;
 	fiber__wakeup_preempt(dst, p, 0);
 	spin_unlock(&dst->lock);
 	fiber__tick_dep(dst);
@@ -1201,7 +1204,7 @@ static void migration_cpu_stop(void *data)
 		fiber__task_rq_unlock(rq, p);
 	} else if (task_on_rq_queued(p) && rq->curr != p) {
 		fiber__update_rq_clock(rq);
-		fiber__move_queued_task(rq, p, dest);
+		fiber__move_queued_task(rq, p, dest, false);
 		spin_unlock(&p->pi_lock);
 	} else if (!atomic_load_explicit(&p->on_rq, memory_order_relaxed) &&
 		   !atomic_load_explicit(&p->on_cpu, memory_order_relaxed)) {
@@ -1235,7 +1238,7 @@ static void migrate_task_to(struct fiber *p, int dest)
 	}
 	if (task_on_rq_queued(p) && rq->curr != p && !atomic_load_explicit(&p->on_cpu, memory_order_relaxed)) {
 		fiber__update_rq_clock(rq);
-		fiber__move_queued_task(rq, p, dest);
+		fiber__move_queued_task(rq, p, dest, false);
 		spin_unlock(&p->pi_lock);
 		return;
 	}

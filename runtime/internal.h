@@ -605,7 +605,6 @@ extern __hidden const struct sched_class fiber__rt_sched_class;
 extern __hidden const struct sched_class fiber__fair_sched_class;
 extern __hidden const struct sched_class fiber__idle_sched_class;
 extern __hidden const struct sched_class *const fiber__classes[];
-extern __hidden const unsigned fiber__nr_classes;
 
 /* sched_class_above(a, b): a has a higher priority than b (the kernel compares section addresses). */
 static inline bool sched_class_above(const struct sched_class *a, const struct sched_class *b)
@@ -645,7 +644,7 @@ __hidden struct rq *fiber__task_rq_lock(struct fiber *p);
 __hidden void fiber__task_rq_unlock(struct rq *rq, struct fiber *p);
 __hidden void fiber__sched_tick(struct worker *w);
 __hidden void fiber__tick_dep(struct rq *rq);
-__hidden void fiber__move_queued_task(struct rq *rq, struct fiber *p, int new_cpu);
+__hidden void fiber__move_queued_task(struct rq *rq, struct fiber *p, int new_cpu, bool balance);
 
 static inline void add_nr_running(struct rq *rq, unsigned n)
 {
