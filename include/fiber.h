@@ -74,6 +74,8 @@ int fiber_runtime_start(const struct fiber_config *cfg);
 
 /*
  * fiber_runtime_stop - wait until every fiber has exited, then stop and join the workers and free everything.
+ * Plain threads may call into the runtime until it stops: a fiber_spawn() racing the stop either spawns a fiber
+ * that runs (stop waits for it) or returns -ESRCH. Handles stay safe: see fiber_join().
  * Returns 0, -ESRCH if no runtime is running, -EDEADLK when called from a fiber (it would wait for itself).
  * Context: any thread that is not a fiber.
  */
@@ -151,17 +153,21 @@ int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *
 /*
  * fiber_join - wait for @f to exit, store its return value in @retval (if not NULL) and release it.
  * Returns 0, -EINVAL (@f NULL, detached, already joined or being joined by someone else), -EDEADLK (@f is the
- * caller), -ECANCELED (the calling fiber was cancelled; @f stays joinable), -ESRCH (no runtime).
- * A handle stays valid until its join returns 0. Descriptors are type-stable while the runtime runs, so a second
- * join of a handle returns -EINVAL rather than crashing, unless a new fiber has since been given the same
- * descriptor (as with pthread ids, a joined handle must not be used again).
+ * caller), -ECANCELED (the calling fiber was cancelled; @f stays joinable), -ESRCH (@f is a released handle of an
+ * earlier runtime).
+ * Handle lifetime: a joinable fiber's handle stays valid until fiber_join() returns 0 or fiber_detach() is called,
+ * also after the fiber exited and after fiber_runtime_stop() (joining it then returns at once). Descriptor memory
+ * is never freed while the process lives (only its pages are given back), so a call on a released handle never
+ * touches freed memory: it returns -EINVAL in the runtime that released it and -ESRCH afterwards - unless a new
+ * fiber has since been given the same descriptor (as with pthread ids, a released handle must not be used again).
  * Context: any thread (a plain pthread blocks in the kernel).
  */
 int fiber_join(fiber_t *f, void **retval);
 
 /*
- * fiber_detach - make @f release its resources when it exits; it can no longer be joined.
- * Returns 0, -EINVAL (@f NULL, already detached, or being joined).
+ * fiber_detach - make @f release its resources when it exits (at once if it has exited); it can no longer be
+ * joined. Works also after the runtime stopped (see fiber_join() for handle lifetime).
+ * Returns 0, -EINVAL (@f NULL, already detached, or being joined), -ESRCH (a released handle of an earlier runtime).
  * Context: any thread.
  */
 int fiber_detach(fiber_t *f);
@@ -176,7 +182,10 @@ _Noreturn void fiber_exit(void *retval);
 /* fiber_self - the calling fiber, NULL outside a fiber (plain pthreads, the idle loop). Context: any thread. */
 fiber_t *fiber_self(void);
 
-/* fiber_id - a number unique for the life of the process, never reused; 0 for NULL. Context: any thread. */
+/*
+ * fiber_id - a number unique for the life of the process, never reused; 0 for NULL or a released handle. A
+ * joinable fiber keeps its id until it is joined or detached. Context: any thread.
+ */
 uint64_t fiber_id(const fiber_t *f);
 
 /*
@@ -210,8 +219,9 @@ int fiber_cancel(fiber_t *f);
 
 /*
  * fiber_setattr - change @f's (NULL = self) policy and parameters, validated as sched_setattr(2) validates them.
- * Returns 0, -EINVAL, -EBUSY (DEADLINE admission failed), -ESRCH (@f has exited or no runtime), -ENOMEM.
- * The change takes effect at once, also on a fiber queued or running on another worker.
+ * Returns 0, -EINVAL, -EBUSY (DEADLINE admission failed; nothing changed), -ESRCH (@f has exited or no runtime).
+ * It allocates nothing, so it cannot fail for memory. The change takes effect at once, also on a fiber queued or
+ * running on another worker; concurrent changes of one fiber are applied one after the other.
  * DEADLINE is partitioned EDF: admission gives the fiber to one worker (its current one if it fits, else the allowed
  * worker with the least admitted bandwidth) whose admitted runtime/period stays <= 95%; the fiber then runs only
  * there (a running fiber is moved by that worker's stopper at its next preemption point).
@@ -221,6 +231,20 @@ int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a);
 
 /* fiber_getattr - read @f's (NULL = self) policy and parameters. 0, -EINVAL, -ESRCH. Context: any thread. */
 int fiber_getattr(fiber_t *f, struct fiber_sched_attr *a);
+
+/*
+ * fiber_setaffinity - the workers @f (NULL = self) may run on (sched_setaffinity(2) for fibers). @set is
+ * intersected with the worker set. A fiber on a worker it may no longer use moves at once if it is queued, at its
+ * next preemption point if it runs (or when it calls fiber_migrate_enable(), if it disabled migration), and at its
+ * next wake-up if it sleeps. A DEADLINE fiber whose worker is not in @set is admitted again on one that is.
+ * Returns 0, -EINVAL (@set NULL or naming no existing worker; @f NULL outside a fiber), -EBUSY (a DEADLINE fiber
+ * fits on no worker of @set; nothing changed), -ESRCH (@f has exited or no runtime).
+ * Context: any thread.
+ */
+int fiber_setaffinity(fiber_t *f, const cpu_set_t *set);
+
+/* fiber_getaffinity - the workers @f (NULL = self) may run on. 0, -EINVAL, -ESRCH. Context: any thread. */
+int fiber_getaffinity(fiber_t *f, cpu_set_t *set);
 
 /* fiber_preempt_disable - nestable; the fiber is not switched out until the matching enable. Context: fiber. */
 void fiber_preempt_disable(void);

@@ -72,7 +72,7 @@ void fiber__spin_lock_slow(spinlock_t *l)
 
 static inline long futex_wake(atomic_uint *uaddr, int nr)
 {
-	return syscall(SYS_futex, uaddr, FUTEX_WAKE_PRIVATE, nr, NULL, NULL, 0);
+	return fiber__futex(uaddr, FUTEX_WAKE_PRIVATE, nr, NULL);
 }
 
 void fiber__update_rq_clock(struct rq *rq)
@@ -91,6 +91,8 @@ void fiber__put_task_struct(struct fiber *p)
 	if (atomic_fetch_sub_explicit(&p->usage, 1, memory_order_acq_rel) == 1)
 		fiber__desc_free(p);
 }
+
+static void affine_move_task(struct rq *rq, struct fiber *p);
 
 /* ------------------------------------------------------------------------------------------------------------
  * Enqueue, dequeue, activate, block (they own rq->nr_running and p->on_rq)
@@ -140,12 +142,18 @@ static void block_task(struct rq *rq, struct fiber *p)
 	atomic_store_explicit(&p->on_rq, 0, memory_order_release);
 }
 
+/*
+ * set_task_cpu: p now belongs to @cpu's rq. Callers hold p->pi_lock with p RUNNING or WAKING and not queued (a
+ * wake-up), or p's old rq lock with on_rq == MIGRATING (a migration) - never for a fiber that sleeps or whose
+ * wake-up sits on a wakelist, which the wakelist's owner completes on its own rq (KERNEL_MAP §6.2 B4).
+ */
 static void set_task_cpu(struct fiber *p, int cpu)
 {
 	if (p->cpu != cpu) {
 		p->nr_migrations++;
 		p->cpu = cpu;
 	}
+	p->wake_cpu = cpu;
 }
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -255,10 +263,11 @@ static int select_task_rq(struct fiber *p, int wake_flags)
 	struct worker *w = this_worker();
 	unsigned best_load = UINT_MAX;
 
-	if (p->migration_disabled || p->nr_cpus_allowed == 1) {
-		if (cpu_allowed(p, prev))
-			return prev;
-	}
+	/* migrate_disable wins over everything: the fiber stays where it is until migrate_enable. */
+	if (p->migration_disabled)
+		return prev;
+	if (p->nr_cpus_allowed == 1 && cpu_allowed(p, prev))
+		return prev;
 	/* Partitioned EDF: a deadline fiber runs on the worker that holds its bandwidth. */
 	if (dl_policy(p->policy) && p->dl.dl_cpu >= 0)
 		return p->dl.dl_cpu;
@@ -404,6 +413,12 @@ void fiber__sched_ttwu_pending(struct worker *w)
 		 */
 		while (atomic_load_explicit(&p->on_cpu, memory_order_acquire))
 			cpu_relax();
+		/*
+		 * p was queued here because it belongs here, and nothing moves a WAKING fiber; but it is activated on
+		 * this rq whatever it says, so make task_rq(p) say so (sched_ttwu_pending's set_task_cpu).
+		 */
+		FIBER_DEBUG_BUG_ON(p->cpu != rq->cpu);
+		set_task_cpu(p, rq->cpu);
 		ttwu_do_activate(rq, p, 0);
 	}
 	spin_unlock(&rq->lock);
@@ -658,12 +673,8 @@ static struct rq *finish_task_switch(struct fiber *prev)
 		/* C2: after the switch and after the unlock. */
 		if (prev->sched_class->task_dead)
 			prev->sched_class->task_dead(prev);
-		if (prev->dl.timer) {
-			/* A fiber that was ever DEADLINE has a replenishment timer; it may still be armed. */
-			fiber__timer_del(prev->dl.timer);
-			fiber__free(prev->dl.timer, sizeof(*prev->dl.timer));
-			prev->dl.timer = NULL;
-		}
+		/* A fiber that was ever DEADLINE may still have its replenishment timer armed. */
+		fiber__timer_del(&prev->dl.timer);
 		bool user = !(prev->flags & PF_KTHREAD);
 
 		fiber__stack_free(prev);
@@ -671,7 +682,7 @@ static struct rq *finish_task_switch(struct fiber *prev)
 		fiber__put_task_struct(prev); /* the reference the fiber held on itself while it ran */
 		if (user && atomic_fetch_sub_explicit(&fiber__rt.nr_fibers, 1, memory_order_acq_rel) == 1 &&
 		    atomic_load_explicit(&fiber__rt.stop_waiting, memory_order_acquire))
-			syscall(SYS_futex, &fiber__rt.nr_fibers, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+			fiber__futex(&fiber__rt.nr_fibers, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 	}
 
 	/* The analog of the IPI that waits for interrupts to come back on: wake-ups handed to us while we switched. */
@@ -813,29 +824,47 @@ static inline void sched_submit_work(struct worker *w)
 }
 
 /*
- * A fiber that blocks with preemption disabled ("scheduling while atomic") is a caller bug; the kernel warns and
- * goes on. We do the same, carrying the extra depth across the switch so that the next fiber starts at depth 0.
+ * A fiber that blocks, yields or exits with preemption disabled ("scheduling while atomic") is a caller bug. The
+ * kernel warns and goes on; so do we, once, naming the fiber, and contain it to that fiber: its depth is taken off
+ * the worker before the switch (so the next fiber starts at depth 0) and given back when it resumes (an exiting
+ * fiber's depth dies with it). A FIBER_DEBUG build stops here instead: it is a bug to find, not to live with.
  */
-static __noinline void schedule_atomic_fixup(struct worker *w, struct fiber *prev)
+static __noinline void schedule_atomic_fixup(struct worker *w, struct fiber *prev, const char *what)
 {
 	static atomic_flag warned = ATOMIC_FLAG_INIT;
 
+#ifdef FIBER_DEBUG
+	fprintf(stderr, "libfiber: fiber %llu \"%s\" %s with preemption disabled (depth %d)\n",
+		(unsigned long long)prev->id, prev->name, what, w->preempt_count);
+	FIBER_BUG_ON(w->preempt_count);
+#endif
 	if (!atomic_flag_test_and_set(&warned))
-		fprintf(stderr, "libfiber: fiber %llu blocked with preemption disabled (depth %d); "
+		fprintf(stderr, "libfiber: fiber %llu \"%s\" %s with preemption disabled (depth %d); "
 				"this is a bug in the caller\n",
-			(unsigned long long)prev->id, w->preempt_count);
+			(unsigned long long)prev->id, prev->name, what, w->preempt_count);
 	prev->saved_preempt = w->preempt_count;
 	w->preempt_count = 0;
+}
+
+/* The depth a fiber carried across its switch, back on whichever worker it resumed on. */
+static inline void schedule_atomic_restore(void)
+{
+	struct worker *w = this_worker();
+	int saved = w->current->saved_preempt;
+
+	if (unlikely(saved)) {
+		w->current->saved_preempt = 0;
+		w->preempt_count = saved;
+	}
 }
 
 void fiber__schedule(void)
 {
 	struct worker *w = this_worker();
 	struct fiber *prev = w->current;
-	int saved;
 
 	if (unlikely(w->preempt_count))
-		schedule_atomic_fixup(w, prev);
+		schedule_atomic_fixup(w, prev, "blocked");
 	if (unlikely(atomic_load_explicit(&w->tick_pending, memory_order_relaxed)))
 		atomic_store_explicit(&w->tick_pending, 0, memory_order_relaxed); /* __schedule charges curr anyway */
 	sched_submit_work(w);
@@ -845,11 +874,7 @@ void fiber__schedule(void)
 		preempt_enable_no_resched();
 		w = this_worker();
 	} while (test_tsk_need_resched(w->current));
-	saved = w->current->saved_preempt;
-	if (unlikely(saved)) {
-		w->current->saved_preempt = 0;
-		w->preempt_count = saved;
-	}
+	schedule_atomic_restore();
 }
 
 /* preempt_schedule: an involuntary switch at a preemption point; never dequeues (D3). */
@@ -962,8 +987,13 @@ static _Noreturn void do_task_dead(void)
 
 void fiber__exit(void *retval)
 {
-	struct fiber *p = this_worker()->current;
+	struct worker *w = this_worker();
+	struct fiber *p = w->current;
 
+	if (unlikely(w->preempt_count)) {
+		schedule_atomic_fixup(w, p, "exited");
+		p->saved_preempt = 0; /* it never resumes */
+	}
 	/* Notifiers are the fiber's own; they do not fire for the final switch-out. */
 	while (p->preempt_notifiers)
 		fiber_preempt_notifier_unregister(p->preempt_notifiers);
@@ -973,7 +1003,7 @@ void fiber__exit(void *retval)
 	atomic_thread_fence(memory_order_seq_cst);
 	fiber__wake_up_sync(&p->join_wq, TASK_NORMAL);
 	if (atomic_load_explicit(&p->pthread_joiner, memory_order_relaxed))
-		syscall(SYS_futex, &p->exited, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+		fiber__futex(&p->exited, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 	if (p->migration_disabled)
 		p->migration_disabled = 0;
 	do_task_dead();
@@ -991,6 +1021,8 @@ void fiber_yield(void)
 		sched_yield();
 		return;
 	}
+	if (unlikely(w->preempt_count))
+		schedule_atomic_fixup(w, w->current, "yielded");
 	sched_submit_work(w);
 	preempt_disable();
 	/*
@@ -1002,6 +1034,7 @@ void fiber_yield(void)
 	w = this_worker();
 	if (test_tsk_need_resched(w->current))
 		preempt_schedule();
+	schedule_atomic_restore();
 }
 
 void fiber_preempt_disable(void)
@@ -1037,9 +1070,22 @@ void fiber_migrate_disable(void)
 void fiber_migrate_enable(void)
 {
 	struct worker *w = this_worker();
+	struct fiber *p;
 
-	if (w && !is_idle_task(w->current) && w->current->migration_disabled > 0)
-		w->current->migration_disabled--;
+	if (!w || is_idle_task(w->current) || w->current->migration_disabled <= 0)
+		return;
+	p = w->current;
+	if (--p->migration_disabled)
+		return;
+	/*
+	 * A move asked for while migration was disabled was left to us (affine_move_task). Pairs with the fence in
+	 * fiber_setaffinity: either it saw migration enabled and moved us, or we see its new mask here.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (unlikely(!cpu_allowed(p, p->cpu) || (dl_policy(p->policy) && p->dl.dl_cpu >= 0 && p->dl.dl_cpu != p->cpu))) {
+		affine_move_task(fiber__task_rq_lock(p), p);
+		fiber__preempt_point();
+	}
 }
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -1134,7 +1180,7 @@ static void setscheduler_params(struct fiber *p, const struct fiber_sched_attr *
 void fiber__sched_fork(struct fiber *p, const struct fiber_sched_attr *a)
 {
 	p->static_prio = NICE_TO_PRIO(0);
-	p->dl.dl_cpu = -1;
+	fiber__dl_sched_class.task_fork(p);
 	setscheduler_params(p, a);
 	fiber__set_load_weight(p);
 	fiber__fair_sched_class.task_fork(p);
@@ -1181,77 +1227,86 @@ void fiber__move_queued_task(struct rq *rq, struct fiber *p, int new_cpu, bool b
 	fiber__tick_dep(dst);
 }
 
-struct migration_arg {
-	struct cpu_stop_work work;
-	struct fiber *p;
-	int dest_cpu;
-};
+/*
+ * Where p has to go: the worker that holds its deadline bandwidth, or an allowed worker when it is on one it may
+ * no longer use; -1 when it may stay. pi_lock held.
+ */
+static int migration_dest(struct fiber *p)
+{
+	int cpu;
+
+	if (dl_policy(p->policy) && p->dl.dl_cpu >= 0)
+		return p->cpu == p->dl.dl_cpu ? -1 : p->dl.dl_cpu;
+	if (cpu_allowed(p, p->cpu))
+		return -1;
+	for (cpu = 0; cpu < (int)fiber__rt.nr_workers; cpu++)
+		if (cpu_allowed(p, cpu))
+			return cpu;
+	return -1;
+}
+
+static void migration_cpu_stop(void *data);
 
 /*
- * migration_cpu_stop: runs as the stopper of p's (old) worker, so p is not running there any more - at most
- * queued. Move it to its destination (or, if it sleeps, just point its next wake-up there).
+ * affine_move_task: make p live where migration_dest says, the way the kernel applies an affinity change
+ * (__set_cpus_allowed_ptr -> affine_move_task). Called with task_rq_lock(p) held; returns with both locks
+ * released. A queued fiber that is not running is moved at once (move_queued_task). A sleeping fiber is left
+ * alone: select_task_rq places its next wake-up on an allowed worker. A fiber that is running, still switching
+ * out (on_cpu), or TASK_WAKING - its wake-up queued on its worker's wakelist, where that worker will activate it
+ * on its own rq - must not have p->cpu changed under it: its worker's stopper moves it once it is only queued
+ * there. A migration-disabled fiber is moved by its own fiber_migrate_enable.
  */
-static void migration_cpu_stop(void *data)
+static void affine_move_task(struct rq *rq, struct fiber *p)
 {
-	struct migration_arg *arg = data;
-	struct fiber *p = arg->p;
-	int dest = arg->dest_cpu;
-	struct rq *rq;
+	int dest = migration_dest(p), cpu;
+	unsigned state = atomic_load_explicit(&p->state, memory_order_relaxed);
 
-	fiber__free(arg, sizeof(*arg));
-	rq = fiber__task_rq_lock(p);
-	if (p->cpu == dest || atomic_load_explicit(&p->state, memory_order_relaxed) == TASK_DEAD) {
+	if (dest < 0 || state == TASK_DEAD || p->migration_disabled) {
 		fiber__task_rq_unlock(rq, p);
-	} else if (task_on_rq_queued(p) && rq->curr != p) {
-		fiber__update_rq_clock(rq);
-		fiber__move_queued_task(rq, p, dest, false);
-		spin_unlock(&p->pi_lock);
-	} else if (!atomic_load_explicit(&p->on_rq, memory_order_relaxed) &&
-		   !atomic_load_explicit(&p->on_cpu, memory_order_relaxed)) {
-		set_task_cpu(p, dest); /* asleep: it wakes up there */
-		fiber__task_rq_unlock(rq, p);
-	} else {
-		fiber__task_rq_unlock(rq, p); /* running elsewhere again: select_task_rq will place it */
+		return;
 	}
-	fiber__put_task_struct(p);
+	if (state != TASK_WAKING && !atomic_load_explicit(&p->on_cpu, memory_order_acquire) && rq->curr != p) {
+		if (task_on_rq_queued(p)) {
+			fiber__update_rq_clock(rq);
+			fiber__move_queued_task(rq, p, dest, false);
+			spin_unlock(&p->pi_lock);
+			return;
+		}
+		if (!atomic_load_explicit(&p->on_rq, memory_order_relaxed)) {
+			p->wake_cpu = dest; /* asleep: its wake-up goes there */
+			fiber__task_rq_unlock(rq, p);
+			return;
+		}
+	}
+	if (p->migration_pending) {
+		fiber__task_rq_unlock(rq, p); /* the stopper will look again when it runs */
+		return;
+	}
+	p->migration_pending = true;
+	p->migration_work.fn = migration_cpu_stop;
+	p->migration_work.arg = p;
+	fiber__get_task_struct(p); /* dropped by migration_cpu_stop */
+	cpu = p->cpu;
+	fiber__task_rq_unlock(rq, p);
+	fiber__stop_one_cpu_nowait(cpu, &p->migration_work);
 }
 
 /*
- * Make p run on @dest: a sleeping or queued fiber is moved at once; a running one is pushed off its worker by that
- * worker's stopper at its next preemption point (the kernel's affinity change through migration_cpu_stop).
- * Called with no locks held.
+ * migration_cpu_stop: runs as the stopper of the worker p was on when the move was asked for, so p is not running
+ * here. First the wake-ups handed to this worker (a WAKING p becomes queued here: the kernel's
+ * flush_smp_call_function_queue at the same place), then affine_move_task again: p is moved if it is queued, or
+ * the request follows p to the worker it runs on now.
  */
-static void migrate_task_to(struct fiber *p, int dest)
+static void migration_cpu_stop(void *data)
 {
-	struct migration_arg *arg;
-	struct rq *rq = fiber__task_rq_lock(p);
+	struct fiber *p = data;
+	struct rq *rq;
 
-	if (p->cpu == dest) {
-		fiber__task_rq_unlock(rq, p);
-		return;
-	}
-	if (!atomic_load_explicit(&p->on_rq, memory_order_relaxed) &&
-	    !atomic_load_explicit(&p->on_cpu, memory_order_relaxed)) {
-		set_task_cpu(p, dest);
-		fiber__task_rq_unlock(rq, p);
-		return;
-	}
-	if (task_on_rq_queued(p) && rq->curr != p && !atomic_load_explicit(&p->on_cpu, memory_order_relaxed)) {
-		fiber__update_rq_clock(rq);
-		fiber__move_queued_task(rq, p, dest, false);
-		spin_unlock(&p->pi_lock);
-		return;
-	}
-	fiber__task_rq_unlock(rq, p);
-	arg = fiber__malloc(sizeof(*arg));
-	if (!arg)
-		return; /* out of memory: it stays where it is until it next sleeps */
-	arg->p = p;
-	arg->dest_cpu = dest;
-	arg->work.fn = migration_cpu_stop;
-	arg->work.arg = arg;
-	fiber__get_task_struct(p);
-	fiber__stop_one_cpu_nowait(p->cpu, &arg->work);
+	fiber__sched_ttwu_pending(this_worker());
+	rq = fiber__task_rq_lock(p);
+	p->migration_pending = false;
+	affine_move_task(rq, p);
+	fiber__put_task_struct(p);
 }
 
 static struct fiber *attr_target(fiber_t *f)
@@ -1275,40 +1330,37 @@ int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a)
 
 	if (!a)
 		return -EINVAL;
-	if (!atomic_load_explicit(&fiber__rt.running, memory_order_acquire))
-		return -ESRCH;
 	ret = sched_attr_validate(a);
 	if (ret)
 		return ret;
+	if (!fiber__rt_enter())
+		return -ESRCH;
 	p = attr_target(f);
-	if (!p)
+	if (!p) {
+		fiber__rt_exit();
 		return f ? -ESRCH : -EINVAL;
-
-	was_dl = dl_policy(p->policy);
-	if (dl_policy(a->policy)) {
-		/* The replenishment timer, allocated outside the locks; an old one must not be armed any more. */
-		if (!p->dl.timer) {
-			struct fiber_timer *t = fiber__zalloc(sizeof(*t));
-
-			if (!t)
-				return -ENOMEM;
-			t->idx = -1;
-			p->dl.timer = t;
-		} else if (!was_dl) {
-			fiber__timer_del(p->dl.timer);
-		}
-		/* Admission (sched_dl_overflow): -EBUSY when no allowed worker has the bandwidth left. */
-		ret = fiber__dl_admit(p, a, &dl_cpu);
-		if (ret)
-			return ret;
 	}
 
 	rq = fiber__task_rq_lock(p);
 	if (atomic_load_explicit(&p->state, memory_order_relaxed) == TASK_DEAD) {
 		fiber__task_rq_unlock(rq, p);
-		if (dl_cpu >= 0)
-			fiber__dl_release(p);
+		fiber__rt_exit();
 		return -ESRCH;
+	}
+	was_dl = dl_policy(p->policy);
+	/*
+	 * Admission (sched_dl_overflow) under pi_lock and the rq lock, as __sched_setscheduler does it: -EBUSY when no
+	 * allowed worker has the bandwidth left, and nothing has changed then. Two concurrent changes of one fiber
+	 * are serialized here, so a reservation always matches the parameters that were applied.
+	 */
+	if (dl_policy(a->policy)) {
+		ret = fiber__dl_admit(p, a->runtime_ns, a->period_ns ? a->period_ns : a->deadline_ns, &p->cpus_mask,
+				      &dl_cpu);
+		if (ret) {
+			fiber__task_rq_unlock(rq, p);
+			fiber__rt_exit();
+			return ret;
+		}
 	}
 	fiber__update_rq_clock(rq);
 
@@ -1353,13 +1405,85 @@ int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a)
 	}
 	if (running && !queued)
 		fiber__resched_curr(rq);
-	fiber__task_rq_unlock(rq, p);
-
 	if (was_dl && !dl_policy(p->policy))
 		fiber__dl_release(p);
-	/* Partitioned EDF: the fiber goes to the worker that holds its bandwidth. */
-	if (dl_cpu >= 0 && p->cpu != dl_cpu)
-		migrate_task_to(p, dl_cpu);
+	/* Partitioned EDF: the fiber goes to the worker that holds its bandwidth (releases both locks). */
+	affine_move_task(rq, p);
+	fiber__rt_exit();
+	fiber__preempt_point();
+	return 0;
+}
+
+/*
+ * fiber_setaffinity: the kernel's sched_setaffinity. The mask is intersected with the worker set; a deadline fiber
+ * whose worker is not in the new mask is re-admitted on one that is (-EBUSY, nothing changed, when none has the
+ * bandwidth). A fiber on a worker it may no longer use moves at once if it is queued, at its next preemption point
+ * if it runs, and at its wake-up if it sleeps.
+ */
+int fiber_setaffinity(fiber_t *f, const cpu_set_t *set)
+{
+	cpu_set_t mask;
+	struct fiber *p;
+	struct rq *rq;
+	int n = 0, ret = 0, dl_cpu;
+
+	if (!set)
+		return -EINVAL;
+	if (!fiber__rt_enter())
+		return -ESRCH;
+	CPU_ZERO(&mask);
+	for (int i = 0; i < (int)fiber__rt.nr_workers; i++) {
+		if (CPU_ISSET(i, set)) {
+			CPU_SET(i, &mask);
+			n++;
+		}
+	}
+	p = attr_target(f);
+	if (!p || !n) {
+		fiber__rt_exit();
+		return !p && f ? -ESRCH : -EINVAL;
+	}
+	rq = fiber__task_rq_lock(p);
+	if (atomic_load_explicit(&p->state, memory_order_relaxed) == TASK_DEAD) {
+		fiber__task_rq_unlock(rq, p);
+		fiber__rt_exit();
+		return -ESRCH;
+	}
+	if (dl_policy(p->policy) && p->dl.dl_cpu >= 0 && !CPU_ISSET(p->dl.dl_cpu, &mask)) {
+		ret = fiber__dl_admit(p, p->dl.dl_runtime, p->dl.dl_period, &mask, &dl_cpu);
+		if (ret) {
+			fiber__task_rq_unlock(rq, p);
+			fiber__rt_exit();
+			return ret;
+		}
+	}
+	p->cpus_mask = mask;
+	p->nr_cpus_allowed = n;
+	/* Pairs with the fence in fiber_migrate_enable: either it sees the new mask, or we see it enabled. */
+	atomic_thread_fence(memory_order_seq_cst);
+	affine_move_task(rq, p);
+	fiber__rt_exit();
+	fiber__preempt_point();
+	return 0;
+}
+
+int fiber_getaffinity(fiber_t *f, cpu_set_t *set)
+{
+	struct fiber *p;
+
+	if (!set)
+		return -EINVAL;
+	if (!fiber__rt_enter())
+		return -ESRCH;
+	p = attr_target(f);
+	if (!p) {
+		fiber__rt_exit();
+		return f ? -ESRCH : -EINVAL;
+	}
+	spin_lock(&p->pi_lock);
+	*set = p->cpus_mask;
+	spin_unlock(&p->pi_lock);
+	fiber__rt_exit();
 	fiber__preempt_point();
 	return 0;
 }

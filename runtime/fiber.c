@@ -2,16 +2,25 @@
  * runtime/fiber.c - the runtime's life cycle and the fiber calls of the public API: start, stop, run, spawn, join,
  * detach, exit, self, id, sleep, cancel; fiber descriptors and the runtime's allocator.
  *
- * Descriptors are type-stable while the runtime runs: they come from jemalloc (mallocx) in slabs, are recycled
- * through a per-worker cache and a global list, and go back to jemalloc only when the runtime stops. So a stale
- * handle (a second join) reads a descriptor marked FIBER_MAGIC_FREE instead of freed memory.
+ * Descriptors are type-stable for the life of the process: they come from mmap'd slabs that are never unmapped,
+ * are recycled through a per-worker cache and a global list, and at fiber_runtime_stop every slab none of whose
+ * descriptors is in use is given back to the kernel (MADV_DONTNEED: its pages read as zeros afterwards). So a
+ * handle never points to freed memory: a stale one (a second join, a handle from an earlier runtime) reads a
+ * descriptor that is not FIBER_MAGIC_LIVE and the call returns -EINVAL or -ESRCH. A joinable fiber that exited
+ * and was not joined keeps its descriptor - across fiber_runtime_stop too - until fiber_join or fiber_detach.
  *
  * Reference counting (usage): a running fiber holds one reference on itself, dropped by the fiber that runs after
  * its death (finish_task_switch); a joinable fiber's handle holds another, dropped by fiber_join or fiber_detach.
+ *
+ * Plain threads and the runtime's end: a plain pthread that calls into a running runtime (spawn, cancel, setattr)
+ * holds it open for the duration of the call (fiber__rt_enter/fiber__rt_exit); fiber_runtime_stop closes that gate
+ * before it frees the workers and waits until the calls in flight have left. Fibers need no gate: while one runs,
+ * nr_fibers is not 0 and stop waits.
  */
 #include "internal.h"
 
 #include <linux/futex.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,7 +30,10 @@
 #endif
 
 struct runtime fiber__rt;
+#define GATE_CLOSED (1 << 30) /* fiber__rt.gate: stop has begun to tear the runtime down */
 static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER; /* start/stop against each other */
+atomic_int fiber__fail_alloc;
+atomic_ulong fiber__alloc_failures;
 
 /* ------------------------------------------------------------------------------------------------------------
  * Allocation
@@ -29,6 +41,8 @@ static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER; /* start/stop agains
 
 void *fiber__malloc(size_t size)
 {
+	if (fiber__alloc_should_fail())
+		return NULL;
 #ifdef FIBER_HAVE_ASAN
 	return malloc(size); /* ASan checks what it allocates */
 #else
@@ -38,6 +52,8 @@ void *fiber__malloc(size_t size)
 
 void *fiber__zalloc(size_t size)
 {
+	if (fiber__alloc_should_fail())
+		return NULL;
 #ifdef FIBER_HAVE_ASAN
 	return calloc(1, size);
 #else
@@ -61,37 +77,75 @@ void fiber__free(void *ptr, size_t size)
  * Descriptors
  * ---------------------------------------------------------------------------------------------------------- */
 
-#define DESC_SLAB 64         /* descriptors per slab */
+#define DESC_SLAB 128        /* descriptors per slab */
 #define DESC_CACHE_MAX 128   /* per-worker cache; beyond it descriptors go to the global list */
 
+/* A slab header lives apart from its descriptors, so that giving the descriptors' pages back keeps the header. */
 struct desc_slab {
 	struct desc_slab *next;
-	struct fiber descs[DESC_SLAB];
+	struct fiber *descs;     /* DESC_SLAB descriptors, page aligned, never unmapped */
+	size_t bytes;
+	bool cold;               /* pages given back (MADV_DONTNEED); not on the free list */
 };
-static struct desc_slab *slabs; /* desc_lock */
+static struct desc_slab *slabs; /* fiber__rt.desc_lock; only grows */
 
+/* Put the FREE descriptors of a warm slab on the global free list. desc_lock held. */
+static void slab_link_free(struct desc_slab *s, struct fiber *except)
+{
+	for (int i = DESC_SLAB - 1; i >= 0; i--) {
+		struct fiber *p = &s->descs[i];
+
+		if (p == except || p->magic != FIBER_MAGIC_FREE)
+			continue;
+		p->desc_next = fiber__rt.desc_free;
+		fiber__rt.desc_free = p;
+		fiber__rt.desc_free_nr++;
+	}
+}
+
+static void slab_warm(struct desc_slab *s)
+{
+	for (int i = 0; i < DESC_SLAB; i++)
+		s->descs[i].magic = FIBER_MAGIC_FREE;
+	s->cold = false;
+}
+
+/* A descriptor from a cold slab, or a new slab; its other descriptors join the global list. NULL: no memory. */
 static struct fiber *desc_refill(void)
 {
-	struct desc_slab *s = fiber__zalloc(sizeof(*s));
-	struct fiber *head = NULL;
+	size_t bytes = (sizeof(struct fiber) * DESC_SLAB + fiber__page_size() - 1) & ~(fiber__page_size() - 1);
+	struct desc_slab *s, *fresh;
+	struct fiber *p;
 
-	if (!s)
-		return NULL;
-	for (int i = DESC_SLAB - 1; i > 0; i--) {
-		s->descs[i].magic = FIBER_MAGIC_FREE;
-		s->descs[i].desc_next = head;
-		head = &s->descs[i];
-	}
-	s->descs[0].magic = FIBER_MAGIC_FREE;
 	spin_lock(&fiber__rt.desc_lock);
-	s->next = slabs;
-	slabs = s;
-	/* descs[1..] join the global list; descs[0] is the caller's. */
-	s->descs[DESC_SLAB - 1].desc_next = fiber__rt.desc_free;
-	fiber__rt.desc_free = head;
-	fiber__rt.desc_free_nr += DESC_SLAB - 1;
+	for (s = slabs; s && !s->cold; s = s->next)
+		;
+	if (s) {
+		slab_warm(s);
+		p = &s->descs[0];
+		slab_link_free(s, p);
+		spin_unlock(&fiber__rt.desc_lock);
+		return p;
+	}
 	spin_unlock(&fiber__rt.desc_lock);
-	return &s->descs[0];
+
+	fresh = fiber__malloc(sizeof(*fresh));
+	if (!fresh)
+		return NULL;
+	fresh->descs = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (fresh->descs == MAP_FAILED) {
+		fiber__free(fresh, sizeof(*fresh));
+		return NULL;
+	}
+	fresh->bytes = bytes;
+	slab_warm(fresh);
+	p = &fresh->descs[0];
+	spin_lock(&fiber__rt.desc_lock);
+	fresh->next = slabs;
+	slabs = fresh;
+	slab_link_free(fresh, p);
+	spin_unlock(&fiber__rt.desc_lock);
+	return p;
 }
 
 struct fiber *fiber__desc_alloc(void)
@@ -118,20 +172,31 @@ struct fiber *fiber__desc_alloc(void)
 		}
 		spin_unlock(&fiber__rt.desc_lock);
 	}
-	if (!p)
+	if (!p && !fiber__alloc_should_fail())
 		p = desc_refill();
 	return p;
+}
+
+/* Onto the global list. The magic is changed under the lock: stop's rebuild of the list reads it there. */
+static void desc_free_global(struct fiber *p)
+{
+	spin_lock(&fiber__rt.desc_lock);
+	p->magic = FIBER_MAGIC_FREE;
+	p->desc_next = fiber__rt.desc_free;
+	fiber__rt.desc_free = p;
+	fiber__rt.desc_free_nr++;
+	spin_unlock(&fiber__rt.desc_lock);
 }
 
 void fiber__desc_free(struct fiber *p)
 {
 	struct worker *w = this_worker();
 
-	p->magic = FIBER_MAGIC_FREE;
 	if (w) {
 		preempt_disable();
 		w = this_worker();
 		if (w->descs.nr < DESC_CACHE_MAX) {
+			p->magic = FIBER_MAGIC_FREE;
 			p->desc_next = w->descs.head;
 			w->descs.head = p;
 			w->descs.nr++;
@@ -140,30 +205,47 @@ void fiber__desc_free(struct fiber *p)
 		}
 		preempt_enable_no_resched();
 	}
-	spin_lock(&fiber__rt.desc_lock);
-	p->desc_next = fiber__rt.desc_free;
-	fiber__rt.desc_free = p;
-	fiber__rt.desc_free_nr++;
-	spin_unlock(&fiber__rt.desc_lock);
+	desc_free_global(p);
 }
 
+/* A stopping worker's cache goes back to the global list. */
 void fiber__desc_cache_drain(struct fiber_cache *c)
 {
-	/* The memory belongs to the slabs, which are freed as a whole at stop. */
-	c->head = NULL;
+	while (c->head) {
+		struct fiber *p = c->head;
+
+		c->head = p->desc_next;
+		desc_free_global(p);
+	}
 	c->nr = 0;
 }
 
-static void desc_slabs_free(void)
+/*
+ * At stop: give back the pages of every slab with no descriptor in use (a joinable fiber that was not joined keeps
+ * its slab), and rebuild the free list from the slabs that stay. Plain threads may still free descriptors (a
+ * late fiber_join or fiber_detach); they take desc_lock too.
+ */
+static void desc_slabs_trim(void)
 {
-	while (slabs) {
-		struct desc_slab *s = slabs;
+	int saved = errno;
 
-		slabs = s->next;
-		fiber__free(s, sizeof(*s));
-	}
+	spin_lock(&fiber__rt.desc_lock);
 	fiber__rt.desc_free = NULL;
 	fiber__rt.desc_free_nr = 0;
+	for (struct desc_slab *s = slabs; s; s = s->next) {
+		bool busy = false;
+
+		if (s->cold)
+			continue;
+		for (int i = 0; i < DESC_SLAB && !busy; i++)
+			busy = s->descs[i].magic != FIBER_MAGIC_FREE;
+		if (!busy && madvise(s->descs, s->bytes, MADV_DONTNEED) == 0)
+			s->cold = true;
+		else
+			slab_link_free(s, NULL);
+	}
+	spin_unlock(&fiber__rt.desc_lock);
+	errno = saved;
 }
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -219,7 +301,7 @@ static size_t page_round(size_t size)
 	return (size + pg - 1) & ~(pg - 1);
 }
 
-int fiber_runtime_start(const struct fiber_config *cfg)
+static int runtime_start(const struct fiber_config *cfg)
 {
 	struct fiber_config c;
 	unsigned long long v, rr_ms;
@@ -299,7 +381,8 @@ int fiber_runtime_start(const struct fiber_config *cfg)
 	atomic_store(&fiber__rt.stopping, 0);
 	atomic_store(&fiber__rt.nr_fibers, 0);
 	atomic_store(&fiber__rt.stop_waiting, 0);
-	spin_lock_init(&fiber__rt.desc_lock);
+	fiber__rt.gen++;
+	/* desc_lock is not re-initialized: a plain thread may be freeing a descriptor of an earlier runtime. */
 	spin_lock_init(&fiber__rt.stack_lock);
 	fiber__stack_cache_init(&fiber__rt.gstacks, STACK_CACHE_GLOBAL);
 	for (unsigned i = 0; i < ARRAY_SIZE(fiber__rt.idle_mask); i++)
@@ -319,19 +402,53 @@ int fiber_runtime_start(const struct fiber_config *cfg)
 	if (ret) {
 		fiber__stoppers_stop();
 		fiber__workers_stop();
-		desc_slabs_free();
+		desc_slabs_trim();
 		pthread_mutex_unlock(&rt_lock);
 		return ret;
 	}
+	/* Open the gate for plain threads; the count of late callers that saw it closed stays balanced. */
+	atomic_fetch_and(&fiber__rt.gate, ~GATE_CLOSED);
 	atomic_store_explicit(&fiber__rt.running, 1, memory_order_release);
 	pthread_mutex_unlock(&rt_lock);
 	return 0;
 }
 
-/* Wait until no fiber is left (nr_fibers is also the futex word). */
-static void wait_for_fibers(void)
+/*
+ * A plain thread's way into a runtime call that touches the workers: true if the runtime runs and stays until
+ * fiber__rt_exit. A fiber (or a worker's own thread) needs no gate: the runtime cannot stop under it.
+ */
+bool fiber__rt_enter(void)
 {
-	atomic_store(&fiber__rt.stop_waiting, 1);
+	if (this_worker())
+		return atomic_load_explicit(&fiber__rt.running, memory_order_acquire);
+	/* seq_cst: pairs with stop's fetch_or of GATE_CLOSED; either we see it closed or stop sees us inside. */
+	if (!(atomic_fetch_add_explicit(&fiber__rt.gate, 1, memory_order_seq_cst) & GATE_CLOSED) &&
+	    atomic_load_explicit(&fiber__rt.running, memory_order_acquire))
+		return true;
+	fiber__rt_exit();
+	return false;
+}
+
+void fiber__rt_exit(void)
+{
+	if (this_worker())
+		return;
+	if (atomic_fetch_sub_explicit(&fiber__rt.gate, 1, memory_order_release) == (GATE_CLOSED | 1))
+		fiber__futex(&fiber__rt.gate, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+}
+
+int fiber_runtime_start(const struct fiber_config *cfg)
+{
+	int saved = errno; /* environment parsing, mmap, madvise: the caller's errno stays as it was */
+	int ret = runtime_start(cfg);
+
+	errno = saved;
+	return ret;
+}
+
+/* Wait until no fiber is left (nr_fibers is also the futex word). */
+static void wait_for_nr_fibers(void)
+{
 	for (;;) {
 		int n = atomic_load_explicit(&fiber__rt.nr_fibers, memory_order_acquire);
 
@@ -340,13 +457,35 @@ static void wait_for_fibers(void)
 		/* A timeout as a safety net only: the last reaper wakes us. */
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 
-		syscall(SYS_futex, &fiber__rt.nr_fibers, FUTEX_WAIT_PRIVATE, n, &ts, NULL, 0);
+		fiber__futex(&fiber__rt.nr_fibers, FUTEX_WAIT_PRIVATE, n, &ts);
+	}
+}
+
+/*
+ * Wait until no fiber is left and no plain thread is inside a runtime call. Fibers may spawn fibers until the
+ * last one exits; plain threads may spawn until the gate closes. A plain spawn that got through the gate before
+ * it closed may still add a fiber, so after the calls in flight have left, look at nr_fibers again.
+ */
+static void wait_for_fibers(void)
+{
+	atomic_store(&fiber__rt.stop_waiting, 1);
+	for (;;) {
+		int g;
+
+		wait_for_nr_fibers();
+		atomic_fetch_or_explicit(&fiber__rt.gate, GATE_CLOSED, memory_order_seq_cst);
+		while ((g = atomic_load_explicit(&fiber__rt.gate, memory_order_acquire)) != GATE_CLOSED)
+			fiber__futex(&fiber__rt.gate, FUTEX_WAIT_PRIVATE, g, NULL);
+		if (!atomic_load_explicit(&fiber__rt.nr_fibers, memory_order_acquire))
+			break;
 	}
 	atomic_store(&fiber__rt.stop_waiting, 0);
 }
 
 int fiber_runtime_stop(void)
 {
+	int saved = errno;
+
 	if (this_worker())
 		return -EDEADLK;
 	pthread_mutex_lock(&rt_lock);
@@ -361,8 +500,9 @@ int fiber_runtime_stop(void)
 	spin_lock(&fiber__rt.stack_lock);
 	fiber__stack_cache_drain(&fiber__rt.gstacks);
 	spin_unlock(&fiber__rt.stack_lock);
-	desc_slabs_free();
+	desc_slabs_trim();
 	pthread_mutex_unlock(&rt_lock);
+	errno = saved;
 	return 0;
 }
 
@@ -437,6 +577,7 @@ static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*f
 	/* Everything but the descriptor-cache fields starts from zero. */
 	memset(p, 0, offsetof(struct fiber, desc_next));
 	p->magic = FIBER_MAGIC_LIVE;
+	p->rt_gen = fiber__rt.gen;
 	p->id = atomic_fetch_add_explicit(&fiber__rt.next_id, 1, memory_order_relaxed);
 	p->fn = fn;
 	p->arg = arg;
@@ -534,7 +675,7 @@ int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *
 	struct fiber_attr def;
 	struct fiber *p;
 	size_t size;
-	int ret;
+	int ret, saved = errno;
 
 	if (!fn)
 		return -EINVAL;
@@ -546,23 +687,30 @@ int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *
 		return -EINVAL;
 	if (attr->stack_size && !stack_size_valid(attr->stack_size))
 		return -EINVAL;
-	if (!runtime_running())
-		return -ESRCH;
-	if (!affinity_valid(&attr->affinity))
-		return -EINVAL;
 	ret = fiber__sched_attr_check_spawn(&attr->sched);
 	if (ret)
 		return ret;
+	/* A plain thread holds the runtime open until the fiber is queued (stop then waits for it). */
+	if (!fiber__rt_enter())
+		return -ESRCH;
+	if (!runtime_running()) {
+		ret = -ESRCH;
+		goto out;
+	}
+	ret = -EINVAL;
+	if (!affinity_valid(&attr->affinity))
+		goto out;
 
 	size = attr->stack_size ? page_round(attr->stack_size) : fiber__rt.stack_size;
+	ret = -ENOMEM;
 	p = fiber__desc_alloc();
 	if (!p)
-		return -ENOMEM;
+		goto out;
 	fiber_init(p, attr, fn, arg, out == NULL || (attr->flags & FIBER_ATTR_DETACHED));
 	ret = fiber__stack_alloc(p, size);
 	if (ret) {
 		fiber__desc_free(p);
-		return ret;
+		goto out;
 	}
 	fiber__sched_fork(p, &attr->sched);
 	p->sp = fiber__fiber_frame_init(p);
@@ -571,9 +719,13 @@ int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *
 	atomic_fetch_add_explicit(&fiber__rt.nr_fibers, 1, memory_order_relaxed);
 	fiber_list(p);
 	fiber__wake_up_new_task(p);
+	ret = 0;
+out:
+	fiber__rt_exit();
+	errno = saved;
 	/* The return from a runtime call is a preemption point. */
 	fiber__preempt_point();
-	return 0;
+	return ret;
 }
 
 /* Join from a plain pthread: sleep in the kernel on the exited flag. */
@@ -582,7 +734,7 @@ static void join_wait_pthread(struct fiber *f)
 	atomic_store_explicit(&f->pthread_joiner, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst); /* pairs with the fence in fiber__exit */
 	while (!atomic_load_explicit(&f->exited, memory_order_acquire))
-		syscall(SYS_futex, &f->exited, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+		fiber__futex(&f->exited, FUTEX_WAIT_PRIVATE, 0, NULL);
 }
 
 /* Join from a fiber: an interruptible wait on the fiber's join queue (a cancellation point). */
@@ -623,6 +775,20 @@ static int join_wait_fiber(struct fiber *f)
 	return ret;
 }
 
+/*
+ * A handle whose descriptor is not live: joined or detached already in this runtime (-EINVAL, as pthread_join
+ * would say), or a leftover of an earlier runtime (-ESRCH). Either way nothing is written through it.
+ */
+static int stale_handle(const struct fiber *f)
+{
+	return atomic_load_explicit(&fiber__rt.running, memory_order_acquire) && f->rt_gen == fiber__rt.gen ? -EINVAL
+													  : -ESRCH;
+}
+
+/*
+ * Join works on any live handle, also after the runtime that ran the fiber has stopped (the fiber has exited then:
+ * stop waits for every fiber), so a handle is never left dangling.
+ */
 int fiber_join(fiber_t *f, void **retval)
 {
 	struct fiber *self = current_fiber();
@@ -631,12 +797,10 @@ int fiber_join(fiber_t *f, void **retval)
 
 	if (!f)
 		return -EINVAL;
-	if (!atomic_load_explicit(&fiber__rt.running, memory_order_acquire))
-		return -ESRCH;
 	if (self && !is_idle_task(self) && f == self)
 		return -EDEADLK;
 	if (f->magic != FIBER_MAGIC_LIVE)
-		return -EINVAL;
+		return stale_handle(f);
 	if (!atomic_compare_exchange_strong(&f->join_state, &expected, JOIN_JOINING))
 		return -EINVAL;
 	if (self && !is_idle_task(self)) {
@@ -664,8 +828,10 @@ int fiber_detach(fiber_t *f)
 {
 	int expected = JOIN_JOINABLE;
 
-	if (!f || f->magic != FIBER_MAGIC_LIVE)
+	if (!f)
 		return -EINVAL;
+	if (f->magic != FIBER_MAGIC_LIVE)
+		return stale_handle(f);
 	if (!atomic_compare_exchange_strong(&f->join_state, &expected, JOIN_DETACHED))
 		return -EINVAL;
 	fiber__put_task_struct(f);
@@ -693,20 +859,23 @@ fiber_t *fiber_self(void)
 
 uint64_t fiber_id(const fiber_t *f)
 {
-	return f ? f->id : 0;
+	return f && f->magic == FIBER_MAGIC_LIVE ? f->id : 0;
 }
 
 int fiber_sleep(uint64_t ns)
 {
 	struct fiber *curr = fiber_self();
-	struct fiber_timer t;
+	struct fiber_timer *t;
 	uint64_t expires;
 	int ret = 0;
 
 	if (!curr) {
 		struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+		int saved = errno;
 
-		return nanosleep(&ts, NULL) ? -errno : 0;
+		ret = nanosleep(&ts, NULL) ? -errno : 0;
+		errno = saved;
+		return ret;
 	}
 	if (fiber__signal_pending(curr))
 		return -ECANCELED;
@@ -717,15 +886,15 @@ int fiber_sleep(uint64_t ns)
 	expires = fiber__sched_clock() + ns;
 	if (expires < ns)
 		expires = UINT64_MAX - 1;
-	t.idx = -1;
-	t.fn = NULL;
-	/* The timer goes on the heap of the worker we are on now; we may wake up elsewhere. */
+	/* The fiber's own timer (nothing to allocate), on the heap of the worker we are on now; we may wake elsewhere. */
+	t = &curr->timer;
+	fiber__timer_init(t, NULL, curr);
 	preempt_disable();
-	fiber__timer_add(&this_worker()->timers, &t, expires, curr);
+	fiber__timer_add(&this_worker()->timers, t, expires, curr);
 	preempt_enable_no_resched();
 	for (;;) {
 		fiber__set_current_state(TASK_INTERRUPTIBLE);
-		if (atomic_load_explicit(&t.fired, memory_order_acquire))
+		if (atomic_load_explicit(&t->fired, memory_order_acquire))
 			break;
 		if (fiber__signal_pending(curr)) {
 			ret = -ECANCELED;
@@ -734,7 +903,7 @@ int fiber_sleep(uint64_t ns)
 		fiber__schedule();
 	}
 	atomic_store_explicit(&curr->state, TASK_RUNNING, memory_order_relaxed);
-	fiber__timer_del(&t);
+	fiber__timer_del(t);
 	return ret;
 }
 
@@ -742,12 +911,17 @@ int fiber_cancel(fiber_t *f)
 {
 	if (!f)
 		return -EINVAL;
-	if (!atomic_load_explicit(&fiber__rt.running, memory_order_acquire) || f->magic != FIBER_MAGIC_LIVE ||
-	    atomic_load_explicit(&f->exited, memory_order_acquire))
+	if (!fiber__rt_enter())
 		return -ESRCH;
+	if (f->magic != FIBER_MAGIC_LIVE || f->rt_gen != fiber__rt.gen ||
+	    atomic_load_explicit(&f->exited, memory_order_acquire)) {
+		fiber__rt_exit();
+		return -ESRCH;
+	}
 	atomic_store_explicit(&f->cancel_pending, true, memory_order_relaxed);
 	/* The flag first, then the wake-up: try_to_wake_up's fence orders them (as signal_wake_up does). */
 	fiber__try_to_wake_up(f, TASK_INTERRUPTIBLE, 0);
+	fiber__rt_exit();
 	fiber__preempt_point();
 	return 0;
 }

@@ -39,8 +39,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fiber.h"
 #include "switch_offsets.h"
@@ -88,6 +91,19 @@ __hidden _Noreturn void fiber__bug(const char *file, int line, const char *cond)
 #else
 #define FIBER_DEBUG_BUG_ON(cond) ((void)0)
 #endif
+
+/*
+ * futex(2). Like every system call the library makes on a caller's thread, it leaves the caller's errno as it was
+ * (the library reports its own errors as return values and never changes errno).
+ */
+static inline long fiber__futex(void *uaddr, int op, int val, const struct timespec *timeout)
+{
+	int saved = errno;
+	long ret = syscall(SYS_futex, uaddr, op, val, timeout, NULL, 0);
+
+	errno = saved;
+	return ret;
+}
 
 /* ------------------------------------------------------------------------------------------------------------
  * Lists (intrusive, as in include/linux/list.h)
@@ -244,18 +260,18 @@ static inline bool spin_is_locked(spinlock_t *l)
 
 struct fiber_timer {
 	uint64_t expires;        /* sched_clock() ns */
-	int idx;                 /* heap index, -1 when not armed */
 	void (*fn)(struct fiber_timer *t); /* called with no lock held; NULL: wake t->fiber */
 	struct fiber *fiber;     /* the sleeper (fn NULL) or the timer's owner */
 	atomic_bool fired;       /* set before fn runs / the wake-up (the condition the sleeper checks) */
-	struct timer_base *base; /* the heap it is on */
-	struct fiber_timer *next_fired; /* run_timers' local list */
+	bool pending;            /* on base's heap; base->lock */
+	struct timer_base *base; /* the base it was last armed on; changes under that base's lock */
+	struct fiber_timer *child, *sibling, *prev; /* pairing-heap links; base->lock */
 };
 
 struct timer_base {
-	spinlock_t lock;
-	struct fiber_timer **heap;
-	unsigned nr, cap;
+	spinlock_t lock;             /* a leaf lock */
+	struct fiber_timer *root;    /* the earliest timer */
+	unsigned nr;                 /* armed timers */
 	_Atomic uint64_t next_expiry; /* UINT64_MAX when empty; lock-free peek */
 	struct fiber_timer *_Atomic running; /* the timer whose callback runs now (timer_del waits for it) */
 	int cpu;                      /* the worker that runs these timers */
@@ -307,13 +323,13 @@ struct sched_dl_entity { /* dl: the rq lock, and pi_lock for the parameters */
 	uint64_t deadline;      /* absolute deadline, sched_clock ns */
 	bool dl_throttled, dl_yielded, on_tree;
 	int dl_cpu;             /* partitioned EDF: the worker whose bandwidth it holds, -1 none */
-	struct fiber_timer *timer; /* replenishment timer, allocated on entering the class */
+	struct fiber_timer timer; /* replenishment timer (intrusive: arming it cannot fail) */
 };
 
 struct dl_rq {
 	struct treap tree;   /* by absolute deadline */
 	unsigned dl_nr_running;
-	uint64_t this_bw;    /* admitted bandwidth on this worker (dl_admission_lock) */
+	uint64_t this_bw;    /* admitted bandwidth on this worker (fiber__rt.dl_lock) */
 };
 
 #define BW_SHIFT 20
@@ -339,6 +355,13 @@ struct wait_queue_head {
 
 struct wake_q_node {
 	struct wake_q_node *next;
+};
+
+/* A work item for a worker's stopper (sched_stop.c); queued under worker->stop_lock. */
+struct cpu_stop_work {
+	struct list_head list;
+	void (*fn)(void *arg);
+	void *arg;
 };
 
 enum join_state {
@@ -387,11 +410,20 @@ struct fiber {
 	int migration_disabled;   /* fiber_migrate_disable() depth; only the fiber itself */
 	int saved_preempt;        /* preempt depth carried across a switch when a fiber slept while atomic */
 	atomic_bool cancel_pending; /* fiber_cancel(): the analog of a pending fatal signal */
-	cpu_set_t cpus_mask;      /* allowed workers, already intersected with the worker set */
+	cpu_set_t cpus_mask;      /* allowed workers, already intersected with the worker set; pi_lock + rq->lock */
 	int nr_cpus_allowed;
+	struct fiber_timer timer; /* fiber_sleep and timeouts: intrusive, so a sleep cannot fail for memory */
+	/*
+	 * Moving a fiber that runs, switches out or has its wake-up on a wakelist goes through the stopper of its
+	 * worker (affine_move_task): one work item per fiber, queued while migration_pending (pi_lock), so the move
+	 * needs no allocation and repeated requests coalesce.
+	 */
+	struct cpu_stop_work migration_work;
+	bool migration_pending;
 
 	/* life cycle */
-	uint32_t magic;               /* FIBER_MAGIC_LIVE / FIBER_MAGIC_FREE: descriptors are type-stable */
+	uint32_t magic;               /* FIBER_MAGIC_LIVE / FIBER_MAGIC_FREE (0 once its slab was given back) */
+	unsigned rt_gen;              /* fiber__rt.gen of the runtime that spawned it; kept when freed */
 	uint64_t id;
 	void *(*fn)(void *);
 	void *arg;
@@ -489,6 +521,8 @@ struct runtime {
 	unsigned cfg_flags;        /* fiber_config.flags */
 	atomic_int nr_fibers;      /* live fibers (spawned, not yet reaped); futex word for stop */
 	atomic_int stop_waiting;
+	atomic_int gate;           /* plain threads inside a runtime call, | GATE_CLOSED once stop tears down; futex */
+	unsigned gen;              /* runtime generation (1, 2, ... per start): tells stale handles from this run's */
 	atomic_ullong next_id;
 	spinlock_t desc_lock;      /* global descriptor free list (overflow of the per-worker caches) */
 	struct fiber *desc_free;
@@ -694,16 +728,11 @@ __hidden void fiber__set_load_weight(struct fiber *p);
 __hidden void fiber__set_next_buddy(struct rq *rq, struct fiber *p);
 
 /* sched_dl.c: admission and the replenishment timer */
-__hidden int fiber__dl_admit(struct fiber *p, const struct fiber_sched_attr *a, int *cpu);
+__hidden int fiber__dl_admit(struct fiber *p, uint64_t runtime, uint64_t period, const cpu_set_t *mask, int *cpu);
 __hidden void fiber__dl_release(struct fiber *p);
 __hidden void fiber__dl_set_params(struct fiber *p, const struct fiber_sched_attr *a);
 
 /* sched_stop.c: per-worker stopper fibers and their work */
-struct cpu_stop_work {
-	struct list_head list;
-	void (*fn)(void *arg);
-	void *arg;
-};
 __hidden int fiber__stoppers_start(void);
 __hidden void fiber__stoppers_stop(void);
 __hidden void fiber__stop_one_cpu_nowait(int cpu, struct cpu_stop_work *work);
@@ -752,6 +781,10 @@ __hidden void *fiber__frame_init(void *stack_top, void (*entry)(void));
 __hidden void *fiber__fiber_frame_init(struct fiber *p);
 __hidden size_t fiber__page_size(void);
 
+/* fiber.c: plain threads inside a runtime call hold the runtime open (see fiber.c) */
+__hidden bool fiber__rt_enter(void);
+__hidden void fiber__rt_exit(void);
+
 /* fiber.c: descriptors */
 __hidden struct fiber *fiber__desc_alloc(void);
 __hidden void fiber__desc_free(struct fiber *p);
@@ -761,8 +794,10 @@ __hidden void fiber__fiber_unlist(struct fiber *p);
 /* timer.c */
 __hidden void fiber__timer_base_init(struct timer_base *b);
 __hidden void fiber__timer_base_destroy(struct timer_base *b);
+__hidden void fiber__timer_init(struct fiber_timer *t, void (*fn)(struct fiber_timer *t), struct fiber *p);
 __hidden bool fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expires, struct fiber *p);
 __hidden void fiber__timer_del(struct fiber_timer *t);
+__hidden bool fiber__timer_pending(struct fiber_timer *t);
 __hidden void fiber__run_timers(struct timer_base *b, uint64_t now);
 
 /* wait.c */
@@ -773,7 +808,20 @@ __hidden void fiber__wake_up(struct wait_queue_head *wq, unsigned mode, int nr);
 __hidden void fiber__wake_up_sync(struct wait_queue_head *wq, unsigned mode);
 __hidden bool fiber__signal_pending(struct fiber *p);
 
-/* Allocation of runtime objects (jemalloc's explicit API; plain malloc under ASan so that it checks them). */
+/*
+ * Allocation of runtime objects (jemalloc's explicit API; plain malloc under ASan so that it checks them).
+ * fiber__fail_alloc is a test hook: while it is non-zero every allocation of the runtime fails (the runtime's
+ * allocation-failure paths are tested with it); fiber__alloc_failures counts the failures it caused.
+ */
+extern __hidden atomic_int fiber__fail_alloc;
+extern __hidden atomic_ulong fiber__alloc_failures;
+static inline bool fiber__alloc_should_fail(void)
+{
+	if (likely(!atomic_load_explicit(&fiber__fail_alloc, memory_order_relaxed)))
+		return false;
+	atomic_fetch_add_explicit(&fiber__alloc_failures, 1, memory_order_relaxed);
+	return true;
+}
 __hidden void *fiber__malloc(size_t size);
 __hidden void *fiber__zalloc(size_t size);
 __hidden void fiber__free(void *ptr, size_t size);

@@ -102,6 +102,7 @@ static void dl_task_timer(struct fiber_timer *t)
 	struct sched_dl_entity *dl = &p->dl;
 	struct rq *rq = fiber__task_rq_lock(p);
 
+	/* The fiber may have left the class (or died: then the core deleted the timer before freeing it). */
 	if (p->sched_class == &fiber__dl_sched_class && dl->dl_throttled) {
 		fiber__update_rq_clock(rq);
 		replenish_dl_entity(dl, rq->clock);
@@ -121,12 +122,11 @@ static bool start_dl_timer(struct rq *rq, struct fiber *p)
 	uint64_t act = dl->deadline - dl->dl_deadline + dl->dl_period;
 	struct worker *w = rq_worker(rq);
 
-	if (!dl->timer || act <= rq->clock)
+	lockdep_assert_held(&rq->lock);
+	if (act <= rq->clock)
 		return false;
-	if (dl->timer->idx >= 0)
-		return true; /* already armed */
-	dl->timer->fn = dl_task_timer;
-	if (fiber__timer_add(&w->timers, dl->timer, act, p) && this_worker() != w)
+	/* Re-arming an armed timer moves it (fiber__timer_add never queues a timer twice). */
+	if (fiber__timer_add(&w->timers, &dl->timer, act, p) && this_worker() != w)
 		fiber__kick_worker(w);
 	return true;
 }
@@ -233,10 +233,17 @@ static void task_tick_dl(struct rq *rq, struct fiber *p, int queued)
 		fiber__resched_curr(rq);
 }
 
-/* After the final switch-out of a dead DL fiber, without the rq lock (the core frees the timer). */
+/* After the final switch-out of a dead DL fiber, without the rq lock (the core deletes the timer). */
 static void task_dead_dl(struct fiber *p)
 {
 	fiber__dl_release(p);
+}
+
+/* The replenishment timer lives in the entity: nothing to allocate, so entering the class cannot fail. */
+static void task_fork_dl(struct fiber *p)
+{
+	fiber__timer_init(&p->dl.timer, dl_task_timer, p);
+	p->dl.dl_cpu = -1;
 }
 
 static void switched_from_dl(struct rq *rq, struct fiber *p)
@@ -271,6 +278,7 @@ const struct sched_class fiber__dl_sched_class = {
 	.put_prev_task = put_prev_task_dl,
 	.set_next_task = set_next_task_dl,
 	.task_tick = task_tick_dl,
+	.task_fork = task_fork_dl,
 	.task_dead = task_dead_dl,
 	.switched_from = switched_from_dl,
 	.switched_to = switched_to_dl,
@@ -292,24 +300,26 @@ static bool dl_fits(int cpu, uint64_t add, uint64_t sub)
 }
 
 /*
- * Reserve @a's bandwidth for @p on one worker: the one it already holds bandwidth on, else the one it is on, else
- * the allowed worker with the least admitted bandwidth. Returns 0 and the worker in *cpu, or -EBUSY.
+ * Reserve bandwidth runtime/period for @p on one worker of @mask: the one it already holds bandwidth on, else the
+ * one it is on, else the worker of @mask with the least admitted bandwidth. Returns 0 and the worker in *cpu, or
+ * -EBUSY (nothing changed). Called under p's pi_lock and rq lock (sched_dl_overflow's place in
+ * __sched_setscheduler), so two attribute changes of one fiber cannot interleave their reservations.
  */
-int fiber__dl_admit(struct fiber *p, const struct fiber_sched_attr *a, int *cpu)
+int fiber__dl_admit(struct fiber *p, uint64_t runtime, uint64_t period, const cpu_set_t *mask, int *cpu)
 {
-	uint64_t period = a->period_ns ? a->period_ns : a->deadline_ns;
-	uint64_t bw = to_ratio(period, a->runtime_ns);
+	uint64_t bw = to_ratio(period, runtime);
 	int old = p->dl.dl_cpu, best = -1;
 	uint64_t old_bw = old >= 0 ? p->dl.dl_bw : 0;
 
+	lockdep_assert_held(&p->pi_lock);
 	spin_lock(&fiber__rt.dl_lock);
-	if (old >= 0 && dl_fits(old, bw, old_bw))
+	if (old >= 0 && CPU_ISSET(old, mask) && dl_fits(old, bw, old_bw))
 		best = old;
-	else if (old < 0 && CPU_ISSET(p->cpu, &p->cpus_mask) && dl_fits(p->cpu, bw, 0))
+	else if (old < 0 && CPU_ISSET(p->cpu, mask) && dl_fits(p->cpu, bw, 0))
 		best = p->cpu;
 	else {
 		for (int i = 0; i < (int)fiber__rt.nr_workers; i++) {
-			if (!CPU_ISSET(i, &p->cpus_mask) || !dl_fits(i, bw, i == old ? old_bw : 0))
+			if (!CPU_ISSET(i, mask) || !dl_fits(i, bw, i == old ? old_bw : 0))
 				continue;
 			if (best < 0 || cpu_rq(i)->dl.this_bw < cpu_rq(best)->dl.this_bw)
 				best = i;

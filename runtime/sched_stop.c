@@ -115,7 +115,7 @@ static void *stopper_fn(void *arg)
 			break;
 	}
 	if (atomic_fetch_sub(&fiber__rt.nr_stoppers, 1) == 1)
-		syscall(SYS_futex, &fiber__rt.nr_stoppers, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+		fiber__futex(&fiber__rt.nr_stoppers, FUTEX_WAKE_PRIVATE, 1, NULL);
 	return NULL;
 }
 
@@ -158,6 +158,6 @@ void fiber__stoppers_stop(void)
 
 		if (!n)
 			break;
-		syscall(SYS_futex, &fiber__rt.nr_stoppers, FUTEX_WAIT_PRIVATE, n, NULL, NULL, 0);
+		fiber__futex(&fiber__rt.nr_stoppers, FUTEX_WAIT_PRIVATE, n, NULL);
 	}
 }

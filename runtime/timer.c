@@ -1,147 +1,188 @@
 /*
- * runtime/timer.c - the per-worker timer heap (sleep now; timeouts and DL replenishment build on it).
+ * runtime/timer.c - per-worker timers: sleeps, timeouts and the deadline class's replenishment.
  *
- * A binary min-heap of struct fiber_timer ordered by expiry (sched_clock ns). The owning worker runs due timers
- * before it takes its rq lock (schedule, preemption points) and in its idle loop, which sleeps until the earliest
- * expiry. Any thread may delete a timer (a fiber woken early removes its own timer, maybe from another worker), so
- * the heap has a lock; it is a leaf lock. Due timers are taken off the heap under the lock and run after it is
- * dropped: t->fired is set, then t->fn(t) runs (NULL: wake t->fiber), so try_to_wake_up and the deadline class's
- * replenishment never run under the timer lock. While a callback runs, base->running names its timer and
- * fiber__timer_del waits for it (hrtimer_cancel), so a timer's memory may go as soon as timer_del returns.
+ * Each worker has a timer base: an intrusive pairing heap of struct fiber_timer ordered by expiry (sched_clock
+ * ns). The nodes live in what they time - the fiber (fiber_sleep, timeouts), the deadline entity (replenishment),
+ * a waiter's stack frame - so arming a timer never allocates and cannot fail: a sleep or a replenishment never
+ * waits for memory.
+ *
+ * The owning worker runs due timers before it takes its rq lock (schedule, preemption points) and in its idle
+ * loop, which sleeps until the earliest expiry. Any thread may arm or delete a timer, so each base has a lock, a
+ * leaf lock. A timer is on at most one base; t->base names it and changes only under that base's lock, so
+ * lock_timer_base() re-checks it after locking (the kernel's lock_hrtimer_base). Due timers are taken off the heap
+ * under the lock and run after it is dropped: t->fired is set, then t->fn(t) runs (NULL: wake t->fiber), so
+ * try_to_wake_up and the replenishment never run under the timer lock. While a callback runs, base->running names
+ * its timer and fiber__timer_del waits for it (hrtimer_cancel), so a timer's memory may go as soon as timer_del
+ * returns.
+ *
+ * Pairing heap: the root is the earliest timer; every node keeps a list of child heaps (child, then sibling). A
+ * node's prev is its parent when it is a first child, else its left sibling, and NULL for the root, so any node
+ * can be cut out in O(1) and its children merged back in O(log n) amortized.
  */
 #include "internal.h"
 
 void fiber__timer_base_init(struct timer_base *b)
 {
 	spin_lock_init(&b->lock);
-	b->heap = NULL;
-	b->nr = b->cap = 0;
+	b->root = NULL;
+	b->nr = 0;
 	atomic_store(&b->next_expiry, UINT64_MAX);
+	atomic_store(&b->running, NULL);
 }
 
+/* Nothing to free: the nodes belong to their owners, who all deleted them before the runtime stopped. */
 void fiber__timer_base_destroy(struct timer_base *b)
 {
-	if (b->heap)
-		fiber__free(b->heap, b->cap * sizeof(*b->heap));
-	b->heap = NULL;
-	b->nr = b->cap = 0;
+	FIBER_DEBUG_BUG_ON(b->root != NULL);
+	b->root = NULL;
+	b->nr = 0;
 }
 
-static inline void heap_set(struct timer_base *b, unsigned i, struct fiber_timer *t)
+void fiber__timer_init(struct fiber_timer *t, void (*fn)(struct fiber_timer *t), struct fiber *p)
 {
-	b->heap[i] = t;
-	t->idx = (int)i;
+	memset(t, 0, sizeof(*t));
+	t->fn = fn;
+	t->fiber = p;
 }
 
-static void sift_up(struct timer_base *b, unsigned i)
+/* ---- the pairing heap (base->lock held) ---- */
+
+/* Meld two heaps whose roots have no siblings and no prev; returns the new root. */
+static struct fiber_timer *meld(struct fiber_timer *a, struct fiber_timer *b)
 {
-	struct fiber_timer *t = b->heap[i];
+	if (!a)
+		return b;
+	if (!b)
+		return a;
+	if (b->expires < a->expires) {
+		struct fiber_timer *t = a;
 
-	while (i > 0) {
-		unsigned parent = (i - 1) / 2;
-
-		if (b->heap[parent]->expires <= t->expires)
-			break;
-		heap_set(b, i, b->heap[parent]);
-		i = parent;
+		a = b;
+		b = t;
 	}
-	heap_set(b, i, t);
+	/* b becomes a's first child. */
+	b->prev = a;
+	b->sibling = a->child;
+	if (a->child)
+		a->child->prev = b;
+	a->child = b;
+	return a;
 }
 
-static void sift_down(struct timer_base *b, unsigned i)
+/* Merge a list of sibling heaps into one (the standard two passes: pair left to right, meld right to left). */
+static struct fiber_timer *merge_pairs(struct fiber_timer *first)
 {
-	struct fiber_timer *t = b->heap[i];
+	struct fiber_timer *pairs = NULL, *root = NULL;
 
-	for (;;) {
-		unsigned l = 2 * i + 1, r = l + 1, m = i;
-		uint64_t me = t->expires;
+	while (first) {
+		struct fiber_timer *a = first, *b = a->sibling, *next = b ? b->sibling : NULL;
 
-		if (l < b->nr && b->heap[l]->expires < me) {
-			m = l;
-			me = b->heap[l]->expires;
-		}
-		if (r < b->nr && b->heap[r]->expires < me)
-			m = r;
-		if (m == i)
-			break;
-		heap_set(b, i, b->heap[m]);
-		i = m;
+		a->sibling = a->prev = NULL;
+		if (b)
+			b->sibling = b->prev = NULL;
+		a = meld(a, b);
+		a->sibling = pairs; /* the pass-one results, last pair first */
+		pairs = a;
+		first = next;
 	}
-	heap_set(b, i, t);
+	while (pairs) {
+		struct fiber_timer *next = pairs->sibling;
+
+		pairs->sibling = NULL;
+		root = meld(pairs, root);
+		pairs = next;
+	}
+	return root;
 }
 
 static void update_next(struct timer_base *b)
 {
-	atomic_store_explicit(&b->next_expiry, b->nr ? b->heap[0]->expires : UINT64_MAX, memory_order_relaxed);
+	atomic_store_explicit(&b->next_expiry, b->root ? b->root->expires : UINT64_MAX, memory_order_relaxed);
+}
+
+static void heap_insert(struct timer_base *b, struct fiber_timer *t)
+{
+	t->child = t->sibling = t->prev = NULL;
+	b->root = meld(b->root, t);
+	b->root->prev = NULL;
+	t->pending = true;
+	b->nr++;
+	update_next(b);
 }
 
 static void heap_remove(struct timer_base *b, struct fiber_timer *t)
 {
-	unsigned i = (unsigned)t->idx;
-	struct fiber_timer *last = b->heap[--b->nr];
+	struct fiber_timer *sub;
 
-	t->idx = -1;
-	if (last != t) {
-		heap_set(b, i, last);
-		if (i > 0 && b->heap[(i - 1) / 2]->expires > last->expires)
-			sift_up(b, i);
+	if (t == b->root) {
+		b->root = merge_pairs(t->child);
+	} else {
+		/* Cut t (and its subtree) out: prev is its parent if t is the first child, else its left sibling. */
+		if (t->prev->child == t)
+			t->prev->child = t->sibling;
 		else
-			sift_down(b, i);
+			t->prev->sibling = t->sibling;
+		if (t->sibling)
+			t->sibling->prev = t->prev;
+		sub = merge_pairs(t->child);
+		b->root = meld(b->root, sub);
 	}
+	if (b->root)
+		b->root->prev = NULL;
+	t->child = t->sibling = t->prev = NULL;
+	t->pending = false;
+	b->nr--;
 	update_next(b);
 }
 
+/* Lock the base @t is on (NULL if it was never armed), re-checked after locking because t may move. */
+static struct timer_base *lock_timer_base(struct fiber_timer *t)
+{
+	for (;;) {
+		struct timer_base *b = __atomic_load_n(&t->base, __ATOMIC_ACQUIRE);
+
+		if (!b)
+			return NULL;
+		spin_lock(&b->lock);
+		if (likely(t->base == b))
+			return b;
+		spin_unlock(&b->lock);
+	}
+}
+
 /*
- * Arm @t on @b (t->fn must be set or NULL beforehand). The heap grows as needed (a failed growth waits and retries).
- * Returns true when @t became the earliest timer: a caller on another worker then kicks @b's worker, whose idle
- * sleep was computed for a later expiry.
+ * Arm @t on @b to expire at @expires (t->fn and t->fiber set by fiber__timer_init; @p, if not NULL, replaces
+ * t->fiber). A timer that is still armed - here or on another worker's base - is re-armed (hrtimer_start's
+ * semantics), never queued twice. Cannot fail. Returns true when @t became the earliest timer of @b: a caller on
+ * another worker then kicks @b's worker, whose idle sleep was computed for a later expiry.
  */
 bool fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expires, struct fiber *p)
 {
-	t->expires = expires;
-	t->fiber = p;
-	t->base = b;
-	atomic_store_explicit(&t->fired, false, memory_order_relaxed);
-	spin_lock(&b->lock);
-	while (b->nr == b->cap) {
-		unsigned ncap = b->cap ? b->cap * 2 : 64;
-		struct fiber_timer **nh;
+	struct timer_base *old = lock_timer_base(t);
+	bool first;
 
-		/* Allocation is not done under a spinlock: drop it, allocate, retake and re-check. */
-		spin_unlock(&b->lock);
-		nh = fiber__malloc(ncap * sizeof(*nh));
-		spin_lock(&b->lock);
-		if (!nh) {
-			spin_unlock(&b->lock);
-			sched_yield();
-			spin_lock(&b->lock);
-			continue;
-		}
-		if (b->cap >= ncap) {
-			spin_unlock(&b->lock);
-			fiber__free(nh, ncap * sizeof(*nh));
-			spin_lock(&b->lock);
-			continue;
-		}
-		if (b->nr)
-			memcpy(nh, b->heap, b->nr * sizeof(*nh));
-		struct fiber_timer **old = b->heap;
-		unsigned ocap = b->cap;
-
-		b->heap = nh;
-		b->cap = ncap;
-		if (old) {
-			spin_unlock(&b->lock);
-			fiber__free(old, ocap * sizeof(*old));
-			spin_lock(&b->lock);
+	if (old) {
+		if (t->pending)
+			heap_remove(old, t);
+		if (old != b) {
+			spin_unlock(&old->lock);
+			old = NULL;
 		}
 	}
-	b->heap[b->nr] = t;
-	t->idx = (int)b->nr++;
-	sift_up(b, (unsigned)t->idx);
-	update_next(b);
-	bool first = b->heap[0] == t;
-
+	if (!old)
+		spin_lock(&b->lock);
+	if (p)
+		t->fiber = p;
+	t->expires = expires;
+	atomic_store_explicit(&t->fired, false, memory_order_relaxed);
+	/* If another thread re-armed t meanwhile (it was on no base when we looked), that arming wins. */
+	if (t->pending) {
+		spin_unlock(&b->lock);
+		return false;
+	}
+	__atomic_store_n(&t->base, b, __ATOMIC_RELEASE);
+	heap_insert(b, t);
+	first = b->root == t;
 	spin_unlock(&b->lock);
 	return first;
 }
@@ -149,17 +190,28 @@ bool fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expi
 /* Disarm @t if it has not fired. After this returns the timer code no longer touches @t. */
 void fiber__timer_del(struct fiber_timer *t)
 {
-	struct timer_base *b = t->base;
+	struct timer_base *b = lock_timer_base(t);
 
 	if (!b)
 		return;
-	spin_lock(&b->lock);
-	if (t->idx >= 0)
+	if (t->pending)
 		heap_remove(b, t);
 	spin_unlock(&b->lock);
 	/* Its callback may be running right now on the owning worker: wait for it. */
 	while (atomic_load_explicit(&b->running, memory_order_acquire) == t)
 		cpu_relax();
+}
+
+bool fiber__timer_pending(struct fiber_timer *t)
+{
+	struct timer_base *b = lock_timer_base(t);
+	bool pending;
+
+	if (!b)
+		return false;
+	pending = t->pending;
+	spin_unlock(&b->lock);
+	return pending;
 }
 
 /*
@@ -173,15 +225,16 @@ void fiber__run_timers(struct timer_base *b, uint64_t now)
 		struct fiber_timer *t;
 
 		spin_lock(&b->lock);
-		if (!b->nr || b->heap[0]->expires > now) {
+		t = b->root;
+		if (!t || t->expires > now) {
 			spin_unlock(&b->lock);
 			return;
 		}
-		t = b->heap[0];
 		heap_remove(b, t);
 		atomic_store_explicit(&b->running, t, memory_order_relaxed);
 		spin_unlock(&b->lock);
 
+		/* Pairs with the acquire load of fired by the sleeper (fiber_sleep, timed waits). */
 		atomic_store_explicit(&t->fired, true, memory_order_release);
 		if (t->fn)
 			t->fn(t);
