@@ -74,8 +74,10 @@ int fiber_runtime_start(const struct fiber_config *cfg);
 
 /*
  * fiber_runtime_stop - wait until every fiber has exited, then stop and join the workers and free everything.
- * Plain threads may call into the runtime until it stops: a fiber_spawn() racing the stop either spawns a fiber
- * that runs (stop waits for it) or returns -ESRCH. Handles stay safe: see fiber_join().
+ * Fibers may spawn fibers until the last one has exited. A fiber_spawn() from a plain thread racing the stop either
+ * spawns a fiber that runs (stop waits for it) or returns -ESRCH, which it does from the moment stop is called;
+ * plain threads' other calls (wake-ups, cancel) keep working until the workers are gone. Handles stay safe: see
+ * fiber_join().
  * Returns 0, -ESRCH if no runtime is running, -EDEADLK when called from a fiber (it would wait for itself).
  * Context: any thread that is not a fiber.
  */

@@ -468,7 +468,8 @@ static void wait_for_nr_fibers(void)
  */
 static void wait_for_fibers(void)
 {
-	atomic_store(&fiber__rt.stop_waiting, 1);
+	/* seq_cst: a plain spawn that does not see it got through the gate first, and is waited for below. */
+	atomic_store_explicit(&fiber__rt.stop_waiting, 1, memory_order_seq_cst);
 	for (;;) {
 		int g;
 
@@ -563,10 +564,17 @@ void fiber_attr_init(struct fiber_attr *attr)
 	CPU_ZERO(&attr->affinity);
 }
 
-static bool runtime_running(void)
+/*
+ * May a fiber be spawned now? Fibers may spawn until the last one has exited (fiber_run's main fiber spawns while
+ * stop waits for it). A plain thread may not once fiber_runtime_stop has begun: otherwise a thread that keeps
+ * spawning would keep the runtime from ever stopping. (Its other calls - wake-ups, cancel - still work then.)
+ */
+static bool spawn_allowed(void)
 {
-	return atomic_load_explicit(&fiber__rt.running, memory_order_acquire) &&
-	       !atomic_load_explicit(&fiber__rt.stopping, memory_order_relaxed);
+	if (!atomic_load_explicit(&fiber__rt.running, memory_order_acquire) ||
+	    atomic_load_explicit(&fiber__rt.stopping, memory_order_relaxed))
+		return false;
+	return this_worker() || !atomic_load_explicit(&fiber__rt.stop_waiting, memory_order_seq_cst);
 }
 
 static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*fn)(void *), void *arg, bool detached)
@@ -693,7 +701,7 @@ int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *
 	/* A plain thread holds the runtime open until the fiber is queued (stop then waits for it). */
 	if (!fiber__rt_enter())
 		return -ESRCH;
-	if (!runtime_running()) {
+	if (!spawn_allowed()) {
 		ret = -ESRCH;
 		goto out;
 	}

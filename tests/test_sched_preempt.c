@@ -13,6 +13,7 @@
 #include "internal.h"
 
 #include <stdatomic.h>
+#include <sys/wait.h>
 
 /* ---- preempt_disable / enable ---- */
 
@@ -253,6 +254,131 @@ static void test_sched_preempt_dl_setattr_migrates_running(void **state)
 	assert_int_equal(atomic_load(&moved_to), 1);
 }
 
+/* ---- blocking, yielding or exiting with preemption disabled is contained to the fiber that did it ---- */
+
+enum atomic_case { AC_EXIT, AC_YIELD, AC_BLOCK };
+
+static int peer_count = -1, culprit_after = -1;
+
+static void *peer_fn(void *arg)
+{
+	(void)arg;
+	peer_count = this_worker()->preempt_count;
+	return NULL;
+}
+
+static void *culprit_fn(void *arg)
+{
+	enum atomic_case c = (enum atomic_case)(intptr_t)arg;
+	fiber_t *peer;
+
+	fiber_preempt_disable();
+	fiber_preempt_disable();
+	if (c == AC_EXIT)
+		return NULL; /* exits with depth 2 */
+	fiber_preempt_enable(); /* depth 1 from here */
+	fiber_spawn(&peer, NULL, peer_fn, NULL);
+	if (c == AC_YIELD)
+		fiber_yield();
+	else
+		fiber_sleep(2 * MS);
+	culprit_after = this_worker()->preempt_count;
+	fiber_preempt_enable();
+	fiber_join(peer, NULL);
+	return NULL;
+}
+
+/* Child process: one worker, the culprit, then (for exit) a fiber that reports the depth it starts with. */
+static void atomic_child(enum atomic_case c, int outfd)
+{
+	struct fiber_config cfg = sched_cfg(1);
+	struct fiber_attr a;
+	fiber_t *f, *p;
+	char line[64];
+	int n;
+
+	fiber_attr_init(&a);
+	a.name = "culprit";
+	if (fiber_runtime_start(&cfg))
+		_exit(3);
+	if (fiber_spawn(&f, &a, culprit_fn, (void *)(intptr_t)c) || fiber_join(f, NULL))
+		_exit(4);
+	if (c == AC_EXIT && (fiber_spawn(&p, NULL, peer_fn, NULL) || fiber_join(p, NULL)))
+		_exit(5);
+	fiber_runtime_stop();
+	n = snprintf(line, sizeof(line), "%d %d\n", peer_count, culprit_after);
+	if (write(outfd, line, (size_t)n) != n)
+		_exit(6);
+	_exit(0);
+}
+
+/* Run the case in a child; its stdout and stderr come back in @out and @err. Returns the wait status. */
+static int run_atomic_case(enum atomic_case c, char *out, size_t outlen, char *err, size_t errlen)
+{
+	int po[2], pe[2], status = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe(po) || pipe(pe))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		close(po[0]);
+		close(pe[0]);
+		dup2(pe[1], 2);
+		atomic_child(c, po[1]);
+	}
+	close(po[1]);
+	close(pe[1]);
+	n = read(po[0], out, outlen - 1);
+	out[n > 0 ? n : 0] = 0;
+	n = read(pe[0], err, errlen - 1);
+	err[n > 0 ? n : 0] = 0;
+	close(po[0]);
+	close(pe[0]);
+	waitpid(pid, &status, 0);
+	return status;
+}
+
+static void check_atomic_case(enum atomic_case c, const char *what)
+{
+	char out[128], err[1024], want[64];
+	int status = run_atomic_case(c, out, sizeof(out), err, sizeof(err));
+	int pc = -1, after = -1;
+
+	snprintf(want, sizeof(want), "\"culprit\" %s with preemption disabled", what);
+	assert_non_null(strstr(err, want)); /* the one warning names the fiber: id and name */
+	assert_non_null(strstr(err, "libfiber: fiber "));
+#ifdef FIBER_DEBUG
+	/* A debug build stops at the bug. */
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+#else
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(sscanf(out, "%d %d", &pc, &after), 2);
+	assert_int_equal(pc, 0); /* the fiber that ran next started preemptible */
+	if (c != AC_EXIT)
+		assert_int_equal(after, 1); /* the culprit got its own depth back */
+#endif
+}
+
+static void test_sched_preempt_exit_while_disabled_is_contained(void **state)
+{
+	(void)state;
+	check_atomic_case(AC_EXIT, "exited");
+}
+
+static void test_sched_preempt_yield_while_disabled_is_contained(void **state)
+{
+	(void)state;
+	check_atomic_case(AC_YIELD, "yielded");
+}
+
+static void test_sched_preempt_block_while_disabled_is_contained(void **state)
+{
+	(void)state;
+	check_atomic_case(AC_BLOCK, "blocked");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -260,6 +386,9 @@ int main(void)
 		cmocka_unit_test(test_sched_preempt_runtime_call_return),
 		cmocka_unit_test(test_sched_preempt_stopper_preempts_everything),
 		cmocka_unit_test(test_sched_preempt_dl_setattr_migrates_running),
+		cmocka_unit_test(test_sched_preempt_exit_while_disabled_is_contained),
+		cmocka_unit_test(test_sched_preempt_yield_while_disabled_is_contained),
+		cmocka_unit_test(test_sched_preempt_block_while_disabled_is_contained),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,159 @@
+/*
+ * test_timer: the per-worker timer heap (runtime/timer.c) orders, re-arms and deletes correctly, and sleeping,
+ * timeouts and deadline replenishment need no memory: with every allocation of the runtime failing, thousands of
+ * concurrent sleeps and a DEADLINE fiber's throttle/replenish cycle still work (before, a failed heap growth made
+ * fiber__timer_add spin for ever with preemption disabled, and fiber_setattr(DEADLINE) returned -ENOMEM).
+ */
+#include "test_util.h"
+
+#include "internal.h"
+
+/* ---- the heap itself, without a runtime ---- */
+
+#define NT 5000
+
+static struct fiber_timer timers[NT];
+static uint64_t fired_order[NT];
+static int nfired;
+
+static void record(struct fiber_timer *t)
+{
+	fired_order[nfired++] = t->expires;
+}
+
+static unsigned rnd(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return *s >> 8;
+}
+
+static void test_timer_heap_fires_in_order_and_honours_delete(void **state)
+{
+	struct timer_base b;
+	unsigned seed = 1;
+	bool deleted[NT] = { false };
+	int expect = 0;
+
+	(void)state;
+	fiber__timer_base_init(&b);
+	for (int i = 0; i < NT; i++) {
+		fiber__timer_init(&timers[i], record, NULL);
+		fiber__timer_add(&b, &timers[i], 1 + rnd(&seed) % 100000, NULL);
+	}
+	assert_int_equal(b.nr, NT);
+	/* Re-arm a third (moves them, never queues twice), delete a third. */
+	for (int i = 0; i < NT; i += 3)
+		fiber__timer_add(&b, &timers[i], 1 + rnd(&seed) % 100000, NULL);
+	assert_int_equal(b.nr, NT);
+	for (int i = 1; i < NT; i += 3) {
+		fiber__timer_del(&timers[i]);
+		deleted[i] = true;
+	}
+	for (int i = 0; i < NT; i++)
+		expect += !deleted[i];
+	assert_int_equal(b.nr, expect);
+	assert_int_equal(atomic_load(&b.next_expiry) != UINT64_MAX, 1);
+	/* Fire half the range, then the rest. */
+	fiber__run_timers(&b, 50000);
+	for (int i = 0; i < nfired; i++)
+		assert_true(fired_order[i] <= 50000);
+	fiber__run_timers(&b, UINT64_MAX - 1);
+	assert_int_equal(nfired, expect);
+	for (int i = 1; i < nfired; i++)
+		assert_true(fired_order[i - 1] <= fired_order[i]);
+	assert_int_equal(b.nr, 0);
+	assert_true(atomic_load(&b.next_expiry) == UINT64_MAX);
+	for (int i = 0; i < NT; i++)
+		assert_int_equal(timers[i].pending, false);
+	fiber__timer_base_destroy(&b);
+}
+
+/* ---- sleeping and replenishment with every allocation failing ---- */
+
+#define NSLEEPERS 3000
+
+static atomic_int go, sleep_errors, early;
+static atomic_long sleeps_done;
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&go))
+		fiber_sleep(1000 * 1000);
+	for (int i = 0; i < 5; i++) {
+		uint64_t t0 = now_ns();
+
+		if (fiber_sleep(2 * MS))
+			atomic_fetch_add(&sleep_errors, 1);
+		if (now_ns() - t0 < 2 * MS)
+			atomic_fetch_add(&early, 1);
+		atomic_fetch_add(&sleeps_done, 1);
+	}
+	return NULL;
+}
+
+static atomic_int dl_ret = 1;
+static atomic_uint_fast64_t dl_exec;
+
+static void *dl_spinner(void *arg)
+{
+	struct fiber_sched_attr a = { .policy = FIBER_SCHED_DEADLINE,
+				      .runtime_ns = 1 * MS,
+				      .deadline_ns = 10 * MS,
+				      .period_ns = 10 * MS };
+	int err = 0;
+
+	(void)arg;
+	while (!atomic_load(&go))
+		fiber_sleep(1000 * 1000);
+	atomic_store(&dl_ret, fiber_setattr(NULL, &a));
+	/* 100 ms of wall time: about 10 periods, each throttled after 1 ms and replenished by the timer. */
+	spin_ns(100 * MS);
+	atomic_store(&dl_exec, fiber_exec_ns(fiber_self(), &err));
+	a.policy = FIBER_SCHED_NORMAL;
+	fiber_setattr(NULL, &a);
+	return NULL;
+}
+
+static void test_timer_sleep_and_replenish_need_no_memory(void **state)
+{
+	struct fiber_config c = sched_cfg(2);
+	static fiber_t *f[NSLEEPERS];
+	fiber_t *dl;
+	unsigned long failures;
+
+	(void)state;
+	assert_int_equal(fiber_runtime_start(&c), 0);
+	for (int i = 0; i < NSLEEPERS; i++)
+		assert_int_equal(fiber_spawn(&f[i], NULL, sleeper, NULL), 0);
+	assert_int_equal(fiber_spawn(&dl, NULL, dl_spinner, NULL), 0);
+	usleep(20000);
+	atomic_store(&fiber__alloc_failures, 0);
+	atomic_store(&fiber__fail_alloc, 1);
+	atomic_store(&go, 1);
+	assert_int_equal(fiber_join(dl, NULL), 0);
+	for (int i = 0; i < NSLEEPERS; i++)
+		assert_int_equal(fiber_join(f[i], NULL), 0);
+	atomic_store(&fiber__fail_alloc, 0);
+	failures = atomic_load(&fiber__alloc_failures);
+	assert_int_equal(fiber_runtime_stop(), 0);
+
+	print_message("allocations refused meanwhile: %lu; DL fiber ran %.1f ms in 100 ms\n", failures,
+		      (double)atomic_load(&dl_exec) / 1e6);
+	assert_int_equal(atomic_load(&sleeps_done), NSLEEPERS * 5);
+	assert_int_equal(atomic_load(&sleep_errors), 0);
+	assert_int_equal(atomic_load(&early), 0);
+	assert_int_equal(atomic_load(&dl_ret), 0);
+	/* Throttled to its 10% and replenished each period: about 10 ms of 100 ms (generous bounds, noisy host). */
+	assert_true(atomic_load(&dl_exec) >= 3 * MS && atomic_load(&dl_exec) <= 40 * MS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_timer_heap_fires_in_order_and_honours_delete),
+		cmocka_unit_test(test_timer_sleep_and_replenish_need_no_memory),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
