@@ -145,9 +145,10 @@ void fiber_attr_init(struct fiber_attr *attr);
  * The new fiber is queued on the calling worker (any allowed one from a plain pthread) and does not preempt its
  * parent; idle workers pull queued fibers.
  * Returns 0, -EINVAL (@fn NULL, a stack size outside FIBER_STACK_MIN..FIBER_STACK_MAX, unknown flags, an
- * affinity that names no existing worker, or scheduling attributes that fiber_setattr() would refuse), -EAGAIN
- * (a DEADLINE policy: as in Linux, deadline tasks cannot fork; use fiber_setattr() from the new fiber), -ENOMEM,
- * -ESRCH (no runtime). If it fails, @fn is never called.
+ * affinity that names no existing worker, or scheduling attributes that fiber_setattr() would refuse), -EBUSY
+ * (a DEADLINE policy that admission refuses, as fiber_setattr() would: no allowed worker has the bandwidth left),
+ * -ENOMEM, -ESRCH (no runtime). A DEADLINE fiber is admitted before it is queued and then runs on the worker that
+ * holds its bandwidth. If it fails, @fn is never called.
  * Context: any thread.
  */
 int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *), void *arg);

@@ -1137,15 +1137,27 @@ static int sched_attr_validate(const struct fiber_sched_attr *a)
 	return 0;
 }
 
+/*
+ * The checks of a spawn's attributes. A DEADLINE policy is allowed: Linux's "deadline tasks cannot fork" is about a
+ * DEADLINE parent's child inheriting the policy, while a spawn that asks for DEADLINE is an explicit request, which
+ * fiber_spawn admits as fiber_setattr does (fiber__sched_admit_new).
+ */
 int fiber__sched_attr_check_spawn(const struct fiber_sched_attr *a)
 {
-	int ret = sched_attr_validate(a);
+	return sched_attr_validate(a);
+}
 
-	if (ret)
-		return ret;
-	if (dl_policy(a->policy))
-		return -EAGAIN; /* sched_fork: deadline tasks cannot fork */
-	return 0;
+/* Admission of a new DEADLINE fiber before anyone can see it: 0, or -EBUSY and the fiber must never run. */
+int fiber__sched_admit_new(struct fiber *p)
+{
+	int ret, cpu;
+
+	if (!dl_policy(p->policy))
+		return 0;
+	spin_lock(&p->pi_lock);
+	ret = fiber__dl_admit(p, p->dl.dl_runtime, p->dl.dl_period, &p->cpus_mask, &cpu);
+	spin_unlock(&p->pi_lock);
+	return ret;
 }
 
 static const struct sched_class *policy_class(uint32_t policy)

@@ -721,6 +721,12 @@ int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *
 		goto out;
 	}
 	fiber__sched_fork(p, &attr->sched);
+	ret = fiber__sched_admit_new(p);
+	if (ret) {
+		fiber__stack_free(p);
+		fiber__desc_free(p);
+		goto out;
+	}
 	p->sp = fiber__fiber_frame_init(p);
 	if (out)
 		*out = (attr->flags & FIBER_ATTR_DETACHED) ? NULL : p;

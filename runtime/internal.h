@@ -743,6 +743,7 @@ __hidden void fiber__init_rt_rq(struct rt_rq *rt);
 __hidden void fiber__init_dl_rq(struct dl_rq *dl);
 
 __hidden int fiber__sched_attr_check_spawn(const struct fiber_sched_attr *a);
+__hidden int fiber__sched_admit_new(struct fiber *p);
 __hidden void fiber__sched_fork(struct fiber *p, const struct fiber_sched_attr *a);
 
 /* wake_q (collect wake-ups under a lock, issue them after it) */

@@ -467,6 +467,67 @@ static void test_dl_concurrent_setattr_one_fiber(void **state)
 	assert_int_equal(armed, 0); /* the dead fiber's replenishment timer is not left on a heap */
 }
 
+/* A spawn that asks for DEADLINE is admitted like fiber_setattr, runs on the worker holding its bandwidth, gets its
+ * budget, and gives the bandwidth back when it exits; one that does not fit is -EBUSY and never runs. */
+static atomic_int dl_spawn_worker = -1, dl_spawn_policy = -1, dl_spawn_ran_busy;
+static atomic_uint_fast64_t dl_spawn_exec;
+
+static void *dl_spawned(void *arg)
+{
+	struct fiber_sched_attr a;
+	int err = 0;
+
+	(void)arg;
+	if (fiber_getattr(NULL, &a) == 0)
+		atomic_store(&dl_spawn_policy, (int)a.policy);
+	atomic_store(&dl_spawn_worker, fiber_worker_id());
+	spin_ns(100 * MS);
+	atomic_store(&dl_spawn_exec, fiber_exec_ns(fiber_self(), &err));
+	return NULL;
+}
+
+static void *dl_busy_fn(void *arg)
+{
+	(void)arg;
+	atomic_store(&dl_spawn_ran_busy, 1);
+	return NULL;
+}
+
+static void test_dl_spawn_admitted(void **state)
+{
+	struct fiber_config c = sched_cfg(2);
+	struct fiber_attr a;
+	fiber_t *f, *g;
+	uint64_t bw_running, bw_after;
+	int busy;
+
+	(void)state;
+	assert_int_equal(fiber_runtime_start(&c), 0);
+	fiber_attr_init(&a);
+	a.sched.policy = FIBER_SCHED_DEADLINE;
+	a.sched.runtime_ns = 10 * MS;
+	a.sched.deadline_ns = a.sched.period_ns = 50 * MS;
+	CPU_SET(1, &a.affinity);
+	assert_int_equal(fiber_spawn(&f, &a, dl_spawned, NULL), 0);
+	bw_running = total_dl_bw();
+	/* 90% more does not fit next to 20% on worker 1, the only one allowed. */
+	a.sched.runtime_ns = 45 * MS;
+	busy = fiber_spawn(&g, &a, dl_busy_fn, NULL);
+	assert_int_equal(fiber_join(f, NULL), 0);
+	bw_after = total_dl_bw();
+	assert_int_equal(fiber_runtime_stop(), 0);
+
+	assert_int_equal(busy, -EBUSY);
+	assert_int_equal(atomic_load(&dl_spawn_ran_busy), 0);
+	assert_int_equal(atomic_load(&dl_spawn_policy), FIBER_SCHED_DEADLINE);
+	assert_int_equal(atomic_load(&dl_spawn_worker), 1);
+	assert_true(bw_running > 0);
+	assert_int_equal(bw_after, 0);
+	/* 20% of 100 ms, throttled by CBS (generous bounds: a loaded host steals time). */
+	print_message("DEADLINE spawn ran %.1f ms of 100 ms (budget 20%%)\n", (double)atomic_load(&dl_spawn_exec) / 1e6);
+	assert_true(atomic_load(&dl_spawn_exec) >= 8 * MS && atomic_load(&dl_spawn_exec) <= 45 * MS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -475,6 +536,7 @@ int main(void)
 		cmocka_unit_test(test_dl_yield_gives_up_budget),
 		cmocka_unit_test(test_dl_admission_per_worker),
 		cmocka_unit_test(test_dl_concurrent_setattr_one_fiber),
+		cmocka_unit_test(test_dl_spawn_admitted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -344,7 +344,6 @@ static void check_atomic_case(enum atomic_case c, const char *what)
 {
 	char out[128], err[1024], want[64];
 	int status = run_atomic_case(c, out, sizeof(out), err, sizeof(err));
-	int pc = -1, after = -1;
 
 	snprintf(want, sizeof(want), "\"culprit\" %s with preemption disabled", what);
 	assert_non_null(strstr(err, want)); /* the one warning names the fiber: id and name */
@@ -353,6 +352,8 @@ static void check_atomic_case(enum atomic_case c, const char *what)
 	/* A debug build stops at the bug. */
 	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 #else
+	int pc = -1, after = -1;
+
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	assert_int_equal(sscanf(out, "%d %d", &pc, &after), 2);
 	assert_int_equal(pc, 0); /* the fiber that ran next started preemptible */
