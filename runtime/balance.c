@@ -134,3 +134,25 @@ void fiber__wakep(struct rq *rq)
 		}
 	}
 }
+
+/*
+ * Move one queued fiber that may run on @dst from @src to @dst (periodic balance and the rescue of a stuck worker,
+ * both from the monitor thread). Never the running fiber, never a deadline or runtime fiber (can_migrate_task).
+ * Called with no lock held; true if it moved one.
+ */
+bool fiber__balance_move_one(struct rq *src, struct rq *dst)
+{
+	struct fiber *p;
+
+	spin_lock(&src->lock);
+	p = detach_rt(src, dst->cpu);
+	if (!p)
+		p = detach_fair(src, dst->cpu);
+	if (!p) {
+		spin_unlock(&src->lock);
+		return false;
+	}
+	fiber__update_rq_clock(src);
+	fiber__move_queued_task(src, p, dst->cpu, true);
+	return true;
+}

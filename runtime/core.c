@@ -204,8 +204,8 @@ void fiber__wakeup_preempt(struct rq *rq, struct fiber *p, int flags)
 }
 
 /* ------------------------------------------------------------------------------------------------------------
- * The tick runs only while it has something to decide (worker.c): two or more runnable fibers, or a deadline fiber
- * whose budget must be enforced.
+ * The tick (monitor.c sets tick_pending at tick_hz) runs only while it has something to decide: two or more
+ * runnable fibers, or a deadline fiber whose budget must be enforced. The worker publishes that in tick_wanted.
  * ---------------------------------------------------------------------------------------------------------- */
 
 static inline bool tick_needed(struct rq *rq, struct fiber *curr)
@@ -215,29 +215,40 @@ static inline bool tick_needed(struct rq *rq, struct fiber *curr)
 }
 
 /*
- * Ask for the tick. Arming it is a system call, so it is not done here, on the switch path, but at the next
- * preemption point (fiber__sched_tick): a tick only has an effect at preemption points anyway.
+ * Publish whether @w's tick is needed. Only a change costs anything: a store, and on 0 -> 1 an exchange (a full
+ * barrier, pairing with the monitor's fence before it goes to sleep) and a look at whether the monitor sleeps.
  */
-static inline void tick_update(struct worker *w, struct rq *rq, struct fiber *curr)
+static inline void set_tick_wanted(struct worker *w, bool wanted)
 {
-	if (likely(w->tick_armed) || !w->have_tick_timer)
+	if (likely(atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) == (int)wanted))
 		return;
-	if (tick_needed(rq, curr))
-		atomic_store_explicit(&w->tick_pending, 1, memory_order_relaxed);
+	if (!wanted) {
+		atomic_store_explicit(&w->tick_wanted, 0, memory_order_relaxed);
+		return;
+	}
+	if (!atomic_exchange_explicit(&w->tick_wanted, 1, memory_order_seq_cst))
+		fiber__monitor_kick();
 }
 
-/*
- * @rq gained a runnable fiber. On our own worker, start the tick if it is now needed; on another, have its next
- * preemption point look (a pending tick does, through fiber__sched_tick).
- */
+static inline void tick_update(struct worker *w, struct rq *rq, struct fiber *curr)
+{
+	set_tick_wanted(w, tick_needed(rq, curr));
+}
+
+/* @rq gained a runnable fiber (no rq lock held): its worker's tick may be needed now. */
 void fiber__tick_dep(struct rq *rq)
 {
-	struct worker *w = this_worker(), *target = rq_worker(rq);
+	if (atomic_load_explicit(&rq->nr_running, memory_order_relaxed) >= 2)
+		set_tick_wanted(rq_worker(rq), true);
+}
 
-	if (w == target)
-		tick_update(w, rq, rq->curr);
-	else if (!target->tick_armed && atomic_load_explicit(&rq->nr_running, memory_order_relaxed) >= 2)
-		atomic_store_explicit(&target->tick_pending, 1, memory_order_relaxed);
+/* A preemption point or a switch on @w: progress the monitor sees, and the end of a stuck spell. */
+static inline void note_progress(struct worker *w)
+{
+	atomic_store_explicit(&w->pp_seq, atomic_load_explicit(&w->pp_seq, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	if (unlikely(atomic_load_explicit(&w->stuck, memory_order_relaxed)))
+		atomic_store_explicit(&w->stuck, 0, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -268,6 +279,9 @@ static int select_task_rq(struct fiber *p, int wake_flags)
 		return prev;
 	if (p->nr_cpus_allowed == 1 && cpu_allowed(p, prev))
 		return prev;
+	/* A worker the monitor found stuck (a fiber blocking it, or a CPU loop) is the last choice. */
+	if (worker_stuck(prev) && !(dl_policy(p->policy) && p->dl.dl_cpu >= 0))
+		prev = -1;
 	/* Partitioned EDF: a deadline fiber runs on the worker that holds its bandwidth. */
 	if (dl_policy(p->policy) && p->dl.dl_cpu >= 0)
 		return p->dl.dl_cpu;
@@ -282,7 +296,7 @@ static int select_task_rq(struct fiber *p, int wake_flags)
 	    atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed) <= 1)
 		return w->id;
 	/* Wake-up: the previous worker if it is idle (cache affinity), then the waker's if it is idle. */
-	if (!(wake_flags & WF_FORK) && cpu_allowed(p, prev) && worker_idle(prev))
+	if (!(wake_flags & WF_FORK) && prev >= 0 && cpu_allowed(p, prev) && worker_idle(prev))
 		return prev;
 	if (w && cpu_allowed(p, w->id) && worker_idle(w->id))
 		return w->id;
@@ -290,15 +304,17 @@ static int select_task_rq(struct fiber *p, int wake_flags)
 	cpu = fiber__first_idle_worker(&p->cpus_mask);
 	if (cpu >= 0 && worker_idle(cpu))
 		return cpu;
-	if (!(wake_flags & WF_FORK) && cpu_allowed(p, prev))
+	if (!(wake_flags & WF_FORK) && prev >= 0 && cpu_allowed(p, prev))
 		return prev;
-	/* Fork from outside a worker, or prev not allowed: the least loaded allowed worker. */
+	/* Fork from outside a worker, prev not allowed or stuck: the least loaded allowed worker, stuck ones last. */
 	for (cpu = 0; cpu < (int)fiber__rt.nr_workers; cpu++) {
 		unsigned load;
 
 		if (!cpu_allowed(p, cpu))
 			continue;
 		load = atomic_load_explicit(&cpu_rq(cpu)->nr_running, memory_order_relaxed);
+		if (worker_stuck(cpu))
+			load += 1u << 20;
 		if (load < best_load) {
 			best_load = load;
 			best = cpu;
@@ -628,10 +644,19 @@ static inline void prepare_task_switch(struct worker *w, struct rq *rq, struct f
 	/* B1: next is on a CPU from now on; nobody may move or wake-run it until its next switch-out completes. */
 	FIBER_DEBUG_BUG_ON(atomic_load_explicit(&next->on_cpu, memory_order_relaxed));
 	atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
-	if (is_idle_task(next))
+	if (is_idle_task(next)) {
 		fiber__idle_mask_set(rq->cpu, true);
-	else if (is_idle_task(prev))
+	} else if (is_idle_task(prev)) {
+		/*
+		 * Busy again: the monitor ignores idle workers, so a tick wanted (tick_update above ran while we were
+		 * still marked idle) or timers armed while we idled need it to look now. The mask update is a full
+		 * barrier (seq_cst RMW) before the monitor's sleeping flag is read.
+		 */
 		fiber__idle_mask_set(rq->cpu, false);
+		if (atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) ||
+		    atomic_load_explicit(&w->timers.next_expiry, memory_order_relaxed) != UINT64_MAX)
+			fiber__monitor_kick();
+	}
 }
 
 /*
@@ -768,6 +793,7 @@ static void __schedule(int sched_mode)
 
 	/* schedule_debug: __schedule is entered with exactly the one level schedule() took. */
 	FIBER_DEBUG_BUG_ON(w->preempt_count != 1);
+	note_progress(w);
 
 	spin_lock(&rq->lock);
 	w->preempt_count++;
@@ -911,7 +937,8 @@ void fiber__preempt_point(void)
 
 	if (!w || w->preempt_count)
 		return;
-	/* A reschedule already decided goes first: the tick's work (maybe a timer syscall) can wait. */
+	note_progress(w);
+	/* A reschedule already decided goes first, then the tick's accounting. */
 	if (test_tsk_need_resched(w->current)) {
 		preempt_schedule();
 		w = this_worker();
@@ -925,8 +952,8 @@ void fiber__preempt_point(void)
 }
 
 /*
- * sched_tick: the accounting a tick asked for, run at a preemption point (the signal handler only set
- * tick_pending): charge curr and let its class decide whether its slice, budget or turn is over.
+ * sched_tick: the accounting a tick asked for, run at a preemption point (the monitor only set tick_pending):
+ * charge curr and let its class decide whether its slice, budget or turn is over.
  */
 void fiber__sched_tick(struct worker *w)
 {
@@ -939,10 +966,8 @@ void fiber__sched_tick(struct worker *w)
 	fiber__update_rq_clock(rq);
 	curr = rq->curr;
 	curr->sched_class->task_tick(rq, curr, 0);
-	bool arm = !w->tick_armed && w->have_tick_timer && tick_needed(rq, curr);
+	tick_update(w, rq, curr);
 	spin_unlock(&rq->lock);
-	if (arm)
-		fiber__tick_arm(w);
 	preempt_enable_no_resched();
 }
 
@@ -999,6 +1024,15 @@ void fiber__exit(void *retval)
 		fiber_preempt_notifier_unregister(p->preempt_notifiers);
 	p->retval = retval;
 	atomic_store_explicit(&p->exited, 1, memory_order_release);
+	/*
+	 * A joiner that returns may admit a new deadline fiber at once: give the bandwidth back before waking it,
+	 * not only in task_dead after the final switch (which stays, for a setattr that raced this exit).
+	 */
+	if (unlikely(dl_policy(p->policy))) {
+		spin_lock(&p->pi_lock);
+		fiber__dl_release(p);
+		spin_unlock(&p->pi_lock);
+	}
 	/* Pairs with the fence after a pthread joiner announces itself (D1 pattern on the exited flag). */
 	atomic_thread_fence(memory_order_seq_cst);
 	fiber__wake_up_sync(&p->join_wq, TASK_NORMAL);
@@ -1417,6 +1451,8 @@ int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a)
 	}
 	if (running && !queued)
 		fiber__resched_curr(rq);
+	/* A fiber that became DEADLINE while it runs needs the tick from now on, to have its budget enforced. */
+	tick_update(rq_worker(rq), rq, rq->curr);
 	if (was_dl && !dl_policy(p->policy))
 		fiber__dl_release(p);
 	/* Partitioned EDF: the fiber goes to the worker that holds its bandwidth (releases both locks). */

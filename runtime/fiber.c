@@ -399,7 +399,11 @@ static int runtime_start(const struct fiber_config *cfg)
 		return ret;
 	}
 	ret = fiber__stoppers_start();
+	if (!ret)
+		ret = fiber__monitor_start();
 	if (ret) {
+		if (ret == -EAGAIN)
+			fprintf(stderr, "libfiber: cannot create the monitor thread (RLIMIT_NPROC or memory)\n");
 		fiber__stoppers_stop();
 		fiber__workers_stop();
 		desc_slabs_trim();
@@ -495,6 +499,7 @@ int fiber_runtime_stop(void)
 		return -ESRCH;
 	}
 	wait_for_fibers();
+	fiber__monitor_stop();
 	fiber__stoppers_stop();
 	fiber__workers_stop();
 	atomic_store(&fiber__rt.running, 0);

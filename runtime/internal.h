@@ -274,6 +274,7 @@ struct timer_base {
 	unsigned nr;                 /* armed timers */
 	_Atomic uint64_t next_expiry; /* UINT64_MAX when empty; lock-free peek */
 	struct fiber_timer *_Atomic running; /* the timer whose callback runs now (timer_del waits for it) */
+	atomic_flag run_lock;         /* held by whoever runs due timers: the owner, or the monitor for a stuck one */
 	int cpu;                      /* the worker that runs these timers */
 };
 
@@ -498,10 +499,14 @@ struct worker {
 	struct fiber_cache descs;
 	pthread_t thr;
 	pid_t tid;
-	atomic_int tick_pending;  /* set by the tick signal handler, consumed at preemption points */
-	_Atomic bool tick_armed;  /* written by the worker only; others peek */
-	timer_t tick_timer;
-	bool have_tick_timer;
+	atomic_int tick_pending;  /* set by the monitor at tick_hz, consumed at preemption points */
+	atomic_int tick_wanted;   /* the tick is needed (tick_needed); the worker keeps it, enqueuers may set it */
+	atomic_uint pp_seq;       /* preemption points and switches passed; the monitor's progress probe */
+	atomic_int stuck;         /* set by the monitor, cleared by the worker at its next preemption point */
+	/* The monitor's own notes on this worker (only the monitor thread touches them). */
+	unsigned mon_seq;
+	uint64_t mon_stamp, next_tick;
+	uint64_t mon_cpu, mon_cpu_at; /* the thread's CPU time at the monitor's last look, and when (0: none) */
 	spinlock_t all_lock;       /* fibers spawned on this worker, for fiber_dump */
 	struct list_head all_fibers;
 	spinlock_t stop_lock;      /* the stopper's work list */
@@ -758,14 +763,23 @@ __hidden void fiber__wake_up_q(struct wake_q_head *head);
 
 /* worker.c */
 __hidden int fiber__workers_start(unsigned n);
-__hidden void fiber__tick_arm(struct worker *w);
-__hidden void fiber__tick_disarm(struct worker *w);
 __hidden void fiber__workers_stop(void);
+
+/* monitor.c: the tick, stuck workers, periodic balance */
+__hidden int fiber__monitor_start(void);
+__hidden void fiber__monitor_stop(void);
+__hidden void fiber__monitor_kick(void);
+
+static inline bool worker_stuck(int cpu)
+{
+	return atomic_load_explicit(&fiber__rt.workers[cpu].stuck, memory_order_relaxed);
+}
 __hidden void fiber__idle_mask_set(int cpu, bool idle);
 __hidden int fiber__first_idle_worker(const cpu_set_t *allowed);
 
 /* balance.c */
 __hidden bool fiber__newidle_balance(struct worker *w);
+__hidden bool fiber__balance_move_one(struct rq *src, struct rq *dst);
 __hidden void fiber__wakep(struct rq *rq);
 __hidden void fiber__idle_polling(bool on);
 

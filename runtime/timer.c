@@ -28,6 +28,7 @@ void fiber__timer_base_init(struct timer_base *b)
 	b->nr = 0;
 	atomic_store(&b->next_expiry, UINT64_MAX);
 	atomic_store(&b->running, NULL);
+	atomic_flag_clear(&b->run_lock);
 }
 
 /* Nothing to free: the nodes belong to their owners, who all deleted them before the runtime stopped. */
@@ -184,6 +185,15 @@ bool fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expi
 	heap_insert(b, t);
 	first = b->root == t;
 	spin_unlock(&b->lock);
+	/*
+	 * A timer on a busy worker is something the monitor must watch (the worker may get stuck before it expires).
+	 * The fence orders the heap update before the monitor's sleeping flag is read (fiber__monitor_kick).
+	 */
+	if (fiber__rt.workers && !(atomic_load_explicit(&fiber__rt.idle_mask[b->cpu / 32], memory_order_relaxed) &
+				   (1u << (b->cpu % 32)))) {
+		atomic_thread_fence(memory_order_seq_cst);
+		fiber__monitor_kick();
+	}
 	return first;
 }
 
@@ -215,12 +225,15 @@ bool fiber__timer_pending(struct fiber_timer *t)
 }
 
 /*
- * Fire every timer due at @now. Called by the owning worker only, with no lock held. One timer at a time: it is
- * taken off the heap and named in base->running under the lock, so a concurrent timer_del either removes it first
- * or sees it running and waits until its callback returned.
+ * Fire every timer due at @now, with no lock held: by the owning worker, or by the monitor for a worker that is
+ * stuck (one runner at a time: whoever finds run_lock taken leaves the work to its holder). One timer at a time:
+ * it is taken off the heap and named in base->running under the lock, so a concurrent timer_del either removes it
+ * first or sees it running and waits until its callback returned.
  */
 void fiber__run_timers(struct timer_base *b, uint64_t now)
 {
+	if (atomic_flag_test_and_set_explicit(&b->run_lock, memory_order_acquire))
+		return;
 	for (;;) {
 		struct fiber_timer *t;
 
@@ -228,6 +241,7 @@ void fiber__run_timers(struct timer_base *b, uint64_t now)
 		t = b->root;
 		if (!t || t->expires > now) {
 			spin_unlock(&b->lock);
+			atomic_flag_clear_explicit(&b->run_lock, memory_order_release);
 			return;
 		}
 		heap_remove(b, t);

@@ -6,102 +6,28 @@
  * for a few microseconds with TIF_POLLING set (a waker then needs no syscall), clears POLLING, fences, re-checks,
  * and sleeps in futex_wait on its own tif word until the next timer. A waker sets NEED_RESCHED on that word and
  * calls futex_wake only when POLLING was clear (fiber__kick_worker): a worker is kicked only when it is asleep, and
- * a sleeping runtime burns no CPU.
+ * a sleeping runtime burns no CPU. The tick is the monitor's (monitor.c): workers get no signals.
  */
 #include "internal.h"
 
 #include <linux/futex.h>
-#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #define IDLE_POLL_NS 20000 /* poll this long before sleeping: cheaper than a futex round trip for quick work */
 
-/*
- * The tick: a per-worker POSIX timer (CLOCK_MONOTONIC, SIGEV_THREAD_ID) sends FIBER_TICK_SIGNAL to the worker at
- * tick_hz while it has something to decide. The handler only marks the tick pending (it takes no scheduler
- * lock, allocates nothing); the accounting runs at the next preemption point (fiber__sched_tick). The tick runs only
- * while it matters (NOHZ): it is started when a worker has two or more runnable fibers or runs a deadline fiber
- * (whose budget it enforces), and stopped when the worker goes to sleep idle. So a worker running one fiber, and a
- * sleeping runtime, get no signals, and a wake-up of a sleeping worker costs no timer syscall. FIBER_TICK_HZ=0
- * disables the tick altogether (for profilers such as callgrind that cannot follow signals on fiber stacks).
- */
-#define FIBER_TICK_SIGNAL (SIGRTMIN + 2)
-static pthread_once_t tick_once = PTHREAD_ONCE_INIT;
-static bool tick_ok;
-
-static void tick_handler(int sig)
-{
-	struct worker *w = this_worker();
-
-	(void)sig;
-	if (w)
-		atomic_store_explicit(&w->tick_pending, 1, memory_order_relaxed);
-}
-
-static void tick_install(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = tick_handler;
-	sa.sa_flags = SA_RESTART; /* interrupted system calls of fiber code restart where the kernel allows it */
-	sigemptyset(&sa.sa_mask);
-	tick_ok = sigaction(FIBER_TICK_SIGNAL, &sa, NULL) == 0;
-	if (!tick_ok)
-		fprintf(stderr, "libfiber: cannot install the tick signal handler; running without a tick\n");
-}
-
-static void tick_create(struct worker *w)
-{
-	struct sigevent sev;
-
-	if (!fiber__rt.tick_hz)
-		return;
-	pthread_once(&tick_once, tick_install);
-	if (!tick_ok)
-		return;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_THREAD_ID;
-	sev.sigev_signo = FIBER_TICK_SIGNAL;
-	sev._sigev_un._tid = w->tid;
-	w->have_tick_timer = timer_create(CLOCK_MONOTONIC, &sev, &w->tick_timer) == 0;
-}
-
-void fiber__tick_arm(struct worker *w)
-{
-	struct itimerspec its;
-	uint64_t ns = fiber__rt.tick_ns;
-
-	if (!w->have_tick_timer || w->tick_armed)
-		return;
-	its.it_interval.tv_sec = its.it_value.tv_sec = (time_t)(ns / 1000000000ull);
-	its.it_interval.tv_nsec = its.it_value.tv_nsec = (long)(ns % 1000000000ull);
-	w->tick_armed = timer_settime(w->tick_timer, 0, &its, NULL) == 0;
-}
-
-void fiber__tick_disarm(struct worker *w)
-{
-	struct itimerspec its;
-
-	if (!w->tick_armed)
-		return;
-	memset(&its, 0, sizeof(its));
-	timer_settime(w->tick_timer, 0, &its, NULL);
-	w->tick_armed = false;
-	atomic_store_explicit(&w->tick_pending, 0, memory_order_relaxed);
-}
-
 void fiber__idle_mask_set(int cpu, bool idle)
 {
 	atomic_uint *word = &fiber__rt.idle_mask[cpu / 32];
 	unsigned bit = 1u << (cpu % 32);
 
+	/* seq_cst: leaving idle pairs with the monitor's fence before it sleeps (prepare_task_switch). */
 	if (idle)
 		atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
 	else
-		atomic_fetch_and_explicit(word, ~bit, memory_order_relaxed);
+		atomic_fetch_and_explicit(word, ~bit, memory_order_seq_cst);
 }
 
 /* An idle worker in @allowed (or -1). Racy by nature: the caller re-checks under the rq lock or accepts a miss. */
@@ -141,7 +67,6 @@ static void idle_sleep(struct worker *w)
 	/* Stop polling; the full fence orders it before the re-checks and pairs with the waker's fetch_or. */
 	val = atomic_fetch_and_explicit(&idle->tif, ~TIF_POLLING, memory_order_seq_cst) & ~TIF_POLLING;
 	if (!(val & TIF_NEED_RESCHED) && !idle_has_work(w)) {
-		fiber__tick_disarm(w);
 		if (next != UINT64_MAX) {
 			uint64_t now = fiber__sched_clock();
 			uint64_t d = next > now ? next - now : 0;
@@ -151,7 +76,7 @@ static void idle_sleep(struct worker *w)
 			tsp = &ts;
 		}
 		if (!tsp || ts.tv_sec || ts.tv_nsec)
-			syscall(SYS_futex, &idle->tif, FUTEX_WAIT_PRIVATE, val, tsp, NULL, 0);
+			fiber__futex(&idle->tif, FUTEX_WAIT_PRIVATE, (int)val, tsp);
 	}
 	atomic_fetch_or_explicit(&idle->tif, TIF_POLLING, memory_order_seq_cst);
 }
@@ -260,13 +185,12 @@ static void *worker_main(void *arg)
 	w->current = idle;
 	w->preempt_count = 1; /* the idle fiber runs with preemption disabled (init_idle_preempt_count) */
 	w->tid = gettid();
-	tick_create(w);
+	/* Timer slack at its minimum: the idle sleep's timeout is the next fiber timer, and 50 us of slack is late. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	idle->exec_start = fiber__sched_clock();
 	fiber__idle_mask_set(w->id, true);
 	do_idle(w);
 	fiber__idle_mask_set(w->id, false);
-	if (w->have_tick_timer)
-		timer_delete(w->tick_timer);
 	fiber__tls_worker = NULL;
 	return NULL;
 }

@@ -4,6 +4,8 @@
  */
 #include "test_util.h"
 
+#include "internal.h"
+
 static uint64_t cpu_used, wall;
 
 static void *sleeper(void *arg)
@@ -50,11 +52,56 @@ static void test_idle_empty_runtime_under_one_percent(void **state)
 	assert_true(cpu_used * 100 < wall);
 }
 
+/* 1,000 fibers parked on a wait queue (no timer, no I/O): the workers and the monitor all sleep. */
+static struct wait_queue_head park_wq;
+static atomic_int park_release;
+
+static void *parked(void *arg)
+{
+	struct wait_queue_entry e = { .flags = 0 };
+
+	INIT_LIST_HEAD(&e.entry);
+	for (;;) {
+		fiber__prepare_to_wait(&park_wq, &e, TASK_UNINTERRUPTIBLE);
+		if (atomic_load(&park_release))
+			break;
+		fiber__schedule();
+	}
+	fiber__finish_wait(&park_wq, &e);
+	return NULL;
+}
+
+static void test_idle_thousand_parked_fibers_under_one_percent(void **state)
+{
+	struct fiber_config c = test_cfg(4);
+	static fiber_t *f[1000];
+	uint64_t c0, t0;
+
+	fiber__init_waitqueue_head(&park_wq);
+	assert_int_equal(fiber_runtime_start(&c), 0);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(fiber_spawn(&f[i], NULL, parked, NULL), 0);
+	usleep(200000);
+	c0 = cpu_ns();
+	t0 = now_ns();
+	usleep(1000000);
+	cpu_used = cpu_ns() - c0;
+	wall = now_ns() - t0;
+	atomic_store(&park_release, 1);
+	fiber__wake_up(&park_wq, TASK_NORMAL, 0);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(fiber_join(f[i], NULL), 0);
+	assert_int_equal(fiber_runtime_stop(), 0);
+	print_message("1,000 parked fibers: %.2f ms of CPU in %.0f ms\n", cpu_used / 1e6, wall / 1e6);
+	assert_true(cpu_used * 100 < wall);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_idle_at_rest_under_one_percent),
 		cmocka_unit_test(test_idle_empty_runtime_under_one_percent),
+		cmocka_unit_test(test_idle_thousand_parked_fibers_under_one_percent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

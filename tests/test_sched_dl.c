@@ -457,6 +457,9 @@ static void test_dl_concurrent_setattr_one_fiber(void **state)
 	left_bw = total_dl_bw();
 	atomic_store(&target_stop, 1);
 	assert_int_equal(fiber_join(dl_target, NULL), 0);
+	/* The join returns when the fiber has exited; its last switch-out (which deletes the timer) may still run. */
+	while (atomic_load(&fiber__rt.nr_fibers))
+		usleep(100);
 	for (unsigned i = 0; i < fiber__rt.nr_workers; i++)
 		armed += fiber__rt.workers[i].timers.nr;
 	assert_int_equal(fiber_runtime_stop(), 0);

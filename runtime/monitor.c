@@ -1,0 +1,275 @@
+/*
+ * runtime/monitor.c - the runtime's monitor thread: the tick, stuck workers, periodic balance (Go's sysmon; in the
+ * kernel's terms the timer interrupt, the soft-lockup watchdog and the periodic load balancer).
+ *
+ * One plain pthread per runtime. It owns no scheduler state and never runs fibers; it only looks at workers
+ * through what they publish lock-free (tick_wanted, pp_seq, rq->nr_running, the timer base's next expiry,
+ * the idle mask) and acts through the same locked paths every worker uses:
+ *
+ *  - The tick. For each worker whose tick is needed (two runnable fibers or a deadline fiber: tick_wanted, kept by
+ *    the worker at every switch and enqueue), it stores tick_pending = 1 at tick_hz; the worker runs the class's
+ *    task_tick at its next preemption point (fiber__sched_tick). No signal is sent and no handler installed, so
+ *    fibers' own system calls never see EINTR because of libfiber, and a signal mask cannot stop time slicing.
+ *  - Stuck workers. A worker that has not passed a preemption point (pp_seq unchanged) for STUCK_NS while it has
+ *    something waiting - queued fibers, armed timers, wake-ups handed to it - is marked stuck (a fiber in a
+ *    blocking system call, or a CPU loop without preemption points). The monitor then runs its due timers itself
+ *    (fiber__run_timers from another thread is allowed: one runner at a time) and pushes its queued fibers that
+ *    may move to other workers (move_queued_task, KERNEL_MAP §6.2 B4: never the running one). Wake-up placement
+ *    avoids stuck workers. The worker clears the mark at its next preemption point.
+ *  - Periodic balance (KERNEL_MAP §10, sched_balance_domains): every balance interval it moves queued fibers
+ *    from the busiest worker to the least busy one until they differ by at most one; the interval doubles while
+ *    the workers are balanced (up to BALANCE_MAX_NS) and resets when it moved something.
+ *
+ * When no worker needs watching (all idle, or each running a lone fiber with nothing waiting), the monitor sleeps
+ * in futex_wait until a worker that starts needing it kicks it (fiber__monitor_kick: one load when it is awake).
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+
+#define MON_PERIOD_NS 1000000ull     /* look at the workers this often while one needs it */
+#define STUCK_NS 3000000ull          /* no preemption point for this long with work waiting: stuck */
+#define STUCK_BUSY_NS 10000000ull    /* stuck this long: its queued fibers go to busy workers too */
+#define BALANCE_MIN_NS 4000000ull
+#define BALANCE_MAX_NS 32000000ull
+
+static struct {
+	pthread_t thr;
+	bool started;
+	atomic_int sleeping; /* futex word: 1 while asleep with nothing to watch */
+	atomic_int stop;
+	uint64_t next_balance, balance_interval;
+} mon;
+
+/* A worker started needing the monitor: wake it if it sleeps for good. Context: any thread, no lock needed. */
+void fiber__monitor_kick(void)
+{
+	if (likely(!atomic_load_explicit(&mon.sleeping, memory_order_relaxed)))
+		return;
+	if (atomic_exchange_explicit(&mon.sleeping, 0, memory_order_seq_cst))
+		fiber__futex(&mon.sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+/* Something waits on @w that only @w would otherwise handle: queued fibers, timers, handed-over wake-ups. */
+static bool worker_has_waiting(struct worker *w)
+{
+	return atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed) >= 2 ||
+	       atomic_load_explicit(&w->timers.next_expiry, memory_order_relaxed) != UINT64_MAX ||
+	       atomic_load_explicit(&w->wake_list, memory_order_relaxed);
+}
+
+static bool worker_needs_watch(struct worker *w)
+{
+	if (atomic_load_explicit(&fiber__rt.idle_mask[w->id / 32], memory_order_relaxed) & (1u << (w->id % 32)))
+		return false; /* its idle loop handles its timers and wake-ups itself */
+	return atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) || worker_has_waiting(w) ||
+	       atomic_load_explicit(&w->stuck, memory_order_relaxed);
+}
+
+/*
+ * A worker to take queued work from the stuck @src: the least loaded one that is not stuck, and while @src has
+ * been stuck for less than STUCK_BUSY_NS only an idle one. A worker thread the host has preempted for a few ms
+ * looks stuck too; moving its fibers onto busy workers would only make them ping-pong. -1 if none.
+ */
+static int rescue_target(struct worker *src, bool idle_only)
+{
+	unsigned best_load = UINT_MAX;
+	int best = -1;
+
+	for (unsigned i = 0; i < fiber__rt.nr_workers; i++) {
+		struct worker *w = &fiber__rt.workers[i];
+		unsigned load;
+
+		if (w == src || atomic_load_explicit(&w->stuck, memory_order_relaxed))
+			continue;
+		if (idle_only && !(atomic_load_explicit(&fiber__rt.idle_mask[i / 32], memory_order_relaxed) &
+				   (1u << (i % 32))))
+			continue;
+		load = atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed);
+		if (load < best_load) {
+			best_load = load;
+			best = (int)i;
+		}
+	}
+	return best;
+}
+
+/* @w is stuck (for @age ns): run its due timers here and move the fibers queued behind the one it is stuck in. */
+static void rescue(struct worker *w, uint64_t now, uint64_t age)
+{
+	if (atomic_load_explicit(&w->timers.next_expiry, memory_order_relaxed) <= now)
+		fiber__run_timers(&w->timers, now);
+	if (atomic_load_explicit(&w->wake_list, memory_order_relaxed))
+		fiber__sched_ttwu_pending(w); /* its switch-outs have completed: it is stuck in a fiber */
+	for (int moved = 0; moved < 64; moved++) {
+		int dst = rescue_target(w, age < STUCK_BUSY_NS);
+
+		if (dst < 0 || atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed) < 2)
+			break;
+		if (!fiber__balance_move_one(&w->rq, cpu_rq(dst)))
+			break;
+	}
+}
+
+/*
+ * Is @w's thread really held - blocked in the kernel, or spinning on a CPU - rather than runnable and waiting for
+ * the host to give it a CPU (on a loaded machine a worker thread is often preempted for a few ms, and moving its
+ * fibers then would only make them ping-pong)? Asked only of a worker that passed no preemption point for
+ * STUCK_NS. A spinning worker is told from a preempted one by its thread CPU time over one monitor period, so
+ * the first look only takes a sample.
+ */
+static bool worker_held(struct worker *w, uint64_t now)
+{
+	char path[64], buf[512], *p = NULL;
+	struct timespec ts;
+	clockid_t cid;
+	uint64_t cpu;
+	bool spinning;
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)w->tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	if (n > 0) {
+		buf[n] = 0;
+		p = strrchr(buf, ')'); /* the state follows the command name, which may hold anything */
+	}
+	if (p && p[1] == ' ' && p[2] != 'R')
+		return true; /* S, D: in a blocking system call */
+	if (pthread_getcpuclockid(w->thr, &cid) || clock_gettime(cid, &ts))
+		return true;
+	cpu = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	spinning = w->mon_cpu_at && cpu - w->mon_cpu >= (now - w->mon_cpu_at) / 2;
+	w->mon_cpu = cpu;
+	w->mon_cpu_at = now;
+	return spinning;
+}
+
+/* Even out the runnable counts: busiest to least busy, one fiber at a time. Returns true if it moved any. */
+static bool periodic_balance(void)
+{
+	bool moved = false;
+
+	for (int round = 0; round < 64; round++) {
+		unsigned max = 0, min = UINT_MAX;
+		int busiest = -1, idlest = -1;
+
+		for (unsigned i = 0; i < fiber__rt.nr_workers; i++) {
+			struct worker *w = &fiber__rt.workers[i];
+			unsigned n = atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed);
+
+			if (atomic_load_explicit(&w->stuck, memory_order_relaxed))
+				continue;
+			if (n > max) {
+				max = n;
+				busiest = (int)i;
+			}
+			if (n < min) {
+				min = n;
+				idlest = (int)i;
+			}
+		}
+		if (busiest < 0 || idlest < 0 || max < min + 2)
+			break;
+		if (!fiber__balance_move_one(cpu_rq(busiest), cpu_rq(idlest)))
+			break;
+		moved = true;
+	}
+	return moved;
+}
+
+static void *monitor_main(void *arg)
+{
+	uint64_t tick_ns = fiber__rt.tick_hz ? fiber__rt.tick_ns : 0;
+	uint64_t period = tick_ns && tick_ns < MON_PERIOD_NS ? tick_ns : MON_PERIOD_NS;
+
+	(void)arg;
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	pthread_setname_np(pthread_self(), "fiber-monitor");
+	mon.balance_interval = BALANCE_MIN_NS;
+	while (!atomic_load_explicit(&mon.stop, memory_order_acquire)) {
+		uint64_t now = fiber__sched_clock();
+		bool any = false;
+		struct timespec ts;
+
+		for (unsigned i = 0; i < fiber__rt.nr_workers; i++) {
+			struct worker *w = &fiber__rt.workers[i];
+			unsigned seq = atomic_load_explicit(&w->pp_seq, memory_order_relaxed);
+
+			if (!worker_needs_watch(w)) {
+				w->mon_seq = seq;
+				w->mon_stamp = now;
+				w->mon_cpu_at = 0;
+				continue;
+			}
+			any = true;
+			if (tick_ns && atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) && now >= w->next_tick) {
+				atomic_store_explicit(&w->tick_pending, 1, memory_order_relaxed);
+				w->next_tick = now + tick_ns;
+			}
+			if (seq != w->mon_seq) {
+				w->mon_seq = seq;
+				w->mon_stamp = now;
+				w->mon_cpu_at = 0;
+				continue;
+			}
+			if (now - w->mon_stamp >= STUCK_NS && worker_has_waiting(w) && worker_held(w, now)) {
+				atomic_store_explicit(&w->stuck, 1, memory_order_relaxed);
+				rescue(w, now, now - w->mon_stamp);
+			}
+		}
+		if (any && now >= mon.next_balance) {
+			if (periodic_balance())
+				mon.balance_interval = BALANCE_MIN_NS;
+			else if (mon.balance_interval < BALANCE_MAX_NS)
+				mon.balance_interval *= 2;
+			mon.next_balance = now + mon.balance_interval;
+		}
+		if (any) {
+			ts.tv_sec = 0;
+			ts.tv_nsec = (long)period;
+			clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+			continue;
+		}
+		/*
+		 * Nothing to watch: sleep until kicked. Announce it, fence, look once more (a worker that started needing
+		 * us after our scan either sees sleeping == 1 and kicks, or we see it here): the store-buffering pair
+		 * with fiber__monitor_kick's load after the worker's own update.
+		 */
+		atomic_store_explicit(&mon.sleeping, 1, memory_order_seq_cst);
+		for (unsigned i = 0; i < fiber__rt.nr_workers && !any; i++)
+			any = worker_needs_watch(&fiber__rt.workers[i]);
+		if (!any && !atomic_load_explicit(&mon.stop, memory_order_acquire))
+			fiber__futex(&mon.sleeping, FUTEX_WAIT_PRIVATE, 1, NULL);
+		atomic_store_explicit(&mon.sleeping, 0, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+int fiber__monitor_start(void)
+{
+	int ret;
+
+	atomic_store(&mon.stop, 0);
+	atomic_store(&mon.sleeping, 0);
+	mon.next_balance = 0;
+	ret = -pthread_create(&mon.thr, NULL, monitor_main, NULL);
+	mon.started = ret == 0;
+	return ret;
+}
+
+void fiber__monitor_stop(void)
+{
+	if (!mon.started)
+		return;
+	atomic_store_explicit(&mon.stop, 1, memory_order_seq_cst);
+	atomic_store(&mon.sleeping, 0);
+	fiber__futex(&mon.sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
+	pthread_join(mon.thr, NULL);
+	mon.started = false;
+}
