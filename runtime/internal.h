@@ -536,6 +536,10 @@ struct runtime {
 	spinlock_t dl_lock;        /* deadline admission (per-worker dl_rq.this_bw) */
 	atomic_int nr_stoppers;    /* live stopper fibers; futex word at stop */
 	atomic_int stoppers_exit;
+	/* Set at start, read by the workers (env.c, worker.c). */
+	bool pin_workers;          /* FIBER_CFG_PIN / FIBER_PIN=1 */
+	int host_policy;           /* the workers' host policy (SCHED_OTHER: inherited) */
+	int host_priority;
 };
 
 extern __hidden struct runtime fiber__rt;
@@ -773,6 +777,22 @@ __hidden void fiber__idle_polling(bool on);
 __hidden uint64_t fiber__sched_clock(void);
 __hidden void fiber__clock_init(void);
 
+/* env.c: what fiber_runtime_start runs with, after the config and the environment */
+struct fiber__start_cfg {
+	unsigned workers;
+	size_t stack_size;
+	unsigned tick_hz;
+	unsigned io_entries;
+	unsigned flags;
+	unsigned long long rr_timeslice_ms;
+	bool pin;
+	int host_policy, host_priority;
+};
+__hidden int fiber__config_resolve(const struct fiber_config *cfg, struct fiber__start_cfg *out);
+__hidden int fiber__parse_number(const char *s, bool suffix, unsigned long long *out);
+__hidden void fiber__start_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+__hidden void fiber__worker_create_error(unsigned id, unsigned n, int err);
+
 /* stack.c */
 __hidden int fiber__stack_alloc(struct fiber *p, size_t size);
 __hidden void fiber__stack_free(struct fiber *p);
@@ -781,6 +801,9 @@ __hidden void fiber__stack_cache_init(struct stack_cache *c, unsigned cap);
 __hidden void *fiber__frame_init(void *stack_top, void (*entry)(void));
 __hidden void *fiber__fiber_frame_init(struct fiber *p);
 __hidden size_t fiber__page_size(void);
+__hidden size_t fiber__stack_guard_size(void);
+__hidden void fiber__overflow_setup(void);
+__hidden void fiber__overflow_teardown(void);
 
 /* fiber.c: plain threads inside a runtime call hold the runtime open (see fiber.c) */
 __hidden bool fiber__rt_enter(void);
