@@ -29,6 +29,22 @@
 #error "fiber.h needs cpu_set_t: define _GNU_SOURCE before the first #include (or compile with -D_GNU_SOURCE)"
 #endif
 
+/*
+ * Without _GNU_SOURCE, <sched.h> declares no CPU_* macros. Rather than "implicit declaration of CPU_SET", code that
+ * uses one then fails with a message saying what to do. Only names that are not defined get these stand-ins, and
+ * they can only fail to compile: no code that compiles changes its meaning.
+ */
+#if !defined(__cplusplus) && !defined(CPU_SET)
+#define FIBER__NEED_GNU_SOURCE(what)                                                                                \
+	((void)sizeof(struct { _Static_assert(0, what " needs _GNU_SOURCE defined before the first #include "   \
+						  "(or -D_GNU_SOURCE)"); int fiber__x; }))
+#define CPU_ZERO(set) FIBER__NEED_GNU_SOURCE("CPU_ZERO")
+#define CPU_SET(cpu, set) FIBER__NEED_GNU_SOURCE("CPU_SET")
+#define CPU_CLR(cpu, set) FIBER__NEED_GNU_SOURCE("CPU_CLR")
+#define CPU_ISSET(cpu, set) FIBER__NEED_GNU_SOURCE("CPU_ISSET")
+#define CPU_COUNT(set) FIBER__NEED_GNU_SOURCE("CPU_COUNT")
+#endif
+
 /* fiber_exit() does not return; spelled so that C11, C23 and C++ compilers all accept it. */
 #if defined(__cplusplus) && __cplusplus >= 201103L
 #define FIBER_NORETURN [[noreturn]]
