@@ -802,6 +802,7 @@ __hidden void *fiber__frame_init(void *stack_top, void (*entry)(void));
 __hidden void *fiber__fiber_frame_init(struct fiber *p);
 __hidden size_t fiber__page_size(void);
 __hidden size_t fiber__stack_guard_size(void);
+__hidden void fiber__stack_guard_markers(bool on);
 __hidden void fiber__overflow_setup(void);
 __hidden void fiber__overflow_teardown(void);
 

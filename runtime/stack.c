@@ -57,6 +57,12 @@ size_t fiber__stack_guard_size(void)
 	return STACK_GUARD > pg ? STACK_GUARD : pg;
 }
 
+/* Tests: take the mprotect path, as on kernels without MADV_GUARD_INSTALL. */
+void fiber__stack_guard_markers(bool on)
+{
+	atomic_store(&guard_install_works, on);
+}
+
 static long max_map_count(void)
 {
 	char buf[32];

@@ -116,6 +116,106 @@ static void test_stack_overflow_reported(void **state)
 	assert_non_null(strstr(out, "libfiber: the default action of SIGSEGV follows"));
 }
 
+/* ---- the same without MADV_GUARD_INSTALL (older kernels): an mprotect(PROT_NONE) guard ---- */
+
+static void child_recursion_mprotect(void)
+{
+	fiber__stack_guard_markers(false);
+	child_recursion();
+}
+
+static void test_stack_overflow_reported_mprotect_guard(void **state)
+{
+	static char out[16384];
+	int status = run_child(child_recursion_mprotect, out, sizeof(out));
+
+	assert_true(died_of_segv(status));
+	assert_non_null(strstr(out, "\"deep-recursion\" on worker 0: fault at 0x"));
+}
+
+/* ---- a stack that cannot be mapped: one line naming vm.max_map_count ---- */
+
+static atomic_int spawned, spawn_err;
+
+static void *park_fn(void *arg)
+{
+	fiber_sleep(10ull * 1000 * 1000 * 1000);
+	return NULL;
+}
+
+static void map_main(void *arg)
+{
+	static fiber_t *f[4096];
+	struct fiber_attr a;
+	int n = 0, ret = 0;
+
+	fiber_attr_init(&a);
+	a.stack_size = 1 << 20;
+	while (n < 4096 && (ret = fiber_spawn(&f[n], &a, park_fn, NULL)) == 0)
+		n++;
+	atomic_store(&spawned, n);
+	atomic_store(&spawn_err, ret);
+	for (int i = 0; i < n; i++) {
+		fiber_cancel(f[i]);
+		fiber_join(f[i], NULL);
+	}
+}
+
+/* Address space for 64 more MiB of stacks: the 1 MiB stacks run out after about 60, with ENOMEM. */
+static void child_map_limit(void)
+{
+	struct fiber_config c = test_cfg(1);
+	long vm_pages = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	struct rlimit as;
+	char line[64];
+	int n;
+
+	if (!f || fscanf(f, "%ld", &vm_pages) != 1)
+		_exit(2);
+	fclose(f);
+	/* A first start and stop, so that what the runtime keeps after it (allocator arenas) is mapped already. */
+	if (fiber_runtime_start(&c))
+		_exit(2);
+	as.rlim_cur = as.rlim_max = (rlim_t)vm_pages * (rlim_t)sysconf(_SC_PAGESIZE) + (64u << 20) + (16u << 20);
+	if (setrlimit(RLIMIT_AS, &as))
+		_exit(2);
+	fiber_runtime_stop();
+	fiber_run(&c, map_main, NULL);
+	n = snprintf(line, sizeof(line), "child: %d spawned, then %d\n", atomic_load(&spawned),
+		     atomic_load(&spawn_err));
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		_exit(3);
+}
+
+static void test_stack_map_failure_names_limit(void **state)
+{
+	static char out[16384];
+	int status, spawned_n = 0, err = 0;
+	const char *p, *q;
+
+#if defined(__SANITIZE_ADDRESS__)
+	skip(); /* ASan reserves terabytes of shadow: an RLIMIT_AS child cannot even start */
+#endif
+	status = run_child(child_map_limit, out, sizeof(out));
+	assert_true(status != -1 && WIFEXITED(status));
+	if (WEXITSTATUS(status) == 2)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), 0);
+	p = strstr(out, "child: ");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, "child: %d spawned, then %d", &spawned_n, &err), 2);
+	assert_int_equal(err, -ENOMEM);
+	assert_true(spawned_n > 0 && spawned_n < 4096);
+	p = strstr(out, "libfiber: cannot map a fiber stack (mmap: ENOMEM)");
+	assert_non_null(p);
+	assert_non_null(strstr(p, "vm.max_map_count ("));
+	q = strchr(p, '\n');
+	assert_non_null(q);
+	print_message("  %d stacks, then: %.*s\n", spawned_n, (int)(q - p), p);
+	assert_null(strstr(q, "cannot map")); /* once */
+}
+
 /* ---- one frame larger than a page, smaller than the guard ---- */
 
 #define BIG_FRAME (40 * 1024)
@@ -251,6 +351,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stack_overflow_reported),
+		cmocka_unit_test(test_stack_overflow_reported_mprotect_guard),
+		cmocka_unit_test(test_stack_map_failure_names_limit),
 		cmocka_unit_test(test_stack_large_frame_hits_guard),
 		cmocka_unit_test(test_stack_other_segv_chained),
 		cmocka_unit_test(test_stack_other_segv_default),
