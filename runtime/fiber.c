@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef FIBER_HAVE_ASAN
+#ifndef FIBER_LIBC_MALLOC
 #include <jemalloc/jemalloc.h>
 #endif
 
@@ -43,7 +43,7 @@ void *fiber__malloc(size_t size)
 {
 	if (fiber__alloc_should_fail())
 		return NULL;
-#ifdef FIBER_HAVE_ASAN
+#ifdef FIBER_LIBC_MALLOC
 	return malloc(size); /* ASan checks what it allocates */
 #else
 	return mallocx(size, 0);
@@ -54,7 +54,7 @@ void *fiber__zalloc(size_t size)
 {
 	if (fiber__alloc_should_fail())
 		return NULL;
-#ifdef FIBER_HAVE_ASAN
+#ifdef FIBER_LIBC_MALLOC
 	return calloc(1, size);
 #else
 	return mallocx(size, MALLOCX_ZERO);
@@ -65,7 +65,7 @@ void fiber__free(void *ptr, size_t size)
 {
 	if (!ptr)
 		return;
-#ifdef FIBER_HAVE_ASAN
+#ifdef FIBER_LIBC_MALLOC
 	(void)size;
 	free(ptr);
 #else

@@ -76,6 +76,15 @@ static inline void cpu_relax(void)
 #endif
 
 /*
+ * Runtime objects come from the C library's malloc under ASan (so that it checks them) and in the installed
+ * libfiber.a (FIBER_NO_JEMALLOC: linking jemalloc statically would replace the application's malloc with jemalloc's);
+ * from jemalloc's explicit API (mallocx/sdallocx) otherwise.
+ */
+#if defined(FIBER_HAVE_ASAN) || defined(FIBER_NO_JEMALLOC)
+#define FIBER_LIBC_MALLOC 1
+#endif
+
+/*
  * FIBER_BUG_ON: a broken invariant; always checked, prints where and aborts (never used for bad input).
  * SCHED_WARN_ON-style checks that cost something on the hot path go through FIBER_DEBUG_BUG_ON, compiled in only
  * with -DFIBER_DEBUG (the FIBER_DEBUG CMake option).
@@ -834,7 +843,7 @@ __hidden void fiber__wake_up_sync(struct wait_queue_head *wq, unsigned mode);
 __hidden bool fiber__signal_pending(struct fiber *p);
 
 /*
- * Allocation of runtime objects (jemalloc's explicit API; plain malloc under ASan so that it checks them).
+ * Allocation of runtime objects (jemalloc's explicit API, or malloc: FIBER_LIBC_MALLOC).
  * fiber__fail_alloc is a test hook: while it is non-zero every allocation of the runtime fails (the runtime's
  * allocation-failure paths are tested with it); fiber__alloc_failures counts the failures it caused.
  */
