@@ -16,20 +16,22 @@
 
 void fiber__start_error(const char *fmt, ...)
 {
+	static const char prefix[] = "libfiber: ";
 	char line[512];
+	size_t len = sizeof(prefix) - 1;
 	va_list ap;
 	int n;
 
+	memcpy(line, prefix, len);
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	n = vsnprintf(line + len, sizeof(line) - len - 1, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
+	len += (size_t)n < sizeof(line) - len - 1 ? (size_t)n : sizeof(line) - len - 2;
+	line[len++] = '\n';
 	/* One write: the line stays whole when other threads print at the same time. */
-	if (write(STDERR_FILENO, "libfiber: ", 10) < 0 || write(STDERR_FILENO, line, (size_t)n) < 0)
+	if (write(STDERR_FILENO, line, len) < 0)
 		return;
 }
 

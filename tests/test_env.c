@@ -194,7 +194,6 @@ static void test_env_out_of_memory_message(void **state)
 {
 	int pfd[2], status = -1;
 	char buf[1024];
-	ssize_t n;
 	pid_t pid;
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -223,10 +222,11 @@ static void test_env_out_of_memory_message(void **state)
 		_exit(ret == -ENOMEM || ret == -EAGAIN ? 0 : 1);
 	}
 	close(pfd[1]);
-	n = read(pfd[0], buf, sizeof(buf) - 1);
-	buf[n > 0 ? n : 0] = 0;
+	read_all(pfd[0], buf, sizeof(buf));
 	close(pfd[0]);
 	waitpid(pid, &status, 0);
+	if (!WIFEXITED(status))
+		print_message("  child: signal %d, stderr: %s\n", WTERMSIG(status), buf);
 	assert_true(WIFEXITED(status));
 	if (WEXITSTATUS(status) == 2)
 		skip();

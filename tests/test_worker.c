@@ -292,7 +292,6 @@ static void test_worker_host_eperm(void **state)
 {
 	int pfd[2], status = -1;
 	char buf[1024];
-	ssize_t n;
 	pid_t pid;
 
 	assert_int_equal(pipe(pfd), 0);
@@ -317,8 +316,7 @@ static void test_worker_host_eperm(void **state)
 		_exit(fiber_runtime_start(&c) == -EPERM ? 0 : 1);
 	}
 	close(pfd[1]);
-	n = read(pfd[0], buf, sizeof(buf) - 1);
-	buf[n > 0 ? n : 0] = 0;
+	read_all(pfd[0], buf, sizeof(buf));
 	close(pfd[0]);
 	waitpid(pid, &status, 0);
 	assert_true(WIFEXITED(status));
