@@ -94,6 +94,16 @@ struct fiber_config {
 #define FIBER_CFG_NO_PIN 0x1u
 #define FIBER_CFG_PIN 0x2u
 
+/*
+ * Stack overflow reports. By default the runtime installs a SIGSEGV handler (SA_ONSTACK, on a per-worker alternate
+ * signal stack) that recognises a fault in the running fiber's stack guard, prints the fiber's id, name, stack
+ * bounds, the faulting address and a backtrace on stderr, then lets SIGSEGV take its default action (the core dump
+ * shows the faulting context). Any other SIGSEGV goes to the handler installed before fiber_runtime_start(), or to
+ * the default action. It is the only signal handler the runtime installs; FIBER_CFG_NO_OVERFLOW_REPORT installs
+ * none (an overflow then dies of a plain SIGSEGV).
+ */
+#define FIBER_CFG_NO_OVERFLOW_REPORT 0x4u
+
 /* Upper bounds accepted by fiber_runtime_start() and fiber_spawn(). */
 #define FIBER_MAX_WORKERS 1024                   /* CPU_SETSIZE: affinity masks are cpu_set_t */
 #define FIBER_STACK_MIN (16u * 1024u)            /* smallest stack fiber_spawn accepts */

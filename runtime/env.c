@@ -152,9 +152,9 @@ int fiber__config_resolve(const struct fiber_config *cfg, struct fiber__start_cf
 		c = *cfg;
 	memset(out, 0, sizeof(*out));
 
-	if (c.flags & ~(FIBER_CFG_NO_PIN | FIBER_CFG_PIN)) {
-		fiber__start_error("fiber_config.flags 0x%x has unknown bits (known: FIBER_CFG_PIN, FIBER_CFG_NO_PIN)",
-				   c.flags);
+	if (c.flags & ~(FIBER_CFG_NO_PIN | FIBER_CFG_PIN | FIBER_CFG_NO_OVERFLOW_REPORT)) {
+		fiber__start_error("fiber_config.flags 0x%x has unknown bits (known: FIBER_CFG_PIN, FIBER_CFG_NO_PIN, "
+				   "FIBER_CFG_NO_OVERFLOW_REPORT)", c.flags);
 		return -EINVAL;
 	}
 	if ((c.flags & FIBER_CFG_PIN) && (c.flags & FIBER_CFG_NO_PIN)) {

@@ -423,12 +423,17 @@ static void segv_install(void)
 		fiber__start_error("cannot install the SIGSEGV handler: stack overflows will not be reported");
 }
 
-/* On a worker thread, at its start: the handler (once per process) and this thread's alternate signal stack. */
+/*
+ * On a worker thread, at its start: the handler (once per process) and this thread's alternate signal stack; nothing
+ * with FIBER_CFG_NO_OVERFLOW_REPORT.
+ */
 void fiber__overflow_setup(void)
 {
 	stack_t cur, ss;
 	void *base;
 
+	if (fiber__rt.cfg_flags & FIBER_CFG_NO_OVERFLOW_REPORT)
+		return;
 	pthread_once(&segv_once, segv_install);
 	/* Keep an alternate stack someone else installed (ASan gives every thread one). */
 	if (sigaltstack(NULL, &cur) || !(cur.ss_flags & SS_DISABLE))

@@ -116,6 +116,30 @@ static void test_stack_overflow_reported(void **state)
 	assert_non_null(strstr(out, "libfiber: the default action of SIGSEGV follows"));
 }
 
+/* ---- FIBER_CFG_NO_OVERFLOW_REPORT: no handler, a plain SIGSEGV ---- */
+
+static void child_recursion_no_report(void)
+{
+	struct fiber_config c = test_cfg(1);
+
+	signal(SIGSEGV, SIG_DFL); /* cmocka's own handler, inherited, would catch it */
+	c.flags = FIBER_CFG_NO_OVERFLOW_REPORT;
+	fiber_run(&c, deep_main, NULL);
+}
+
+static void test_stack_no_report_flag(void **state)
+{
+	static char out[16384];
+	int status;
+
+#if defined(__SANITIZE_ADDRESS__)
+	skip(); /* ASan's own SIGSEGV handler reports the overflow */
+#endif
+	status = run_child(child_recursion_no_report, out, sizeof(out));
+	assert_true(died_of_segv(status));
+	assert_null(strstr(out, "stack overflow"));
+}
+
 /* ---- the same without MADV_GUARD_INSTALL (older kernels): an mprotect(PROT_NONE) guard ---- */
 
 static void child_recursion_mprotect(void)
@@ -351,6 +375,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stack_overflow_reported),
+		cmocka_unit_test(test_stack_no_report_flag),
 		cmocka_unit_test(test_stack_overflow_reported_mprotect_guard),
 		cmocka_unit_test(test_stack_map_failure_names_limit),
 		cmocka_unit_test(test_stack_large_frame_hits_guard),
