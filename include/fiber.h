@@ -99,8 +99,8 @@ struct fiber_config {
  * signal stack) that recognises a fault in the running fiber's stack guard, prints the fiber's id, name, stack
  * bounds, the faulting address and a backtrace on stderr, then lets SIGSEGV take its default action (the core dump
  * shows the faulting context). Any other SIGSEGV goes to the handler installed before fiber_runtime_start(), or to
- * the default action. It is the only signal handler the runtime installs; FIBER_CFG_NO_OVERFLOW_REPORT installs
- * none (an overflow then dies of a plain SIGSEGV).
+ * the default action. FIBER_CFG_NO_OVERFLOW_REPORT leaves SIGSEGV alone (an overflow then dies of a plain SIGSEGV,
+ * and no alternate signal stacks are made).
  */
 #define FIBER_CFG_NO_OVERFLOW_REPORT 0x4u
 
