@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+/* Under -std=c11 (strict), glibc's <features.h> defines none of these itself (with -std=gnu11 it defines some). */
 #if defined(_GNU_SOURCE) || defined(_DEFAULT_SOURCE) || defined(_POSIX_C_SOURCE) || defined(_XOPEN_SOURCE)
 #error "fiber.h defined a feature-test macro"
 #endif
