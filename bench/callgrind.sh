@@ -15,13 +15,14 @@
 #   BENCH_BIN    directory of the benchmark programs (default build-bench/bench)
 #   BENCH_OUT    directory for callgrind's output files (default build-bench/bench-out)
 #   BENCH_QUICK  1: small iteration counts (a smoke run)
+#   BENCH_RES    results directory (default bench/results; run.sh --quick passes build-bench/results-quick)
 
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${BENCH_BIN:-$ROOT/build-bench/bench}
 OUT=${BENCH_OUT:-$ROOT/build-bench/bench-out}/callgrind
-RES=$ROOT/bench/results
+RES=${BENCH_RES:-$ROOT/bench/results}
 TABLE=$RES/table.md
 CSV=$RES/callgrind.csv
 

@@ -4,7 +4,8 @@
 #
 # usage: bench/run.sh [--quick] [--reps N]
 #
-#   --quick     smoke run: tiny repetitions (the numbers mean nothing), callgrind with small counts
+#   --quick     smoke run: tiny repetitions (the numbers mean nothing), callgrind with small counts; the table goes
+#               to build-bench/results-quick/, never over the committed bench/results/
 #   --reps N    repetitions per measurement (default 5)
 #
 # Environment:
@@ -37,6 +38,8 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
+# A smoke run's numbers mean nothing: keep them away from the committed results.
+[ $QUICK = 1 ] && RES=$BUILD/results-quick
 
 mkdir -p "$OUT" "$RES"
 rm -f "$OUT"/*.out "$OUT"/*.err "$OUT/status.tsv"
@@ -199,7 +202,7 @@ fi
 # ---- 6. instruction counts ----
 
 if [ "${BENCH_NO_CALLGRIND:-0}" != 1 ]; then
-	BENCH_BIN=$BIN BENCH_OUT=$OUT BENCH_QUICK=$QUICK "$BENCH/callgrind.sh" ||
+	BENCH_BIN=$BIN BENCH_OUT=$OUT BENCH_QUICK=$QUICK BENCH_RES=$RES "$BENCH/callgrind.sh" ||
 		log "callgrind.sh failed"
 fi
 exit 0

@@ -14,12 +14,45 @@
 #ifndef FIBER_H
 #define FIBER_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
+/*
+ * Feature-test macros: this header defines none, so it never changes what the system headers declare to the code
+ * around it, whatever the include order. It needs only the cpu_set_t type, which glibc's <sched.h> always declares.
+ * Filling fiber_attr.affinity with CPU_ZERO/CPU_SET needs _GNU_SOURCE, as sched_setaffinity(2) does: define it
+ * before the first #include (or pass -D_GNU_SOURCE). C libraries that declare cpu_set_t only under _GNU_SOURCE
+ * (musl) get the #error below instead of a confusing one.
+ */
 #include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#if !defined(__GLIBC__) && !defined(_GNU_SOURCE)
+#error "fiber.h needs cpu_set_t: define _GNU_SOURCE before the first #include (or compile with -D_GNU_SOURCE)"
+#endif
+
+/*
+ * Without _GNU_SOURCE, <sched.h> declares no CPU_* macros. Rather than "implicit declaration of CPU_SET", code that
+ * uses one then fails with a message saying what to do. Only names that are not defined get these stand-ins, and
+ * they can only fail to compile: no code that compiles changes its meaning.
+ */
+#if !defined(__cplusplus) && !defined(CPU_SET)
+#define FIBER__NEED_GNU_SOURCE(what)                                                                                \
+	((void)sizeof(struct { _Static_assert(0, what " needs _GNU_SOURCE defined before the first #include "   \
+						  "(or -D_GNU_SOURCE)"); int fiber__x; }))
+#define CPU_ZERO(set) FIBER__NEED_GNU_SOURCE("CPU_ZERO")
+#define CPU_SET(cpu, set) FIBER__NEED_GNU_SOURCE("CPU_SET")
+#define CPU_CLR(cpu, set) FIBER__NEED_GNU_SOURCE("CPU_CLR")
+#define CPU_ISSET(cpu, set) FIBER__NEED_GNU_SOURCE("CPU_ISSET")
+#define CPU_COUNT(set) FIBER__NEED_GNU_SOURCE("CPU_COUNT")
+#endif
+
+/* fiber_exit() does not return; spelled so that C11, C23 and C++ compilers all accept it. */
+#if defined(__cplusplus) && __cplusplus >= 201103L
+#define FIBER_NORETURN [[noreturn]]
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && __STDC_VERSION__ < 202311L
+#define FIBER_NORETURN _Noreturn
+#else
+#define FIBER_NORETURN __attribute__((__noreturn__))
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,18 +70,39 @@ extern "C" {
  * ---------------------------------------------------------------------------------------------------------- */
 
 struct fiber_config {
-	unsigned workers;    /* worker pthreads; 0 = online CPUs (env FIBER_WORKERS overrides) */
+	unsigned workers;    /* worker pthreads; 0 = the CPUs the process may use, sched_getaffinity (env FIBER_WORKERS) */
 	size_t stack_size;   /* default fiber stack; 0 = 256 KiB (env FIBER_STACK_SIZE) */
 	unsigned tick_hz;    /* scheduler tick per worker; 0 = 1000 (env FIBER_TICK_HZ), at most 100000 */
 	unsigned io_entries; /* io_uring SQ entries per worker; 0 = 256 */
 	unsigned flags;      /* FIBER_CFG_* */
+	/*
+	 * The host scheduling policy of the worker threads (added at the end: the layout above is unchanged):
+	 * SCHED_OTHER (0) with priority 0 = the workers inherit the starting thread's policy; SCHED_FIFO or SCHED_RR
+	 * (from <sched.h>) with priority 1..99 keeps the workers off the host's ordinary run queue, for realtime
+	 * fibers. Env FIBER_WORKER_SCHED ("other", "fifo:PRIO", "rr:PRIO") applies when host_policy is SCHED_OTHER.
+	 */
+	int host_policy;
+	int host_priority;
 };
 
 /*
- * Worker i is pinned to the i-th CPU the process may use (round robin when there are more workers than CPUs), as a
- * worker plays a CPU. FIBER_CFG_NO_PIN leaves the worker threads to the host scheduler.
+ * Worker pinning. By default the worker threads are not pinned: the host scheduler places them, as it places Go's
+ * threads. FIBER_CFG_PIN (or FIBER_PIN=1 in the environment, when neither flag is given) pins worker i to the i-th
+ * CPU the process may use (round robin when there are more workers than CPUs), as a worker plays a CPU.
+ * FIBER_CFG_NO_PIN is the default and is still accepted (it overrides FIBER_PIN); both flags together are -EINVAL.
  */
 #define FIBER_CFG_NO_PIN 0x1u
+#define FIBER_CFG_PIN 0x2u
+
+/*
+ * Stack overflow reports. By default the runtime installs a SIGSEGV handler (SA_ONSTACK, on a per-worker alternate
+ * signal stack) that recognises a fault in the running fiber's stack guard, prints the fiber's id, name, stack
+ * bounds, the faulting address and a backtrace on stderr, then lets SIGSEGV take its default action (the core dump
+ * shows the faulting context). Any other SIGSEGV goes to the handler installed before fiber_runtime_start(), or to
+ * the default action. FIBER_CFG_NO_OVERFLOW_REPORT leaves SIGSEGV alone (an overflow then dies of a plain SIGSEGV,
+ * and no alternate signal stacks are made).
+ */
+#define FIBER_CFG_NO_OVERFLOW_REPORT 0x4u
 
 /* Upper bounds accepted by fiber_runtime_start() and fiber_spawn(). */
 #define FIBER_MAX_WORKERS 1024                   /* CPU_SETSIZE: affinity masks are cpu_set_t */
@@ -65,9 +119,13 @@ void fiber_config_init(struct fiber_config *cfg);
  * fiber_runtime_start - create the workers and start scheduling.
  * @cfg: NULL for the defaults. FIBER_WORKERS, FIBER_STACK_SIZE and FIBER_TICK_HZ in the environment override
  *       workers, stack_size and tick_hz when those are 0; FIBER_RR_TIMESLICE_MS sets the SCHED_RR time slice
- *       (default 100 ms).
- * Returns 0, -EBUSY if a runtime is already running, -EINVAL for a bad field or environment value (a message on
- * stderr says which), -ENOMEM, or the -errno of a failed pthread_create.
+ *       (default 100 ms); FIBER_PIN and FIBER_WORKER_SCHED: see FIBER_CFG_PIN and host_policy. Environment numbers
+ *       are decimal digits only (no sign, blanks or base prefix, nothing that overflows); FIBER_STACK_SIZE alone
+ *       takes a K, M or G suffix. An empty variable counts as unset.
+ * Every failure prints one line on stderr ("libfiber: ...") saying what failed and what to do.
+ * Returns 0, -EBUSY if a runtime is already running (or the caller is a fiber), -EINVAL for a bad field or
+ * environment value, -EPERM when the process may not give its workers host_policy (it needs CAP_SYS_NICE or an
+ * RLIMIT_RTPRIO of at least host_priority), -ENOMEM, or the -errno of a failed pthread_create (-EAGAIN).
  * Context: any thread that is not a fiber.
  */
 int fiber_runtime_start(const struct fiber_config *cfg);
@@ -180,7 +238,7 @@ int fiber_detach(fiber_t *f);
  * Outside a fiber it prints a warning and ends the calling pthread with pthread_exit(@retval).
  * Context: fiber.
  */
-_Noreturn void fiber_exit(void *retval);
+FIBER_NORETURN void fiber_exit(void *retval);
 
 /* fiber_self - the calling fiber, NULL outside a fiber (plain pthreads, the idle loop). Context: any thread. */
 fiber_t *fiber_self(void);

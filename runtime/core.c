@@ -629,7 +629,7 @@ static inline void fiber_stack_bounds(struct worker *w, struct fiber *p, const v
 		*bottom = w->native_stack_bottom;
 		*size = w->native_stack_size;
 	} else {
-		size_t guard = fiber__page_size();
+		size_t guard = fiber__stack_guard_size();
 
 		*bottom = (char *)p->stack_base + guard;
 		*size = p->stack_size - guard;

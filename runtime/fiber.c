@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef FIBER_HAVE_ASAN
+#ifndef FIBER_LIBC_MALLOC
 #include <jemalloc/jemalloc.h>
 #endif
 
@@ -43,7 +43,7 @@ void *fiber__malloc(size_t size)
 {
 	if (fiber__alloc_should_fail())
 		return NULL;
-#ifdef FIBER_HAVE_ASAN
+#ifdef FIBER_LIBC_MALLOC
 	return malloc(size); /* ASan checks what it allocates */
 #else
 	return mallocx(size, 0);
@@ -54,7 +54,7 @@ void *fiber__zalloc(size_t size)
 {
 	if (fiber__alloc_should_fail())
 		return NULL;
-#ifdef FIBER_HAVE_ASAN
+#ifdef FIBER_LIBC_MALLOC
 	return calloc(1, size);
 #else
 	return mallocx(size, MALLOCX_ZERO);
@@ -65,7 +65,7 @@ void fiber__free(void *ptr, size_t size)
 {
 	if (!ptr)
 		return;
-#ifdef FIBER_HAVE_ASAN
+#ifdef FIBER_LIBC_MALLOC
 	(void)size;
 	free(ptr);
 #else
@@ -265,30 +265,6 @@ void fiber_config_init(struct fiber_config *cfg)
 		memset(cfg, 0, sizeof(*cfg));
 }
 
-/* Parse an unsigned environment value with an optional K/M/G suffix. 0 absent, 1 parsed, -1 malformed. */
-static int env_size(const char *name, unsigned long long *out)
-{
-	const char *s = getenv(name);
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s)
-		return 0;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	}
-	if (*end)
-		return -1;
-	*out = v;
-	return 1;
-}
-
 static int stack_size_valid(size_t size)
 {
 	return size >= FIBER_STACK_MIN && size <= FIBER_STACK_MAX;
@@ -303,69 +279,21 @@ static size_t page_round(size_t size)
 
 static int runtime_start(const struct fiber_config *cfg)
 {
-	struct fiber_config c;
-	unsigned long long v, rr_ms;
-	long ncpu;
-	int ret, r;
+	struct fiber__start_cfg c;
+	int ret;
 
-	if (this_worker())
+	if (this_worker()) {
+		fiber__start_error("fiber_runtime_start called from a fiber or worker: the runtime is running");
 		return -EBUSY;
-	fiber_config_init(&c);
-	if (cfg)
-		c = *cfg;
-	if (c.flags & ~FIBER_CFG_NO_PIN)
-		return -EINVAL;
-	if (c.workers > FIBER_MAX_WORKERS || c.tick_hz > 100000 || c.io_entries > 32768)
-		return -EINVAL;
-	if (c.stack_size && !stack_size_valid(c.stack_size))
-		return -EINVAL;
-
-	if (!c.workers) {
-		r = env_size("FIBER_WORKERS", &v);
-		if (r < 0 || (r > 0 && (v == 0 || v > FIBER_MAX_WORKERS))) {
-			fprintf(stderr, "libfiber: FIBER_WORKERS=\"%s\" is not a number of workers in 1..%d\n",
-				getenv("FIBER_WORKERS"), FIBER_MAX_WORKERS);
-			return -EINVAL;
-		}
-		if (r > 0) {
-			c.workers = (unsigned)v;
-		} else {
-			ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-			c.workers = ncpu > 0 ? (unsigned)(ncpu > FIBER_MAX_WORKERS ? FIBER_MAX_WORKERS : ncpu) : 1;
-		}
 	}
-	if (!c.stack_size) {
-		r = env_size("FIBER_STACK_SIZE", &v);
-		if (r < 0 || (r > 0 && !stack_size_valid((size_t)v))) {
-			fprintf(stderr, "libfiber: FIBER_STACK_SIZE=\"%s\" is not a stack size in %u..%zu bytes "
-					"(K, M, G suffixes allowed)\n",
-				getenv("FIBER_STACK_SIZE"), FIBER_STACK_MIN, (size_t)FIBER_STACK_MAX);
-			return -EINVAL;
-		}
-		c.stack_size = r > 0 ? (size_t)v : 256 * 1024;
-	}
-	if (!c.tick_hz) {
-		r = env_size("FIBER_TICK_HZ", &v);
-		if (r < 0 || (r > 0 && v > 100000)) {
-			fprintf(stderr, "libfiber: FIBER_TICK_HZ=\"%s\" is not a tick rate in 0..100000 Hz\n",
-				getenv("FIBER_TICK_HZ"));
-			return -EINVAL;
-		}
-		c.tick_hz = r > 0 ? (unsigned)v : 1000;
-		if (r > 0 && v == 0)
-			c.tick_hz = 0; /* FIBER_TICK_HZ=0: no tick at all (profilers) */
-	}
-	r = env_size("FIBER_RR_TIMESLICE_MS", &v);
-	if (r < 0 || (r > 0 && (v == 0 || v > 100000))) {
-		fprintf(stderr, "libfiber: FIBER_RR_TIMESLICE_MS=\"%s\" is not a time slice in 1..100000 ms\n",
-			getenv("FIBER_RR_TIMESLICE_MS"));
-		return -EINVAL;
-	}
-	rr_ms = r > 0 ? v : 100;
+	ret = fiber__config_resolve(cfg, &c); /* env.c; prints what it refuses */
+	if (ret)
+		return ret;
 
 	pthread_mutex_lock(&rt_lock);
 	if (atomic_load(&fiber__rt.running)) {
 		pthread_mutex_unlock(&rt_lock);
+		fiber__start_error("a runtime is already running; fiber_runtime_stop() it first");
 		return -EBUSY;
 	}
 	fiber__clock_init();
@@ -373,7 +301,10 @@ static int runtime_start(const struct fiber_config *cfg)
 	fiber__rt.tick_hz = c.tick_hz;
 	fiber__rt.cfg_flags = c.flags;
 	fiber__rt.tick_ns = c.tick_hz ? 1000000000ull / c.tick_hz : 1000000ull;
-	fiber__rt.rr_timeslice_ns = rr_ms * 1000000ull;
+	fiber__rt.rr_timeslice_ns = c.rr_timeslice_ms * 1000000ull;
+	fiber__rt.pin_workers = c.pin;
+	fiber__rt.host_policy = c.host_policy;
+	fiber__rt.host_priority = c.host_priority;
 	/* sysctl_sched_base_slice: 0.75 ms scaled by 1 + ilog2(min(cpus, 8)), as the kernel's tunable scaling */
 	fiber__rt.base_slice_ns = 750000ull * (1u + (unsigned)(31 - __builtin_clz(c.workers < 8 ? c.workers : 8)));
 	spin_lock_init(&fiber__rt.dl_lock);
@@ -390,11 +321,7 @@ static int runtime_start(const struct fiber_config *cfg)
 	if (!atomic_load(&fiber__rt.next_id))
 		atomic_store(&fiber__rt.next_id, 1); /* id 0 is the idle fibers' */
 	ret = fiber__workers_start(c.workers);
-	if (ret) {
-		if (ret == -EAGAIN)
-			fprintf(stderr, "libfiber: cannot create %u worker threads (RLIMIT_NPROC or memory); "
-					"lower fiber_config.workers or FIBER_WORKERS\n",
-				c.workers);
+	if (ret) { /* worker.c printed what failed */
 		pthread_mutex_unlock(&rt_lock);
 		return ret;
 	}
@@ -402,8 +329,8 @@ static int runtime_start(const struct fiber_config *cfg)
 	if (!ret)
 		ret = fiber__monitor_start();
 	if (ret) {
-		if (ret == -EAGAIN)
-			fprintf(stderr, "libfiber: cannot create the monitor thread (RLIMIT_NPROC or memory)\n");
+		fiber__start_error("cannot create the stopper fibers or the monitor thread (%s); lower "
+				   "fiber_config.workers or raise RLIMIT_NPROC", strerror(-ret));
 		fiber__stoppers_stop();
 		fiber__workers_stop();
 		desc_slabs_trim();

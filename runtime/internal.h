@@ -76,6 +76,15 @@ static inline void cpu_relax(void)
 #endif
 
 /*
+ * Runtime objects come from the C library's malloc under ASan (so that it checks them) and in the installed
+ * libfiber.a (FIBER_NO_JEMALLOC: linking jemalloc statically would replace the application's malloc with jemalloc's);
+ * from jemalloc's explicit API (mallocx/sdallocx) otherwise.
+ */
+#if defined(FIBER_HAVE_ASAN) || defined(FIBER_NO_JEMALLOC)
+#define FIBER_LIBC_MALLOC 1
+#endif
+
+/*
  * FIBER_BUG_ON: a broken invariant; always checked, prints where and aborts (never used for bad input).
  * SCHED_WARN_ON-style checks that cost something on the hot path go through FIBER_DEBUG_BUG_ON, compiled in only
  * with -DFIBER_DEBUG (the FIBER_DEBUG CMake option).
@@ -541,6 +550,10 @@ struct runtime {
 	spinlock_t dl_lock;        /* deadline admission (per-worker dl_rq.this_bw) */
 	atomic_int nr_stoppers;    /* live stopper fibers; futex word at stop */
 	atomic_int stoppers_exit;
+	/* Set at start, read by the workers (env.c, worker.c). */
+	bool pin_workers;          /* FIBER_CFG_PIN / FIBER_PIN=1 */
+	int host_policy;           /* the workers' host policy (SCHED_OTHER: inherited) */
+	int host_priority;
 };
 
 extern __hidden struct runtime fiber__rt;
@@ -787,6 +800,22 @@ __hidden void fiber__idle_polling(bool on);
 __hidden uint64_t fiber__sched_clock(void);
 __hidden void fiber__clock_init(void);
 
+/* env.c: what fiber_runtime_start runs with, after the config and the environment */
+struct fiber__start_cfg {
+	unsigned workers;
+	size_t stack_size;
+	unsigned tick_hz;
+	unsigned io_entries;
+	unsigned flags;
+	unsigned long long rr_timeslice_ms;
+	bool pin;
+	int host_policy, host_priority;
+};
+__hidden int fiber__config_resolve(const struct fiber_config *cfg, struct fiber__start_cfg *out);
+__hidden int fiber__parse_number(const char *s, bool suffix, unsigned long long *out);
+__hidden void fiber__start_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+__hidden void fiber__worker_create_error(unsigned id, unsigned n, int err);
+
 /* stack.c */
 __hidden int fiber__stack_alloc(struct fiber *p, size_t size);
 __hidden void fiber__stack_free(struct fiber *p);
@@ -795,6 +824,10 @@ __hidden void fiber__stack_cache_init(struct stack_cache *c, unsigned cap);
 __hidden void *fiber__frame_init(void *stack_top, void (*entry)(void));
 __hidden void *fiber__fiber_frame_init(struct fiber *p);
 __hidden size_t fiber__page_size(void);
+__hidden size_t fiber__stack_guard_size(void);
+__hidden void fiber__stack_guard_markers(bool on);
+__hidden void fiber__overflow_setup(void);
+__hidden void fiber__overflow_teardown(void);
 
 /* fiber.c: plain threads inside a runtime call hold the runtime open (see fiber.c) */
 __hidden bool fiber__rt_enter(void);
@@ -824,7 +857,7 @@ __hidden void fiber__wake_up_sync(struct wait_queue_head *wq, unsigned mode);
 __hidden bool fiber__signal_pending(struct fiber *p);
 
 /*
- * Allocation of runtime objects (jemalloc's explicit API; plain malloc under ASan so that it checks them).
+ * Allocation of runtime objects (jemalloc's explicit API, or malloc: FIBER_LIBC_MALLOC).
  * fiber__fail_alloc is a test hook: while it is non-zero every allocation of the runtime fails (the runtime's
  * allocation-failure paths are tested with it); fiber__alloc_failures counts the failures it caused.
  */

@@ -136,16 +136,17 @@ static void do_idle(struct worker *w)
 }
 
 /*
- * Pin worker i to the i-th CPU the process may use (round robin when there are more workers), so that a worker is a
- * CPU as in the kernel's model: the host scheduler then never stacks two busy workers on one CPU while another CPU
- * idles. FIBER_CFG_NO_PIN leaves the workers to the host scheduler.
+ * Pinning, only on request (FIBER_CFG_PIN, FIBER_PIN=1): worker i goes to the i-th CPU the process may use (round
+ * robin when there are more workers), so that a worker is a CPU as in the kernel's model. By default the workers
+ * are left to the host scheduler, like Go's Ms: two libfiber processes then never share one CPU while another
+ * idles, which a fixed "worker 0 on the first allowed CPU" would make them do.
  */
 static void worker_pin(struct worker *w)
 {
 	cpu_set_t allowed, one;
 	int n, k = 0;
 
-	if (fiber__rt.cfg_flags & FIBER_CFG_NO_PIN)
+	if (!fiber__rt.pin_workers)
 		return;
 	if (sched_getaffinity(0, sizeof(allowed), &allowed))
 		return;
@@ -181,6 +182,7 @@ static void *worker_main(void *arg)
 	snprintf(name, sizeof(name), "fiber-w%d", w->id);
 	pthread_setname_np(pthread_self(), name);
 	worker_pin(w);
+	fiber__overflow_setup(); /* stack.c: the SIGSEGV handler's alternate stack */
 
 	w->current = idle;
 	w->preempt_count = 1; /* the idle fiber runs with preemption disabled (init_idle_preempt_count) */
@@ -191,6 +193,7 @@ static void *worker_main(void *arg)
 	fiber__idle_mask_set(w->id, true);
 	do_idle(w);
 	fiber__idle_mask_set(w->id, false);
+	fiber__overflow_teardown();
 	fiber__tls_worker = NULL;
 	return NULL;
 }
@@ -234,33 +237,71 @@ static void worker_init(struct worker *w, int id)
 	w->rq.curr = idle;
 }
 
+/*
+ * The worker threads' attributes: with a host policy (fiber_config.host_policy, FIBER_WORKER_SCHED) the threads are
+ * created with it, so that a process that may not use it fails here with EPERM, before any worker runs.
+ */
+static int worker_attr_init(pthread_attr_t *attr)
+{
+	struct sched_param sp = { .sched_priority = fiber__rt.host_priority };
+	int err = pthread_attr_init(attr);
+
+	if (err || fiber__rt.host_policy == SCHED_OTHER)
+		return err;
+	err = pthread_attr_setinheritsched(attr, PTHREAD_EXPLICIT_SCHED);
+	if (!err)
+		err = pthread_attr_setschedpolicy(attr, fiber__rt.host_policy);
+	if (!err)
+		err = pthread_attr_setschedparam(attr, &sp);
+	if (err)
+		pthread_attr_destroy(attr);
+	return err;
+}
+
 int fiber__workers_start(unsigned n)
 {
 	struct worker *ws;
+	pthread_attr_t attr;
 	unsigned i;
 	int ret;
 
 	ws = fiber__zalloc(n * sizeof(*ws));
-	if (!ws)
+	if (!ws) {
+		fiber__start_error("out of memory for %u workers (%zu bytes); lower fiber_config.workers or "
+				   "FIBER_WORKERS, or raise the memory limit", n, n * sizeof(*ws));
 		return -ENOMEM;
+	}
+	ret = worker_attr_init(&attr);
+	if (ret) {
+		fiber__worker_create_error(0, n, ret);
+		fiber__free(ws, n * sizeof(*ws));
+		return -ret;
+	}
 	for (i = 0; i < n; i++)
 		worker_init(&ws[i], (int)i);
 	fiber__rt.workers = ws;
 	fiber__rt.nr_workers = n;
 	for (i = 0; i < n; i++) {
-		ret = -pthread_create(&ws[i].thr, NULL, worker_main, &ws[i]);
+		ret = -pthread_create(&ws[i].thr, &attr, worker_main, &ws[i]);
 		if (ret) {
+			fiber__worker_create_error(i, n, -ret);
 			atomic_store(&fiber__rt.stopping, 1);
 			while (i--) {
 				fiber__kick_worker(&ws[i]);
 				pthread_join(ws[i].thr, NULL);
 			}
+			for (i = 0; i < n; i++) {
+				fiber__stack_cache_drain(&ws[i].stacks);
+				fiber__timer_base_destroy(&ws[i].timers);
+			}
 			fiber__rt.workers = NULL;
 			fiber__rt.nr_workers = 0;
 			fiber__free(ws, n * sizeof(*ws));
+			pthread_attr_destroy(&attr);
 			return ret;
 		}
 	}
+	pthread_attr_destroy(&attr);
 	return 0;
 }
 

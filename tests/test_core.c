@@ -137,9 +137,9 @@ static void test_core_finish_task_switch_once_with_last(void **state)
 	assert_true(a_resumes >= 2);
 }
 
-/* ---- stacks: a guard page below each ---- */
+/* ---- stacks: a guard (64 KiB) below each ---- */
 
-static int guard_errno, stack_errno;
+static int guard_errno, guard_top_errno, stack_errno;
 
 static void *guard_probe(void *arg)
 {
@@ -150,7 +150,8 @@ static void *guard_probe(void *arg)
 		return NULL;
 	/* write(2) copies from user memory: EFAULT for the guard page, success for the stack above it. */
 	guard_errno = write(pfd[1], self->stack_base, 1) < 0 ? errno : 0;
-	stack_errno = write(pfd[1], (char *)self->stack_base + fiber__page_size(), 1) < 0 ? errno : 0;
+	guard_top_errno = write(pfd[1], (char *)self->stack_base + fiber__stack_guard_size() - 1, 1) < 0 ? errno : 0;
+	stack_errno = write(pfd[1], (char *)self->stack_base + fiber__stack_guard_size(), 1) < 0 ? errno : 0;
 	close(pfd[0]);
 	close(pfd[1]);
 	return NULL;
@@ -168,9 +169,11 @@ static void test_core_stack_guard_page(void **state)
 {
 	struct fiber_config c = test_cfg(1);
 
-	guard_errno = stack_errno = -1;
+	guard_errno = guard_top_errno = stack_errno = -1;
+	assert_true(fiber__stack_guard_size() >= 64 * 1024);
 	assert_int_equal(fiber_run(&c, guard_main, NULL), 0);
 	assert_int_equal(guard_errno, EFAULT);
+	assert_int_equal(guard_top_errno, EFAULT);
 	assert_int_equal(stack_errno, 0);
 }
 

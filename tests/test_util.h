@@ -92,4 +92,20 @@ static inline uint64_t fiber_exec_ns(fiber_t *f, int *err)
 	return st.sum_exec_ns;
 }
 
+/* Read @fd until EOF (or @size - 1 bytes) into @buf, NUL-terminated; the length read. */
+static inline size_t read_all(int fd, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	while (len < size - 1) {
+		ssize_t n = read(fd, buf + len, size - 1 - len);
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = 0;
+	return len;
+}
+
 #endif

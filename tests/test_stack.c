@@ -1,0 +1,386 @@
+/*
+ * test_stack: stack overflow. A fiber that runs over its stack dies of SIGSEGV with a report on stderr (id, name,
+ * stack bounds, faulting address, backtrace); a frame larger than a page but smaller than the 64 KiB guard lands in
+ * the guard instead of in a neighbouring stack; a SIGSEGV that is not an overflow goes to the handler the
+ * application installed before. Each case runs in a child process, whose stderr the test reads.
+ */
+#include "test_util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "internal.h"
+
+/* Run @fn in a child with stderr on a pipe and no core dump; its output in @buf, its wait status returned. */
+static int run_child(void (*fn)(void), char *buf, size_t size)
+{
+	int pfd[2], status = -1;
+	size_t len = 0;
+	pid_t pid;
+
+	if (pipe(pfd))
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		struct rlimit no_core = { 0, 0 };
+
+		setrlimit(RLIMIT_CORE, &no_core);
+		dup2(pfd[1], STDERR_FILENO);
+		close(pfd[0]);
+		close(pfd[1]);
+		fn();
+		_exit(0);
+	}
+	close(pfd[1]);
+	for (;;) {
+		ssize_t n = read(pfd[0], buf + len, size - 1 - len);
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == size - 1)
+			break;
+	}
+	buf[len] = 0;
+	close(pfd[0]);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	return status;
+}
+
+static bool died_of_segv(int status)
+{
+	return status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
+}
+
+/* ---- unbounded recursion ---- */
+
+static __attribute__((noinline)) int recurse(int depth)
+{
+	volatile char frame[512];
+
+	frame[0] = (char)depth;
+	if (depth == INT_MAX) /* never: only there so that the compiler sees an end */
+		return frame[0];
+	return recurse(depth + 1) + frame[0];
+}
+
+static void *deep_fn(void *arg)
+{
+	char line[64];
+	int n = snprintf(line, sizeof(line), "child: id %llu\n", (unsigned long long)fiber_id(fiber_self()));
+
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		return NULL;
+	return (void *)(intptr_t)recurse(0);
+}
+
+static void deep_main(void *arg)
+{
+	struct fiber_attr a;
+	fiber_t *f;
+
+	fiber_attr_init(&a);
+	a.name = "deep-recursion";
+	if (fiber_spawn(&f, &a, deep_fn, NULL) == 0)
+		fiber_join(f, NULL);
+}
+
+static void child_recursion(void)
+{
+	struct fiber_config c = test_cfg(1);
+
+	fiber_run(&c, deep_main, NULL);
+}
+
+static void test_stack_overflow_reported(void **state)
+{
+	static char out[16384];
+	unsigned long long id = 0;
+	char want[96];
+	const char *p;
+	int status = run_child(child_recursion, out, sizeof(out));
+
+	assert_true(died_of_segv(status));
+	p = strstr(out, "child: id ");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, "child: id %llu", &id), 1);
+	snprintf(want, sizeof(want), "libfiber: stack overflow in fiber %llu \"deep-recursion\" on worker 0: fault at 0x",
+		 id);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, ", stack 0x"));
+	assert_non_null(strstr(out, " KiB), guard 0x"));
+	assert_non_null(strstr(out, "libfiber: backtrace:\n"));
+	assert_non_null(strstr(out, "libfiber: the default action of SIGSEGV follows"));
+}
+
+/* ---- FIBER_CFG_NO_OVERFLOW_REPORT: no handler, a plain SIGSEGV ---- */
+
+static void child_recursion_no_report(void)
+{
+	struct fiber_config c = test_cfg(1);
+
+	signal(SIGSEGV, SIG_DFL); /* cmocka's own handler, inherited, would catch it */
+	c.flags = FIBER_CFG_NO_OVERFLOW_REPORT;
+	fiber_run(&c, deep_main, NULL);
+}
+
+static void test_stack_no_report_flag(void **state)
+{
+	static char out[16384];
+	int status;
+
+#if defined(__SANITIZE_ADDRESS__)
+	skip(); /* ASan's own SIGSEGV handler reports the overflow */
+#endif
+	status = run_child(child_recursion_no_report, out, sizeof(out));
+	assert_true(died_of_segv(status));
+	assert_null(strstr(out, "stack overflow"));
+}
+
+/* ---- the same without MADV_GUARD_INSTALL (older kernels): an mprotect(PROT_NONE) guard ---- */
+
+static void child_recursion_mprotect(void)
+{
+	fiber__stack_guard_markers(false);
+	child_recursion();
+}
+
+static void test_stack_overflow_reported_mprotect_guard(void **state)
+{
+	static char out[16384];
+	int status = run_child(child_recursion_mprotect, out, sizeof(out));
+
+	assert_true(died_of_segv(status));
+	assert_non_null(strstr(out, "\"deep-recursion\" on worker 0: fault at 0x"));
+}
+
+/* ---- a stack that cannot be mapped: one line naming vm.max_map_count ---- */
+
+static atomic_int spawned, spawn_err;
+
+static void *park_fn(void *arg)
+{
+	fiber_sleep(10ull * 1000 * 1000 * 1000);
+	return NULL;
+}
+
+static void map_main(void *arg)
+{
+	static fiber_t *f[4096];
+	struct fiber_attr a;
+	int n = 0, ret = 0;
+
+	fiber_attr_init(&a);
+	a.stack_size = 1 << 20;
+	while (n < 4096 && (ret = fiber_spawn(&f[n], &a, park_fn, NULL)) == 0)
+		n++;
+	atomic_store(&spawned, n);
+	atomic_store(&spawn_err, ret);
+	for (int i = 0; i < n; i++) {
+		fiber_cancel(f[i]);
+		fiber_join(f[i], NULL);
+	}
+}
+
+/* Address space for 64 more MiB of stacks: the 1 MiB stacks run out after about 60, with ENOMEM. */
+static void child_map_limit(void)
+{
+	struct fiber_config c = test_cfg(1);
+	long vm_pages = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	struct rlimit as;
+	char line[64];
+	int n;
+
+	if (!f || fscanf(f, "%ld", &vm_pages) != 1)
+		_exit(2);
+	fclose(f);
+	/* A first start and stop, so that what the runtime keeps after it (allocator arenas) is mapped already. */
+	if (fiber_runtime_start(&c))
+		_exit(2);
+	as.rlim_cur = as.rlim_max = (rlim_t)vm_pages * (rlim_t)sysconf(_SC_PAGESIZE) + (64u << 20) + (16u << 20);
+	if (setrlimit(RLIMIT_AS, &as))
+		_exit(2);
+	fiber_runtime_stop();
+	fiber_run(&c, map_main, NULL);
+	n = snprintf(line, sizeof(line), "child: %d spawned, then %d\n", atomic_load(&spawned),
+		     atomic_load(&spawn_err));
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		_exit(3);
+}
+
+static void test_stack_map_failure_names_limit(void **state)
+{
+	static char out[16384];
+	int status, spawned_n = 0, err = 0;
+	const char *p, *q;
+
+#if defined(__SANITIZE_ADDRESS__)
+	skip(); /* ASan reserves terabytes of shadow: an RLIMIT_AS child cannot even start */
+#endif
+	status = run_child(child_map_limit, out, sizeof(out));
+	assert_true(status != -1 && WIFEXITED(status));
+	if (WEXITSTATUS(status) == 2)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), 0);
+	p = strstr(out, "child: ");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, "child: %d spawned, then %d", &spawned_n, &err), 2);
+	assert_int_equal(err, -ENOMEM);
+	assert_true(spawned_n > 0 && spawned_n < 4096);
+	p = strstr(out, "libfiber: cannot map a fiber stack (mmap: ENOMEM)");
+	assert_non_null(p);
+	assert_non_null(strstr(p, "vm.max_map_count ("));
+	q = strchr(p, '\n');
+	assert_non_null(q);
+	print_message("  %d stacks, then: %.*s\n", spawned_n, (int)(q - p), p);
+	assert_null(strstr(q, "cannot map")); /* once */
+}
+
+/* ---- one frame larger than a page, smaller than the guard ---- */
+
+#define BIG_FRAME (40 * 1024)
+
+/* Touches only the lowest byte of a 40 KiB frame: without probes, every page above it is stepped over. */
+static __attribute__((noinline)) int big_frame(int x)
+{
+	volatile char buf[BIG_FRAME];
+
+	buf[0] = (char)x;
+	return buf[0];
+}
+
+#define CANARY 0x5a5a5a5a5a5a5a5aull
+#define CANARY_WORDS 2048
+static atomic_int victim_ready;
+
+/* A parked fiber with canaries on its stack: a neighbour whose stack an overflow could land in. */
+static void *victim_fn(void *arg)
+{
+	volatile uint64_t canary[CANARY_WORDS];
+
+	for (int i = 0; i < CANARY_WORDS; i++)
+		canary[i] = CANARY;
+	atomic_store(&victim_ready, 1);
+	fiber_sleep(10ull * 1000 * 1000 * 1000);
+	return (void *)(uintptr_t)canary[0];
+}
+
+static void *overflow_fn(void *arg)
+{
+	return (void *)(intptr_t)big_frame(1);
+}
+
+static void big_main(void *arg)
+{
+	struct fiber_attr a;
+	fiber_t *v, *f;
+
+	fiber_attr_init(&a);
+	a.name = "victim";
+	a.stack_size = 32 * 1024;
+	if (fiber_spawn(&v, &a, victim_fn, NULL))
+		return;
+	while (!atomic_load(&victim_ready))
+		fiber_yield();
+	/* 32 KiB of stack: the 40 KiB frame starts 8 KiB below it, inside the 64 KiB guard. */
+	a.name = "big-frame";
+	if (fiber_spawn(&f, &a, overflow_fn, NULL) == 0)
+		fiber_join(f, NULL);
+	fiber_cancel(v);
+	fiber_join(v, NULL);
+}
+
+static void child_big_frame(void)
+{
+	struct fiber_config c = test_cfg(1);
+
+	fiber_run(&c, big_main, NULL);
+}
+
+static void test_stack_large_frame_hits_guard(void **state)
+{
+	static char out[16384];
+	int status = run_child(child_big_frame, out, sizeof(out));
+
+	assert_true(died_of_segv(status));
+	assert_non_null(strstr(out, "\"big-frame\" on worker 0: fault at 0x"));
+}
+
+/* ---- any other SIGSEGV: the application's handler ---- */
+
+static void app_segv(int sig)
+{
+	static const char msg[] = "app handler\n";
+
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(4);
+	_exit(3);
+}
+
+static void *wild_fn(void *arg)
+{
+	return (void *)(intptr_t)*(volatile int *)arg;
+}
+
+static void wild_main(void *arg)
+{
+	fiber_t *f;
+
+	if (fiber_spawn(&f, NULL, wild_fn, (void *)16) == 0)
+		fiber_join(f, NULL);
+}
+
+static void child_wild(void)
+{
+	struct fiber_config c = test_cfg(1);
+
+	signal(SIGSEGV, app_segv);
+	fiber_run(&c, wild_main, NULL);
+}
+
+static void test_stack_other_segv_chained(void **state)
+{
+	static char out[16384];
+	int status = run_child(child_wild, out, sizeof(out));
+
+	assert_true(status != -1 && WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 3);
+	assert_non_null(strstr(out, "app handler"));
+	assert_null(strstr(out, "stack overflow"));
+}
+
+static void child_wild_default(void)
+{
+	struct fiber_config c = test_cfg(1);
+
+	fiber_run(&c, wild_main, NULL);
+}
+
+/* Nothing (but perhaps ASan) handled SIGSEGV before the runtime: a wild pointer kills, without an overflow report. */
+static void test_stack_other_segv_default(void **state)
+{
+	static char out[16384];
+	int status = run_child(child_wild_default, out, sizeof(out));
+
+	/* SIGSEGV, or ASan's report and exit (or abort, with abort_on_error=1) */
+	assert_true(status != -1 && (WIFSIGNALED(status) || WEXITSTATUS(status) != 0));
+	assert_null(strstr(out, "stack overflow"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stack_overflow_reported),
+		cmocka_unit_test(test_stack_no_report_flag),
+		cmocka_unit_test(test_stack_overflow_reported_mprotect_guard),
+		cmocka_unit_test(test_stack_map_failure_names_limit),
+		cmocka_unit_test(test_stack_large_frame_hits_guard),
+		cmocka_unit_test(test_stack_other_segv_chained),
+		cmocka_unit_test(test_stack_other_segv_default),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
