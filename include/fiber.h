@@ -72,7 +72,8 @@ extern "C" {
 struct fiber_config {
 	unsigned workers;    /* worker pthreads; 0 = the CPUs the process may use, sched_getaffinity (env FIBER_WORKERS) */
 	size_t stack_size;   /* default fiber stack; 0 = 256 KiB (env FIBER_STACK_SIZE) */
-	unsigned tick_hz;    /* scheduler tick per worker; 0 = 1000 (env FIBER_TICK_HZ), at most 100000 */
+	unsigned tick_hz;    /* scheduler tick per worker; 0 = 1000 (env FIBER_TICK_HZ), at most 100000. No signal:
+				the runtime's monitor thread marks the tick pending (see fiber_runtime_start) */
 	unsigned io_entries; /* io_uring SQ entries per worker; 0 = 256 */
 	unsigned flags;      /* FIBER_CFG_* */
 	/*
@@ -123,6 +124,11 @@ void fiber_config_init(struct fiber_config *cfg);
  *       are decimal digits only (no sign, blanks or base prefix, nothing that overflows); FIBER_STACK_SIZE alone
  *       takes a K, M or G suffix. An empty variable counts as unset.
  * Every failure prints one line on stderr ("libfiber: ...") saying what failed and what to do.
+ * Besides the workers it starts one monitor thread: it marks each worker's tick pending at tick_hz while the tick
+ * is needed, runs the timers and moves the queued fibers of a worker stuck in a blocking system call or in a loop
+ * without preemption points, and balances busy workers. The runtime sends no signal and installs no signal
+ * handler for scheduling (only the stack-overflow report's SIGSEGV handler, see FIBER_CFG_NO_OVERFLOW_REPORT),
+ * so system calls made from fibers never fail with EINTR because of libfiber.
  * Returns 0, -EBUSY if a runtime is already running (or the caller is a fiber), -EINVAL for a bad field or
  * environment value, -EPERM when the process may not give its workers host_policy (it needs CAP_SYS_NICE or an
  * RLIMIT_RTPRIO of at least host_priority), -ENOMEM, or the -errno of a failed pthread_create (-EAGAIN).
