@@ -105,6 +105,7 @@ PROGRAMS = [
     ("bench_skynet", {"libfiber": ["skynet_2w", "skynet_1w"]}),
     ("bench_wake", {"libfiber": ["wake_pingpong_same", "wake_pingpong_cross", "wake_latency_cross",
                      "wake_latency_busy", "chan_pingpong_1w", "chan_pingpong_2w"]}),
+    ("bench_sleep", {"libfiber": ["sleep_50us", "sleep_50us_p99", "monitor_cpu", "monitor_cpu_idle"]}),
     ("bench_class_yield", {"libfiber": ["yield_fair_2", "yield_fair_16", "yield_fair_1000", "yield_rt_2",
                             "yield_rt_16", "yield_rt_1000", "yield_dl_2", "yield_dl_16", "yield_dl_1000"]}),
 ]
@@ -124,6 +125,7 @@ TARGETS = [
     ("wake_pingpong_cross", "pthread", 1.1),
     ("wake_latency_cross", "pthread", 1.1),
     ("wake_latency_busy", "abs", 1000.0),
+    ("sleep_50us", "abs", 70000.0),
 ]
 
 LINE = re.compile(r"^(RESULT|NA)\s+(\S+)\s+(\S+)\s*(.*)$")
