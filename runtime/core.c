@@ -623,7 +623,7 @@ void fiber_preempt_notifier_unregister(struct fiber_preempt_notifier *n)
  * The switch path
  * ---------------------------------------------------------------------------------------------------------- */
 
-static inline void fiber_stack_bounds(struct worker *w, struct fiber *p, const void **bottom, size_t *size)
+static inline __attribute__((unused)) void fiber_stack_bounds(struct worker *w, struct fiber *p, const void **bottom, size_t *size)
 {
 	if (is_idle_task(p)) {
 		*bottom = w->native_stack_bottom;

@@ -68,12 +68,18 @@ static void test_errno_start_stop_keep_errno(void **state)
  */
 static atomic_int fiber_errno_bad;
 
-static __attribute__((noinline, noipa)) int get_errno(void)
+#if defined(__clang__)
+#define OPAQUE __attribute__((noinline, optnone))
+#else
+#define OPAQUE __attribute__((noinline, noipa))
+#endif
+
+static OPAQUE int get_errno(void)
 {
 	return errno;
 }
 
-static __attribute__((noinline, noipa)) void set_errno(int v)
+static OPAQUE void set_errno(int v)
 {
 	errno = v;
 }
