@@ -32,8 +32,24 @@
 struct runtime fiber__rt;
 #define GATE_CLOSED (1 << 30) /* fiber__rt.gate: stop has begun to tear the runtime down */
 static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER; /* start/stop against each other */
-atomic_int fiber__fail_alloc;
-atomic_ulong fiber__alloc_failures;
+atomic_long fiber__fail_alloc;
+atomic_ulong fiber__alloc_failures, fiber__alloc_calls;
+
+bool fiber__alloc_fail_slow(void)
+{
+	long n = atomic_load_explicit(&fiber__fail_alloc, memory_order_relaxed);
+
+	atomic_fetch_add_explicit(&fiber__alloc_calls, 1, memory_order_relaxed);
+	if (n > 0) {
+		n = atomic_fetch_sub_explicit(&fiber__fail_alloc, 1, memory_order_relaxed);
+		if (n != 1)
+			return false; /* not this one (or another thread took the failing slot) */
+	} else if (n == 0) {
+		return false;
+	}
+	atomic_fetch_add_explicit(&fiber__alloc_failures, 1, memory_order_relaxed);
+	return true;
+}
 
 /* ------------------------------------------------------------------------------------------------------------
  * Allocation
@@ -132,7 +148,8 @@ static struct fiber *desc_refill(void)
 	fresh = fiber__malloc(sizeof(*fresh));
 	if (!fresh)
 		return NULL;
-	fresh->descs = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	fresh->descs = fiber__alloc_should_fail() ? MAP_FAILED
+						  : mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (fresh->descs == MAP_FAILED) {
 		fiber__free(fresh, sizeof(*fresh));
 		return NULL;
@@ -172,7 +189,7 @@ struct fiber *fiber__desc_alloc(void)
 		}
 		spin_unlock(&fiber__rt.desc_lock);
 	}
-	if (!p && !fiber__alloc_should_fail())
+	if (!p)
 		p = desc_refill();
 	return p;
 }
@@ -322,6 +339,7 @@ static int runtime_start(const struct fiber_config *cfg)
 		atomic_store(&fiber__rt.next_id, 1); /* id 0 is the idle fibers' */
 	ret = fiber__workers_start(c.workers);
 	if (ret) { /* worker.c printed what failed */
+		fiber__stack_cache_drain(&fiber__rt.gstacks);
 		pthread_mutex_unlock(&rt_lock);
 		return ret;
 	}
@@ -329,10 +347,15 @@ static int runtime_start(const struct fiber_config *cfg)
 	if (!ret)
 		ret = fiber__monitor_start();
 	if (ret) {
-		fiber__start_error("cannot create the stopper fibers or the monitor thread (%s); lower "
-				   "fiber_config.workers or raise RLIMIT_NPROC", strerror(-ret));
+		if (ret == -ENOMEM)
+			fiber__start_error("out of memory for the stopper fibers; lower fiber_config.workers or "
+					   "FIBER_STACK_SIZE, or raise the memory limit");
+		else
+			fiber__start_error("cannot create the monitor thread (%s); raise RLIMIT_NPROC or lower "
+					   "fiber_config.workers", strerror(-ret));
 		fiber__stoppers_stop();
 		fiber__workers_stop();
+		fiber__stack_cache_drain(&fiber__rt.gstacks);
 		desc_slabs_trim();
 		pthread_mutex_unlock(&rt_lock);
 		return ret;

@@ -858,17 +858,19 @@ __hidden bool fiber__signal_pending(struct fiber *p);
 
 /*
  * Allocation of runtime objects (jemalloc's explicit API, or malloc: FIBER_LIBC_MALLOC).
- * fiber__fail_alloc is a test hook: while it is non-zero every allocation of the runtime fails (the runtime's
- * allocation-failure paths are tested with it); fiber__alloc_failures counts the failures it caused.
+ * fiber__fail_alloc is a test hook for the allocation-failure paths, checked by every allocation the runtime
+ * makes (fiber__malloc/zalloc and its own mmaps: stacks, descriptor slabs, alternate signal stacks): 0 off, -1
+ * every allocation fails, N > 0 the N-th allocation from now fails (once). fiber__alloc_failures counts the
+ * failures it caused, fiber__alloc_calls the allocations it saw while armed.
  */
-extern __hidden atomic_int fiber__fail_alloc;
-extern __hidden atomic_ulong fiber__alloc_failures;
+extern __hidden atomic_long fiber__fail_alloc;
+extern __hidden atomic_ulong fiber__alloc_failures, fiber__alloc_calls;
+__hidden bool fiber__alloc_fail_slow(void);
 static inline bool fiber__alloc_should_fail(void)
 {
 	if (likely(!atomic_load_explicit(&fiber__fail_alloc, memory_order_relaxed)))
 		return false;
-	atomic_fetch_add_explicit(&fiber__alloc_failures, 1, memory_order_relaxed);
-	return true;
+	return fiber__alloc_fail_slow();
 }
 __hidden void *fiber__malloc(size_t size);
 __hidden void *fiber__zalloc(size_t size);

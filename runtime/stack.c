@@ -100,12 +100,14 @@ static void stack_map_error(const char *what, int err)
 static void *stack_map(size_t total)
 {
 	size_t guard = fiber__stack_guard_size();
-	void *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-			  -1, 0);
+	bool inject = fiber__alloc_should_fail(); /* the allocation-failure tests' hook */
+	void *base = inject ? MAP_FAILED
+			    : mmap(NULL, total, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 	int err;
 
 	if (base == MAP_FAILED) {
-		stack_map_error("mmap", errno);
+		stack_map_error("mmap", inject ? ENOMEM : errno);
 		return NULL;
 	}
 	if (atomic_load_explicit(&guard_install_works, memory_order_relaxed)) {
@@ -221,7 +223,13 @@ void fiber__stack_cache_init(struct stack_cache *c, unsigned cap)
 	c->nr = 0;
 	c->stacks = fiber__malloc(cap * sizeof(*c->stacks));
 	c->size = fiber__malloc(cap * sizeof(*c->size));
-	c->cap = c->stacks && c->size ? cap : 0;
+	c->cap = cap;
+	if (!c->stacks || !c->size) {
+		fiber__stack_cache_drain(c); /* frees the half that was allocated */
+		c->stacks = NULL;
+		c->size = NULL;
+		c->cap = 0;
+	}
 }
 
 /* Unmap every cached stack and free the cache itself. */
@@ -438,8 +446,9 @@ void fiber__overflow_setup(void)
 	/* Keep an alternate stack someone else installed (ASan gives every thread one). */
 	if (sigaltstack(NULL, &cur) || !(cur.ss_flags & SS_DISABLE))
 		return;
-	base = mmap(NULL, SIGSTACK_SIZE + fiber__page_size(), PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	base = fiber__alloc_should_fail() ? MAP_FAILED
+					  : mmap(NULL, SIGSTACK_SIZE + fiber__page_size(), PROT_READ | PROT_WRITE,
+						 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 	if (base == MAP_FAILED)
 		return;
 	mprotect(base, fiber__page_size(), PROT_NONE); /* an overflow of the handler faults, not corrupts */

@@ -133,7 +133,7 @@ static void test_timer_sleep_and_replenish_need_no_memory(void **state)
 		assert_int_equal(fiber_spawn(&f[i], NULL, sleeper, NULL), 0);
 	usleep(20000);
 	atomic_store(&fiber__alloc_failures, 0);
-	atomic_store(&fiber__fail_alloc, 1);
+	atomic_store(&fiber__fail_alloc, -1);
 	/* Phase 1: every sleeper sleeps five times at once, with allocations failing. */
 	atomic_store(&go, 1);
 	for (int i = 0; i < NSLEEPERS; i++)
@@ -141,7 +141,7 @@ static void test_timer_sleep_and_replenish_need_no_memory(void **state)
 	/* Phase 2: a DEADLINE fiber enters the class and is throttled and replenished, allocations failing again. */
 	atomic_store(&fiber__fail_alloc, 0);
 	assert_int_equal(fiber_spawn(&dl, NULL, dl_spinner, NULL), 0);
-	atomic_store(&fiber__fail_alloc, 1);
+	atomic_store(&fiber__fail_alloc, -1);
 	assert_int_equal(fiber_join(dl, NULL), 0);
 	atomic_store(&fiber__fail_alloc, 0);
 	failures = atomic_load(&fiber__alloc_failures);
