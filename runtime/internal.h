@@ -6,10 +6,12 @@
  *
  * Serialization rules (the kernel's, KERNEL_MAP.md §2.4, §4, §6):
  *
- *   p->pi_lock  ->  rq->lock  ->  (class-internal state)
- *   wq->lock    ->  p->pi_lock ->  rq->lock            (wait queues may wake under their lock)
- *   two rq locks: in worker id order (double_rq_lock)
- *   timer lock, stack/descriptor caches: leaves, never held while taking another lock
+ *   p->pi_lock  ->  rq->lock  ->  fiber__rt.dl_lock      (DEADLINE admission, under the fiber's locks)
+ *   wq->lock    ->  p->pi_lock ->  rq->lock              (wait queues may wake under their lock)
+ *   two rq locks: never held together (migration drops the source's before it takes the destination's, and
+ *   on_rq == MIGRATING covers the gap)
+ *   leaf locks, never held while taking another lock: timer_base.lock, worker->stop_lock, worker->all_lock,
+ *   fiber__rt.desc_lock, fiber__rt.stack_lock, fiber__rt.dl_lock (inside pi_lock + rq->lock only)
  *
  *   - try_to_wake_up() is never called with an rq lock held; use wake_q (sched_out notifiers, class hooks).
  *   - rq->lock is taken in __schedule() before prev->state is read, held across fiber__switch() and released by
@@ -18,9 +20,37 @@
  *     with release semantics by the next fiber, after it read prev->state and before it unlocked the rq.
  *   - p->state: written by p itself (set_current_state, plain or with a full fence), by wakers under p->pi_lock
  *     (and the rq lock when p is queued), and DEAD under p->pi_lock (set_special_state).
- *   - p->cpu changes only under p->pi_lock with p not queued (wake-up), or under the source rq lock with
- *     on_rq == MIGRATING (migration).
+ *   - p->cpu changes only under p->pi_lock with p RUNNING or WAKING and not queued (a wake-up), or under the
+ *     source rq lock with on_rq == MIGRATING (migration); never for a sleeping fiber or one whose wake-up sits on
+ *     a wakelist (TASK_WAKING seen under pi_lock): its worker activates it on its own rq.
+ *   - p->cpus_mask and p->migration_pending: pi_lock (and the rq lock for cpus_mask).
  *   - worker->preempt_count and worker->current are only touched by the worker's own pthread.
+ *
+ * The invariants, by the labels the code cites (KERNEL_MAP.md §12 is the checklist their tests cover):
+ *   P1  preempt_count == 2 across every fiber__switch (schedule's level and the rq lock's); 0 in fiber code
+ *       outside critical sections, 1 in the idle loop; __schedule is entered with exactly 1.
+ *   A1  rq->lock is taken in __schedule before prev->state is read and released exactly once, by the fiber that
+ *       runs next, in finish_task_switch, through a freshly read this_worker().
+ *   A2  every resume path (the return of fiber__switch, the trampoline's schedule_tail) calls
+ *       finish_task_switch(last) exactly once, with the "last" that fiber__switch returned.
+ *   B1  next->on_cpu = 1 before the switch; prev->on_cpu = 0 (release) after the switch, after prev->state was
+ *       read and before the rq unlock.
+ *   B2  try_to_wake_up never enqueues or moves a fiber with on_rq == 0 until it has seen on_cpu == 0 (acquire),
+ *       or it hands the wake-up to the owning worker's wakelist.
+ *   B3  the wakelist is drained only outside a switch window: end of finish_task_switch, preemption points, the
+ *       top of schedule, the idle loop, and the stopper before it moves a fiber.
+ *   B4  no migration of an on_cpu fiber or of rq->curr; on_rq == MIGRATING while between rqs; task_rq_lock
+ *       retries while it sees MIGRATING.
+ *   C1  a dead fiber's state is read before its on_cpu is cleared; C2 its stack is freed by the next fiber,
+ *       after the switch and after the unlock; C3 no other worker dereferences a remote rq->curr without that
+ *       rq's lock (published scalars instead: nr_running, the idle mask, tick_wanted).
+ *   D1  waiter: state store, full fence, condition load; waker: condition store, pi_lock + full fence, state
+ *       load. D2 a wake-up before schedule() finds the fiber queued and sets it RUNNING under the rq lock, which
+ *       __schedule reads once. D3 preemption never dequeues. D4 waits always loop. D5 DEAD and other special
+ *       states are set under pi_lock.
+ *   N1  sched_out runs under the rq lock (no blocking, no wake-ups); N2 sched_in runs after the unlock with
+ *       preemption off; N3 notifiers are registered and unregistered only for current; N4 a global counter
+ *       (fiber__preempt_notifier_key) skips the list walk while nobody registered one.
  */
 #ifndef FIBER_INTERNAL_H
 #define FIBER_INTERNAL_H
@@ -201,6 +231,7 @@ static inline bool spin_is_locked(spinlock_t *l)
 {
 	return atomic_load_explicit(&l->locked, memory_order_relaxed) != 0;
 }
+/* lockdep_assert_held: a FIBER_DEBUG check at the entry of helpers that need @l (it cannot tell who holds it). */
 #define lockdep_assert_held(l) FIBER_DEBUG_BUG_ON(!spin_is_locked(l))
 
 /*

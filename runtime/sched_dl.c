@@ -39,6 +39,7 @@ static inline uint64_t to_ratio(uint64_t period, uint64_t runtime)
 
 static void __enqueue_dl(struct rq *rq, struct sched_dl_entity *dl)
 {
+	lockdep_assert_held(&rq->lock);
 	treap_insert(&rq->dl.tree, &dl->node);
 	dl->on_tree = true;
 	rq->dl.dl_nr_running++;
@@ -47,6 +48,7 @@ static void __enqueue_dl(struct rq *rq, struct sched_dl_entity *dl)
 
 static void __dequeue_dl(struct rq *rq, struct sched_dl_entity *dl)
 {
+	lockdep_assert_held(&rq->lock);
 	treap_erase(&rq->dl.tree, &dl->node);
 	dl->on_tree = false;
 	rq->dl.dl_nr_running--;
@@ -154,6 +156,7 @@ static void update_curr_dl(struct rq *rq)
 	struct sched_dl_entity *dl = &curr->dl;
 	int64_t delta;
 
+	lockdep_assert_held(&rq->lock);
 	if (curr->sched_class != &fiber__dl_sched_class)
 		return;
 	delta = fiber__update_curr_common(rq);
@@ -167,6 +170,7 @@ static void enqueue_task_dl(struct rq *rq, struct fiber *p, int flags)
 {
 	struct sched_dl_entity *dl = &p->dl;
 
+	lockdep_assert_held(&rq->lock);
 	if (flags & ENQUEUE_REPLENISH)
 		replenish_dl_entity(dl, rq->clock);
 	else if (flags & ENQUEUE_WAKEUP) {
@@ -182,6 +186,7 @@ static void enqueue_task_dl(struct rq *rq, struct fiber *p, int flags)
 
 static bool dequeue_task_dl(struct rq *rq, struct fiber *p, int flags)
 {
+	lockdep_assert_held(&rq->lock);
 	(void)flags;
 	if (rq->curr == p)
 		update_curr_dl(rq);
@@ -210,11 +215,13 @@ static struct fiber *pick_task_dl(struct rq *rq)
 {
 	struct tnode *n = treap_first(&rq->dl.tree);
 
+	lockdep_assert_held(&rq->lock);
 	return n ? dl_task_of(container_of(n, struct sched_dl_entity, node)) : NULL;
 }
 
 static void put_prev_task_dl(struct rq *rq, struct fiber *prev, struct fiber *next)
 {
+	lockdep_assert_held(&rq->lock);
 	(void)prev, (void)next;
 	update_curr_dl(rq);
 }
@@ -226,6 +233,7 @@ static void set_next_task_dl(struct rq *rq, struct fiber *p, bool first)
 
 static void task_tick_dl(struct rq *rq, struct fiber *p, int queued)
 {
+	lockdep_assert_held(&rq->lock);
 	(void)p, (void)queued;
 	update_curr_dl(rq);
 	/* Someone with an earlier deadline got queued meanwhile (a replenishment): EDF says it runs. */

@@ -29,6 +29,7 @@ static void update_curr_rt(struct rq *rq)
 	struct fiber *curr = rq->curr;
 	int64_t delta;
 
+	lockdep_assert_held(&rq->lock);
 	if (curr->sched_class != &fiber__rt_sched_class)
 		return;
 	delta = fiber__update_curr_common(rq);
@@ -41,6 +42,7 @@ static void enqueue_task_rt(struct rq *rq, struct fiber *p, int flags)
 	struct rt_rq *rt = &rq->rt;
 	int idx = rt_idx(p);
 
+	lockdep_assert_held(&rq->lock);
 	FIBER_DEBUG_BUG_ON(p->rt.on_rq);
 	if (flags & ENQUEUE_HEAD)
 		list_add(&p->rt.run_list, &rt->queue[idx]);
@@ -57,6 +59,7 @@ static bool dequeue_task_rt(struct rq *rq, struct fiber *p, int flags)
 	struct rt_rq *rt = &rq->rt;
 	int idx = rt_idx(p);
 
+	lockdep_assert_held(&rq->lock);
 	(void)flags;
 	FIBER_DEBUG_BUG_ON(!p->rt.on_rq);
 	update_curr_rt(rq);
@@ -93,6 +96,7 @@ static struct fiber *pick_task_rt(struct rq *rq)
 	struct rt_rq *rt = &rq->rt;
 	int idx;
 
+	lockdep_assert_held(&rq->lock);
 	if (!rt->rt_nr_running)
 		return NULL;
 	if (rt->bitmap[0])
@@ -104,6 +108,7 @@ static struct fiber *pick_task_rt(struct rq *rq)
 
 static void put_prev_task_rt(struct rq *rq, struct fiber *prev, struct fiber *next)
 {
+	lockdep_assert_held(&rq->lock);
 	(void)prev, (void)next;
 	update_curr_rt(rq);
 }
@@ -115,6 +120,7 @@ static void set_next_task_rt(struct rq *rq, struct fiber *p, bool first)
 
 static void task_tick_rt(struct rq *rq, struct fiber *p, int queued)
 {
+	lockdep_assert_held(&rq->lock);
 	(void)queued;
 	update_curr_rt(rq);
 	if (p->policy != FIBER_SCHED_RR || p->rt.time_slice > 0)

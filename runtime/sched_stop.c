@@ -16,6 +16,7 @@
 
 static void enqueue_task_stop(struct rq *rq, struct fiber *p, int flags)
 {
+	lockdep_assert_held(&rq->lock);
 	(void)p, (void)flags;
 	rq->stop_queued = true;
 	add_nr_running(rq, 1);
@@ -23,6 +24,7 @@ static void enqueue_task_stop(struct rq *rq, struct fiber *p, int flags)
 
 static bool dequeue_task_stop(struct rq *rq, struct fiber *p, int flags)
 {
+	lockdep_assert_held(&rq->lock);
 	(void)p, (void)flags;
 	rq->stop_queued = false;
 	sub_nr_running(rq, 1);
@@ -41,11 +43,13 @@ static void wakeup_preempt_stop(struct rq *rq, struct fiber *p, int flags)
 
 static struct fiber *pick_task_stop(struct rq *rq)
 {
+	lockdep_assert_held(&rq->lock);
 	return rq->stop_queued ? rq->stop : NULL;
 }
 
 static void put_prev_task_stop(struct rq *rq, struct fiber *prev, struct fiber *next)
 {
+	lockdep_assert_held(&rq->lock);
 	(void)next;
 	if (prev == rq->curr)
 		fiber__update_curr_common(rq);
@@ -58,6 +62,7 @@ static void set_next_task_stop(struct rq *rq, struct fiber *p, bool first)
 
 static void task_tick_stop(struct rq *rq, struct fiber *curr, int queued)
 {
+	lockdep_assert_held(&rq->lock);
 	(void)curr, (void)queued;
 	fiber__update_curr_common(rq);
 }
