@@ -69,13 +69,31 @@ static struct fiber *detach_rt(struct rq *src, int dst)
 	return NULL;
 }
 
+/*
+ * Move one queued fiber that may run on @dst from @src (locked) to @dst; the higher class first (a queued rt
+ * fiber waits behind a running one of equal or higher priority). Returns with @src unlocked; true if it moved one.
+ */
+static bool move_one_locked(struct rq *src, int dst)
+{
+	struct fiber *p = detach_rt(src, dst);
+
+	if (!p)
+		p = detach_fair(src, dst);
+	if (!p) {
+		spin_unlock(&src->lock);
+		return false;
+	}
+	fiber__update_rq_clock(src);
+	fiber__move_queued_task(src, p, dst, true);
+	return true;
+}
+
 /* Pull one fiber to @w from the busiest worker. Called from @w's idle loop, no lock held. */
 bool fiber__newidle_balance(struct worker *w)
 {
 	unsigned n = fiber__rt.nr_workers, best_load = 1;
 	int busiest = -1;
 	struct rq *src;
-	struct fiber *p = NULL;
 
 	for (unsigned i = 0; i < n; i++) {
 		unsigned load;
@@ -93,19 +111,11 @@ bool fiber__newidle_balance(struct worker *w)
 	src = cpu_rq(busiest);
 	if (!spin_trylock(&src->lock))
 		return false; /* busy: try again on the next poll rather than queue behind its owner */
-	if (atomic_load_explicit(&src->nr_running, memory_order_relaxed) >= 2) {
-		/* The higher class first: a queued rt fiber waits behind a running one of equal or higher priority. */
-		p = detach_rt(src, w->id);
-		if (!p)
-			p = detach_fair(src, w->id);
-	}
-	if (!p) {
+	if (atomic_load_explicit(&src->nr_running, memory_order_relaxed) < 2) {
 		spin_unlock(&src->lock);
 		return false;
 	}
-	fiber__update_rq_clock(src);
-	fiber__move_queued_task(src, p, w->id, true);
-	return true;
+	return move_one_locked(src, w->id);
 }
 
 /*
@@ -142,17 +152,6 @@ void fiber__wakep(struct rq *rq)
  */
 bool fiber__balance_move_one(struct rq *src, struct rq *dst)
 {
-	struct fiber *p;
-
 	spin_lock(&src->lock);
-	p = detach_rt(src, dst->cpu);
-	if (!p)
-		p = detach_fair(src, dst->cpu);
-	if (!p) {
-		spin_unlock(&src->lock);
-		return false;
-	}
-	fiber__update_rq_clock(src);
-	fiber__move_queued_task(src, p, dst->cpu, true);
-	return true;
+	return move_one_locked(src, dst->cpu);
 }

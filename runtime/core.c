@@ -1355,13 +1355,25 @@ static void migration_cpu_stop(void *data)
 	fiber__put_task_struct(p);
 }
 
-static struct fiber *attr_target(fiber_t *f)
+/*
+ * The fiber an attribute call is about (@f, or the caller for NULL), with the runtime held open for a plain
+ * thread (fiber__rt_enter). NULL with *err = -ESRCH (no runtime; @f exited, is of an earlier runtime or is a
+ * runtime fiber) or -EINVAL (NULL outside a fiber). On success the caller ends with fiber__rt_exit().
+ */
+static struct fiber *attr_target_get(fiber_t *f, int *err)
 {
-	struct fiber *p = f ? f : fiber_self();
+	struct fiber *p;
 
-	if (!p || p->magic != FIBER_MAGIC_LIVE || (p->flags & PF_KTHREAD) ||
-	    atomic_load_explicit(&p->exited, memory_order_acquire))
+	*err = -ESRCH;
+	if (!fiber__rt_enter())
 		return NULL;
+	p = f ? f : fiber_self();
+	if (!p || p->magic != FIBER_MAGIC_LIVE || p->rt_gen != fiber__rt.gen || (p->flags & PF_KTHREAD) ||
+	    atomic_load_explicit(&p->exited, memory_order_acquire)) {
+		fiber__rt_exit();
+		*err = f ? -ESRCH : -EINVAL;
+		return NULL;
+	}
 	return p;
 }
 
@@ -1379,13 +1391,9 @@ int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a)
 	ret = sched_attr_validate(a);
 	if (ret)
 		return ret;
-	if (!fiber__rt_enter())
-		return -ESRCH;
-	p = attr_target(f);
-	if (!p) {
-		fiber__rt_exit();
-		return f ? -ESRCH : -EINVAL;
-	}
+	p = attr_target_get(f, &ret);
+	if (!p)
+		return ret;
 
 	rq = fiber__task_rq_lock(p);
 	if (atomic_load_explicit(&p->state, memory_order_relaxed) == TASK_DEAD) {
@@ -1477,8 +1485,9 @@ int fiber_setaffinity(fiber_t *f, const cpu_set_t *set)
 
 	if (!set)
 		return -EINVAL;
-	if (!fiber__rt_enter())
-		return -ESRCH;
+	p = attr_target_get(f, &ret);
+	if (!p)
+		return ret;
 	CPU_ZERO(&mask);
 	for (int i = 0; i < (int)fiber__rt.nr_workers; i++) {
 		if (CPU_ISSET(i, set)) {
@@ -1486,10 +1495,9 @@ int fiber_setaffinity(fiber_t *f, const cpu_set_t *set)
 			n++;
 		}
 	}
-	p = attr_target(f);
-	if (!p || !n) {
+	if (!n) {
 		fiber__rt_exit();
-		return !p && f ? -ESRCH : -EINVAL;
+		return -EINVAL;
 	}
 	rq = fiber__task_rq_lock(p);
 	if (atomic_load_explicit(&p->state, memory_order_relaxed) == TASK_DEAD) {
@@ -1518,16 +1526,13 @@ int fiber_setaffinity(fiber_t *f, const cpu_set_t *set)
 int fiber_getaffinity(fiber_t *f, cpu_set_t *set)
 {
 	struct fiber *p;
+	int ret;
 
 	if (!set)
 		return -EINVAL;
-	if (!fiber__rt_enter())
-		return -ESRCH;
-	p = attr_target(f);
-	if (!p) {
-		fiber__rt_exit();
-		return f ? -ESRCH : -EINVAL;
-	}
+	p = attr_target_get(f, &ret);
+	if (!p)
+		return ret;
 	spin_lock(&p->pi_lock);
 	*set = p->cpus_mask;
 	spin_unlock(&p->pi_lock);
@@ -1539,14 +1544,13 @@ int fiber_getaffinity(fiber_t *f, cpu_set_t *set)
 int fiber_getattr(fiber_t *f, struct fiber_sched_attr *a)
 {
 	struct fiber *p;
+	int ret;
 
 	if (!a)
 		return -EINVAL;
-	if (!atomic_load_explicit(&fiber__rt.running, memory_order_acquire))
-		return -ESRCH;
-	p = attr_target(f);
+	p = attr_target_get(f, &ret);
 	if (!p)
-		return f ? -ESRCH : -EINVAL;
+		return ret;
 	spin_lock(&p->pi_lock);
 	memset(a, 0, sizeof(*a));
 	a->policy = p->policy;
@@ -1559,6 +1563,7 @@ int fiber_getattr(fiber_t *f, struct fiber_sched_attr *a)
 		a->period_ns = p->dl.dl_period;
 	}
 	spin_unlock(&p->pi_lock);
+	fiber__rt_exit();
 	fiber__preempt_point();
 	return 0;
 }
