@@ -328,6 +328,20 @@ void fiber_migrate_disable(void);
 /* fiber_migrate_enable - undo one fiber_migrate_disable(). Context: fiber. */
 void fiber_migrate_enable(void);
 
+/*
+ * fiber_blocking_begin - the calling fiber is about to block its worker's thread (a call with no io_uring form:
+ * getaddrinfo, a library's own blocking read) until fiber_blocking_end(). Meanwhile the worker counts as stuck:
+ * the runtime's monitor moves the fibers queued on it to other workers and runs its timers, and wake-ups go
+ * elsewhere (Go's entersyscall). The fiber stays on this worker for the region. Nestable; the region must not
+ * yield or block on fiber primitives. Not yet done: when every worker is inside a region, no spare thread takes
+ * over, so nothing else runs until one ends.
+ * Context: fiber (a no-op elsewhere).
+ */
+void fiber_blocking_begin(void);
+
+/* fiber_blocking_end - end the region of fiber_blocking_begin(); a preemption point. Context: fiber. */
+void fiber_blocking_end(void);
+
 /* ------------------------------------------------------------------------------------------------------------
  * Preempt notifiers (the kernel's preempt_notifier)
  *

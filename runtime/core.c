@@ -247,7 +247,8 @@ static inline void note_progress(struct worker *w)
 {
 	atomic_store_explicit(&w->pp_seq, atomic_load_explicit(&w->pp_seq, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
-	if (unlikely(atomic_load_explicit(&w->stuck, memory_order_relaxed)))
+	if (unlikely(atomic_load_explicit(&w->stuck, memory_order_relaxed)) &&
+	    !atomic_load_explicit(&w->blocking, memory_order_relaxed))
 		atomic_store_explicit(&w->stuck, 0, memory_order_relaxed);
 }
 
@@ -1120,6 +1121,45 @@ void fiber_migrate_enable(void)
 		affine_move_task(fiber__task_rq_lock(p), p);
 		fiber__preempt_point();
 	}
+}
+
+/*
+ * fiber_blocking_begin/end: Go's entersyscall/exitsyscall in the kernel's terms. The worker declares itself stuck
+ * at once (wake-up placement avoids it) and kicks the monitor, which moves the fibers queued here to other workers
+ * and runs this worker's timers until the region ends, without waiting for the stuck threshold. The fiber stays on
+ * this worker for the region (its thread is the one that blocks).
+ */
+void fiber_blocking_begin(void)
+{
+	struct worker *w = this_worker();
+	struct fiber *p;
+
+	if (!w || is_idle_task(w->current))
+		return;
+	p = w->current;
+	if (p->blocking_depth++)
+		return;
+	fiber_migrate_disable();
+	atomic_store_explicit(&w->stuck, 1, memory_order_relaxed);
+	/* seq_cst: the monitor either sees blocking here or is awake and will (fiber__monitor_kick). */
+	atomic_store_explicit(&w->blocking, 1, memory_order_seq_cst);
+	fiber__monitor_kick();
+}
+
+void fiber_blocking_end(void)
+{
+	struct worker *w = this_worker();
+	struct fiber *p;
+
+	if (!w || is_idle_task(w->current) || w->current->blocking_depth <= 0)
+		return;
+	p = w->current;
+	if (--p->blocking_depth)
+		return;
+	atomic_store_explicit(&w->blocking, 0, memory_order_relaxed);
+	atomic_store_explicit(&w->stuck, 0, memory_order_relaxed);
+	fiber_migrate_enable();
+	fiber__preempt_point();
 }
 
 /* ------------------------------------------------------------------------------------------------------------

@@ -449,6 +449,7 @@ struct fiber {
 
 	int saved_errno;          /* the fiber's errno while it is switched out */
 	int migration_disabled;   /* fiber_migrate_disable() depth; only the fiber itself */
+	int blocking_depth;       /* fiber_blocking_begin() depth; only the fiber itself */
 	int saved_preempt;        /* preempt depth carried across a switch when a fiber slept while atomic */
 	atomic_bool cancel_pending; /* fiber_cancel(): the analog of a pending fatal signal */
 	cpu_set_t cpus_mask;      /* allowed workers, already intersected with the worker set; pi_lock + rq->lock */
@@ -543,6 +544,7 @@ struct worker {
 	atomic_int tick_wanted;   /* the tick is needed (tick_needed); the worker keeps it, enqueuers may set it */
 	atomic_uint pp_seq;       /* preemption points and switches passed; the monitor's progress probe */
 	atomic_int stuck;         /* set by the monitor, cleared by the worker at its next preemption point */
+	atomic_int blocking;      /* a fiber here is inside fiber_blocking_begin/end: stuck until it ends */
 	/* The monitor's own notes on this worker (only the monitor thread touches them). */
 	unsigned mon_seq;
 	uint64_t mon_stamp, next_tick;

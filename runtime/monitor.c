@@ -64,7 +64,8 @@ static bool worker_needs_watch(struct worker *w)
 	if (atomic_load_explicit(&fiber__rt.idle_mask[w->id / 32], memory_order_relaxed) & (1u << (w->id % 32)))
 		return false; /* its idle loop handles its timers and wake-ups itself */
 	return atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) || worker_has_waiting(w) ||
-	       atomic_load_explicit(&w->stuck, memory_order_relaxed);
+	       atomic_load_explicit(&w->stuck, memory_order_relaxed) ||
+	       atomic_load_explicit(&w->blocking, memory_order_relaxed);
 }
 
 /*
@@ -112,18 +113,27 @@ static void rescue(struct worker *w, uint64_t now, uint64_t age)
 	}
 }
 
+/* The worker thread's CPU time, ns (0 if it cannot be read). */
+static uint64_t thread_cpu_ns(struct worker *w)
+{
+	struct timespec ts;
+	clockid_t cid;
+
+	if (pthread_getcpuclockid(w->thr, &cid) || clock_gettime(cid, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /*
  * Is @w's thread really held - blocked in the kernel, or spinning on a CPU - rather than runnable and waiting for
  * the host to give it a CPU (on a loaded machine a worker thread is often preempted for a few ms, and moving its
  * fibers then would only make them ping-pong)? Asked only of a worker that passed no preemption point for
- * STUCK_NS. A spinning worker is told from a preempted one by its thread CPU time over one monitor period, so
- * the first look only takes a sample.
+ * STUCK_NS. A spinning worker is told from a preempted one by its thread CPU time since the first scan that saw
+ * no progress (the monitor samples it then).
  */
 static bool worker_held(struct worker *w, uint64_t now)
 {
 	char path[64], buf[512], *p = NULL;
-	struct timespec ts;
-	clockid_t cid;
 	uint64_t cpu;
 	bool spinning;
 	ssize_t n = -1;
@@ -141,10 +151,15 @@ static bool worker_held(struct worker *w, uint64_t now)
 	}
 	if (p && p[1] == ' ' && p[2] != 'R')
 		return true; /* S, D: in a blocking system call */
-	if (pthread_getcpuclockid(w->thr, &cid) || clock_gettime(cid, &ts))
+	cpu = thread_cpu_ns(w);
+	if (!cpu)
 		return true;
-	cpu = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	spinning = w->mon_cpu_at && cpu - w->mon_cpu >= (now - w->mon_cpu_at) / 2;
+	/*
+	 * Any real CPU time without a preemption point means fiber code running without one: a worker that runs
+	 * ordinary fiber code passes preemption points all the time, and one the host has preempted gets no CPU.
+	 * A tenth of the interval, so that a spinning worker on an overloaded host (a third of a CPU) still counts.
+	 */
+	spinning = w->mon_cpu_at && cpu - w->mon_cpu >= (now - w->mon_cpu_at) / 10;
 	w->mon_cpu = cpu;
 	w->mon_cpu_at = now;
 	return spinning;
@@ -212,11 +227,21 @@ static void *monitor_main(void *arg)
 				atomic_store_explicit(&w->tick_pending, 1, memory_order_relaxed);
 				w->next_tick = now + tick_ns;
 			}
+			/* In a blocking region: it said it will block, so its work goes elsewhere at once. */
+			if (atomic_load_explicit(&w->blocking, memory_order_relaxed)) {
+				if (worker_has_waiting(w))
+					rescue(w, now, STUCK_BUSY_NS);
+				continue;
+			}
 			if (seq != w->mon_seq) {
 				w->mon_seq = seq;
 				w->mon_stamp = now;
 				w->mon_cpu_at = 0;
 				continue;
+			}
+			if (!w->mon_cpu_at) { /* the first scan without progress: the baseline for worker_held */
+				w->mon_cpu = thread_cpu_ns(w);
+				w->mon_cpu_at = now;
 			}
 			if (now - w->mon_stamp >= STUCK_NS && worker_has_waiting(w) && worker_held(w, now)) {
 				atomic_store_explicit(&w->stuck, 1, memory_order_relaxed);

@@ -341,6 +341,81 @@ static void test_monitor_periodic_balance_evens_out(void **state)
 	assert_true(atomic_load(&on_w1) >= 3 && atomic_load(&on_w1) <= 5);
 }
 
+/* ---- fiber_blocking_begin/end: the worker's queued fibers and timers go elsewhere at once ---- */
+
+static uint64_t main_delay_ns;
+static atomic_int main_after_worker = -1;
+
+static void *blocking_reader(void *arg)
+{
+	char c;
+
+	(void)arg;
+	fiber_blocking_begin();
+	if (read(pipefd[0], &c, 1) != 1)
+		abort();
+	fiber_blocking_end();
+	return NULL;
+}
+
+static void *blocking_main(void *arg)
+{
+	struct fiber_attr a;
+	cpu_set_t all;
+	fiber_t *s, *b;
+	uint64_t t0;
+
+	(void)arg;
+	fiber_attr_init(&a);
+	CPU_SET(0, &a.affinity);
+	fiber_spawn(&s, &a, sleeper_100ms, NULL);
+	wait_until_sleeping(s); /* its timer is on worker 0's heap */
+	CPU_ZERO(&all);
+	CPU_SET(0, &all);
+	CPU_SET(1, &all);
+	fiber_setaffinity(s, &all);
+	fiber_setaffinity(NULL, &all);
+	fiber_spawn(&b, &a, blocking_reader, NULL); /* queued here, on worker 0 */
+	t0 = now_ns();
+	fiber_yield(); /* the reader runs and blocks worker 0; we are queued behind it */
+	main_delay_ns = now_ns() - t0;
+	atomic_store(&main_after_worker, fiber_worker_id());
+	fiber_join(s, NULL);
+	fiber_join(b, NULL);
+	return NULL;
+}
+
+static void test_monitor_blocking_region_hands_off_work(void **state)
+{
+	struct fiber_config c = sched_cfg(2);
+	struct fiber_attr a;
+	pthread_t w;
+	fiber_t *m;
+
+	(void)state;
+	assert_int_equal(pipe(pipefd), 0);
+	sleep_late_ns = UINT64_MAX;
+	atomic_store(&sleeper_worker, -1);
+	assert_int_equal(pthread_create(&w, NULL, writer_after, (void *)(uintptr_t)(1000 * 1000)), 0);
+	assert_int_equal(fiber_runtime_start(&c), 0);
+	fiber_attr_init(&a);
+	CPU_SET(0, &a.affinity);
+	assert_int_equal(fiber_spawn(&m, &a, blocking_main, NULL), 0);
+	assert_int_equal(fiber_join(m, NULL), 0);
+	assert_int_equal(fiber_runtime_stop(), 0);
+	pthread_join(w, NULL);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	print_message("queued behind a blocking region: resumed after %.2f ms on worker %d; sleeper late by %.2f ms "
+		      "on worker %d\n",
+		      main_delay_ns / 1e6, atomic_load(&main_after_worker), sleep_late_ns / 1e6,
+		      atomic_load(&sleeper_worker));
+	assert_int_equal(atomic_load(&main_after_worker), 1);
+	assert_true(main_delay_ns <= 20 * MS);
+	assert_int_equal(atomic_load(&sleeper_worker), 1);
+	assert_true(sleep_late_ns <= 20 * MS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,6 +426,7 @@ int main(void)
 		cmocka_unit_test(test_monitor_fiber_syscalls_never_eintr),
 		cmocka_unit_test(test_monitor_slices_with_all_signals_blocked),
 		cmocka_unit_test(test_monitor_periodic_balance_evens_out),
+		cmocka_unit_test(test_monitor_blocking_region_hands_off_work),
 	};
 
 	/* TEST_FILTER='*balance*' runs only the matching tests (cmocka_set_test_filter). */

@@ -11,7 +11,7 @@ static const char *const api[] = {
 	"fiber_worker_id", "fiber_version", "fiber_attr_init", "fiber_spawn", "fiber_join", "fiber_detach",
 	"fiber_exit", "fiber_self", "fiber_id", "fiber_yield", "fiber_sleep", "fiber_cancel", "fiber_setattr",
 	"fiber_getattr", "fiber_setaffinity", "fiber_getaffinity", "fiber_preempt_disable", "fiber_preempt_enable", "fiber_cond_resched",
-	"fiber_migrate_disable", "fiber_migrate_enable", "fiber_preempt_notifier_init",
+	"fiber_migrate_disable", "fiber_migrate_enable", "fiber_blocking_begin", "fiber_blocking_end", "fiber_preempt_notifier_init",
 	"fiber_preempt_notifier_register", "fiber_preempt_notifier_unregister", "fiber_stats", "fiber_worker_stats",
 	"fiber_dump",
 };
