@@ -278,7 +278,16 @@ static void *monitor_main(void *arg)
 
 int fiber__monitor_start(void)
 {
+	const char *env = getenv("FIBER_MONITOR");
 	int ret;
+
+	/*
+	 * FIBER_MONITOR=0: no monitor thread (for instruction-counting profilers such as callgrind, which serialize
+	 * threads and would count the monitor's scans into every operation). No tick and no stuck-worker rescue then.
+	 */
+	mon.started = false;
+	if (env && !strcmp(env, "0"))
+		return 0;
 
 	atomic_store(&mon.stop, 0);
 	atomic_store(&mon.sleeping, 0);
