@@ -964,6 +964,9 @@ void fiber__exit(void *retval)
 {
 	struct fiber *p = this_worker()->current;
 
+	/* Fiber-local destructors run in the fiber, before it is joinable-done (pthread_exit order). */
+	if (p->specific)
+		fiber__keys_exit(p);
 	/* Notifiers are the fiber's own; they do not fire for the final switch-out. */
 	while (p->preempt_notifiers)
 		fiber_preempt_notifier_unregister(p->preempt_notifiers);

@@ -328,9 +328,10 @@ struct sched_class;
 
 /* Wait queues (wait.c): the park/unpark protocol every blocking primitive uses. */
 struct wait_queue_entry {
-	struct fiber *task;
+	struct fiber *task;     /* NULL: a plain pthread, which sleeps on futex (wait.c) */
 	struct list_head entry;
 	unsigned flags;
+	atomic_int futex;       /* pthread waiters: 0 asleep, 1 woken (written under the queue's lock) */
 };
 struct wait_queue_head {
 	spinlock_t lock;
@@ -387,6 +388,7 @@ struct fiber {
 	int migration_disabled;   /* fiber_migrate_disable() depth; only the fiber itself */
 	int saved_preempt;        /* preempt depth carried across a switch when a fiber slept while atomic */
 	atomic_bool cancel_pending; /* fiber_cancel(): the analog of a pending fatal signal */
+	void *specific;           /* sync.c: fiber-local values (fiber_setspecific); only the fiber itself */
 	cpu_set_t cpus_mask;      /* allowed workers, already intersected with the worker set */
 	int nr_cpus_allowed;
 
@@ -772,6 +774,9 @@ __hidden void fiber__finish_wait(struct wait_queue_head *wq, struct wait_queue_e
 __hidden void fiber__wake_up(struct wait_queue_head *wq, unsigned mode, int nr);
 __hidden void fiber__wake_up_sync(struct wait_queue_head *wq, unsigned mode);
 __hidden bool fiber__signal_pending(struct fiber *p);
+
+/* sync.c: fiber-local storage destructors, run by the exiting fiber itself */
+__hidden void fiber__keys_exit(struct fiber *p);
 
 /* Allocation of runtime objects (jemalloc's explicit API; plain malloc under ASan so that it checks them). */
 __hidden void *fiber__malloc(size_t size);
