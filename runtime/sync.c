@@ -168,6 +168,11 @@ static int mutex_lock_slow(struct mutex_impl *m, uintptr_t tok, struct fiber__ti
 		}
 		/* Woken to retry: lock again; a first waiter that loses once gets the next hand-off. */
 		spin_lock(&m->lock);
+		/* An unlock may have handed it to us meanwhile (grants are made under m->lock). */
+		if (atomic_load_explicit(&w.granted, memory_order_relaxed) == MUTEX_GRANT_OWNER) {
+			spin_unlock(&m->lock);
+			return 0;
+		}
 		atomic_store_explicit(&w.granted, 0, memory_order_relaxed);
 		if (mutex_try_acquire(m, tok, m->wl.first == &w)) {
 			wlist_del(&m->wl, &w);

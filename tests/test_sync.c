@@ -71,9 +71,6 @@ static void run_counter(unsigned workers)
 
 	cnt_fibers = 1000;
 	cnt_incs = 1000;
-#ifdef TEST_ASAN
-	cnt_incs = 200;
-#endif
 	for (int r = 0; r < reps(); r++) {
 		counter = 0;
 		atomic_store(&errs, 0);
