@@ -440,7 +440,7 @@ out:
 		fiber__free(ws, n * sizeof(*ws));
 		fiber__free(order, 2 * n * sizeof(*order));
 	}
-	sync_wake_up_q(&wq);
+	sync_wake_up_q_lazy(&wq);
 	return ret;
 }
 
@@ -461,10 +461,45 @@ int fiber_chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns)
 	return chan_select(ops, n, timeout_ns, true);
 }
 
-/* One case: the lock-once fast path when it completes at once, else the select engine. */
+/* Wait for a single queued case (chan_one): park until a peer completed it, or give up. */
+static int chan_wait_one(struct chan_sel *sel, struct chan_waiter *w, struct chan_q *q, fiber_chan_t *ch)
+{
+	int r;
+
+	for (;;) {
+		int s = atomic_load_explicit(&sel->state, memory_order_acquire);
+
+		if (s == SEL_DONE)
+			return w->result; /* the claimer dequeued us */
+		if (s == SEL_CLAIMED) {
+			cpu_relax(); /* a peer is moving the element under ch->lock */
+			continue;
+		}
+		r = fiber__park(&sel->state, SEL_WAITING, TASK_INTERRUPTIBLE, NULL);
+		if (r) {
+			int expected = SEL_WAITING;
+
+			if (atomic_compare_exchange_strong_explicit(&sel->state, &expected, SEL_ABORTED,
+								    memory_order_acq_rel, memory_order_acquire)) {
+				spin_lock(&ch->lock);
+				if (w->queued)
+					q_del(q, w);
+				spin_unlock(&ch->lock);
+				return r;
+			}
+		}
+	}
+}
+
+/*
+ * One case, with one lock round trip: complete it at once, or (blocking) queue it under the same lock and wait.
+ */
 static int chan_one(fiber_chan_t *ch, int kind, void *elem, bool block)
 {
 	struct fiber_chan_op op = { ch, kind, elem, 0 };
+	struct chan_waiter w;
+	struct chan_sel sel;
+	struct chan_q *q;
 	struct fiber *self;
 	DEFINE_WAKE_Q(wq);
 	int r;
@@ -476,15 +511,22 @@ static int chan_one(fiber_chan_t *ch, int kind, void *elem, bool block)
 		return -ECANCELED;
 	spin_lock(&ch->lock);
 	r = op_try(&op, &wq);
-	spin_unlock(&ch->lock);
-	if (r) {
-		sync_wake_up_q(&wq);
-		return op.result;
+	if (r || !block) {
+		spin_unlock(&ch->lock);
+		sync_wake_up_q_lazy(&wq);
+		return r ? op.result : -EAGAIN;
 	}
-	if (!block)
-		return -EAGAIN;
-	r = chan_select(&op, 1, -1, true);
-	return r < 0 ? r : op.result;
+	atomic_init(&sel.state, SEL_WAITING);
+	sel.task = self;
+	sel.index = -1;
+	w.sel = &sel;
+	w.elem = elem;
+	w.idx = 0;
+	w.result = 0;
+	q = kind == FIBER_CHAN_SEND ? &ch->sendq : &ch->recvq;
+	q_add(q, &w);
+	spin_unlock(&ch->lock);
+	return chan_wait_one(&sel, &w, q, ch);
 }
 
 int fiber_chan_send(fiber_chan_t *ch, const void *elem)

@@ -21,8 +21,9 @@
  *  - WAITERS: the list is not empty (set and cleared under m->lock); it forces unlockers into the slow path.
  *  - Slow unlock without HANDOFF releases the mutex (owner = WAITERS) and wakes the first waiter, which competes
  *    with newcomers (no convoy: a running fiber that wants the mutex again takes it). A first waiter that was woken
- *    and lost sets HANDOFF; the next unlock then gives the mutex to it directly (granted = MUTEX_GRANT_OWNER),
- *    and nobody else can take it meanwhile (try_acquire refuses while HANDOFF is set), so a waiter cannot starve.
+ *    and lost after waiting more than MUTEX_STARVE_NS sets HANDOFF; the next unlock then gives the mutex to it
+ *    directly (granted = MUTEX_GRANT_OWNER), and nobody else can take it meanwhile (try_acquire refuses while
+ *    HANDOFF is set), so no waiter waits much longer than that while others keep taking the mutex.
  * ---------------------------------------------------------------------------------------------------------- */
 
 #define MUTEX_WAITERS 0x1ul
@@ -30,6 +31,8 @@
 #define MUTEX_FLAGS 0x3ul
 _Static_assert((SYNC_TOKEN_PTHREAD & MUTEX_FLAGS) == 0, "tokens and mutex flags overlap");
 _Static_assert(_Alignof(struct fiber) >= 8, "fiber tokens need the low three bits");
+
+#define MUTEX_STARVE_NS 1000000ull /* a first waiter waiting longer than this gets the next hand-off */
 
 #define MUTEX_GRANT_RETRY 1 /* woken: try again */
 #define MUTEX_GRANT_OWNER 2 /* handed off: the caller owns it */
@@ -123,6 +126,7 @@ static bool mutex_spin(struct mutex_impl *m, uintptr_t tok)
 static int mutex_lock_slow(struct mutex_impl *m, uintptr_t tok, struct fiber__timeout *to)
 {
 	struct sync_waiter w;
+	uint64_t since;
 	int g;
 
 	if ((atomic_load_explicit(&m->owner, memory_order_relaxed) & ~MUTEX_FLAGS) == tok)
@@ -131,6 +135,7 @@ static int mutex_lock_slow(struct mutex_impl *m, uintptr_t tok, struct fiber__ti
 		return 0;
 	sync_waiter_init(&w);
 	w.token = tok;
+	since = fiber__sched_clock();
 	spin_lock(&m->lock);
 	if (mutex_try_acquire(m, tok, false)) {
 		spin_unlock(&m->lock);
@@ -179,7 +184,12 @@ static int mutex_lock_slow(struct mutex_impl *m, uintptr_t tok, struct fiber__ti
 			mutex_update_flags(m);
 			break;
 		}
-		if (m->wl.first == &w)
+		/*
+		 * Starving (Go's starvation mode, the kernel's MUTEX_FLAG_HANDOFF): a first waiter that has waited
+		 * longer than MUTEX_STARVE_NS gets the next unlock's hand-off. Below that, newcomers may take the
+		 * mutex first, which keeps a contended mutex from turning into a convoy of sleeps and wake-ups.
+		 */
+		if (m->wl.first == &w && fiber__sched_clock() - since > MUTEX_STARVE_NS)
 			atomic_fetch_or_explicit(&m->owner, MUTEX_HANDOFF, memory_order_relaxed);
 	}
 	spin_unlock(&m->lock);

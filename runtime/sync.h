@@ -148,4 +148,15 @@ static inline void sync_wake_up_q(struct wake_q_head *q)
 	}
 }
 
+/*
+ * Issue the collected wake-ups and go on: a reschedule they asked for waits for the caller's next preemption point
+ * or block. Channels use it (as Go's runnext): a sender that wakes a receiver and then waits for the reply
+ * switches once, when it blocks, instead of being preempted first and switching again when it blocks.
+ */
+static inline void sync_wake_up_q_lazy(struct wake_q_head *q)
+{
+	if (q->first != WAKE_Q_TAIL)
+		fiber__wake_up_q(q);
+}
+
 #endif /* FIBER_SYNC_H */

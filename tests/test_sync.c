@@ -189,6 +189,61 @@ static void test_sync_mutex_pthread_waiter(void **state)
 	assert_int_equal(atomic_load(&pm_pthread_got), 1);
 }
 
+/* Two fibers on two workers hammer a mutex; a third must still get it (the hand-off after 1 ms of waiting). */
+static fiber_mutex_t sm = FIBER_MUTEX_INITIALIZER;
+static atomic_int starve_done, starve_got;
+static uint64_t starve_wait;
+
+static void *hammer(void *arg)
+{
+	uint64_t end = now_ns() + 5000 * MS_; /* a safety net: the test fails if the waiter never got in */
+
+	while (!atomic_load(&starve_done) && now_ns() < end) {
+		fiber_mutex_lock(&sm);
+		for (volatile int i = 0; i < 50; i++)
+			;
+		fiber_mutex_unlock(&sm);
+	}
+	return NULL;
+}
+
+static void *starving(void *arg)
+{
+	fiber_sleep(20 * MS_); /* the hammers are at it by now */
+	uint64_t t0 = now_ns();
+	fiber_mutex_lock(&sm);
+	starve_wait = now_ns() - t0;
+	atomic_store(&starve_got, !atomic_load(&starve_done));
+	fiber_mutex_unlock(&sm);
+	atomic_store(&starve_done, 1);
+	return NULL;
+}
+
+static void starve_main(void *arg)
+{
+	struct fiber_attr a[3];
+	fiber_t *f[3];
+
+	for (int i = 0; i < 3; i++) {
+		fiber_attr_init(&a[i]);
+		CPU_SET(i % 2, &a[i].affinity);
+	}
+	fiber_spawn(&f[0], &a[0], hammer, NULL);
+	fiber_spawn(&f[1], &a[1], hammer, NULL);
+	fiber_spawn(&f[2], &a[2], starving, NULL);
+	for (int i = 0; i < 3; i++)
+		fiber_join(f[i], NULL);
+}
+
+static void test_sync_mutex_waiter_not_starved(void **state)
+{
+	struct fiber_config c = test_cfg(2);
+
+	assert_int_equal(fiber_run(&c, starve_main, NULL), 0);
+	assert_int_equal(atomic_load(&starve_got), 1);
+	fprintf(stderr, "starving waiter got the mutex after %.2f ms\n", (double)starve_wait / 1e6);
+}
+
 /* ------------------------------------------------------------------------------------------------------------
  * Cond: ping-pong chain with exact totals; timeout; cancel; broadcast
  * ---------------------------------------------------------------------------------------------------------- */
@@ -1017,6 +1072,7 @@ int main(void)
 		cmocka_unit_test(test_sync_mutex_counter_oversubscribed),
 		cmocka_unit_test(test_sync_mutex_errors),
 		cmocka_unit_test(test_sync_mutex_pthread_waiter),
+		cmocka_unit_test(test_sync_mutex_waiter_not_starved),
 		cmocka_unit_test(test_sync_cond_pingpong_chain),
 		cmocka_unit_test(test_sync_cond_timedwait_not_early),
 		cmocka_unit_test(test_sync_cond_cancel_passes_signal_on),
