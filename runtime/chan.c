@@ -111,8 +111,10 @@ static void sel_complete(struct chan_waiter *w, int result, struct wake_q_head *
 	w->result = result;
 	sel->index = w->idx;
 	if (task) {
-		fiber__wake_q_add(wq, task); /* pins the descriptor before the waiter can go */
+		/* As fiber__sync_grant: reference, condition, then the wake_q (add_safe). */
+		fiber__get_task_struct(task);
 		atomic_store_explicit(&sel->state, SEL_DONE, memory_order_release);
+		fiber__wake_q_add_safe(wq, task);
 	} else {
 		atomic_store_explicit(&sel->state, SEL_DONE, memory_order_release);
 		fiber__futex_wake(&sel->state, 1);

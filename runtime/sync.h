@@ -125,11 +125,13 @@ static inline void wlist_del(struct sync_wlist *l, struct sync_waiter *w)
 }
 
 /*
- * Grant @w (already removed from its list) the verdict @v, under the primitive's lock. A fiber is put on @q first
- * (which pins its descriptor), then the grant is published: after that store the waiter may return and its
- * stack entry vanish, so nothing of @w is read afterwards. A pthread is woken by futex right away (the syscall
- * reads no memory of the entry, so a waiter already gone costs at most a spurious wake-up elsewhere).
+ * Grant @w (already removed from its list) the verdict @v, under the primitive's lock. For a fiber: take a
+ * reference, publish the grant, then queue the wake-up on @q (wake_q_add_safe: the condition first). After the
+ * grant store the waiter may return and its stack entry vanish, so nothing of @w is read afterwards. A pthread is
+ * woken by futex right away (the syscall reads no memory of the entry, so a waiter already gone costs at most a
+ * spurious wake-up elsewhere).
  */
+__hidden void fiber__wake_q_add_safe(struct wake_q_head *head, struct fiber *p);
 __hidden void fiber__sync_grant(struct sync_waiter *w, int v, struct wake_q_head *q);
 
 /*

@@ -227,14 +227,37 @@ running:
 	return 0;
 }
 
+/*
+ * wake_q_add_safe: the caller already holds a reference on @p (taken before it published the condition) and
+ * gives it to the queue; if @p is queued elsewhere already, that queue's wake-up comes after our condition store
+ * (the cmpxchg is a full barrier, and the other waker unqueues @p only after it), so we drop our reference.
+ */
+void fiber__wake_q_add_safe(struct wake_q_head *head, struct fiber *p)
+{
+	struct wake_q_node *node = &p->wake_q, *expected = NULL;
+
+	if (!__atomic_compare_exchange_n(&node->next, &expected, WAKE_Q_TAIL, false, __ATOMIC_SEQ_CST,
+					 __ATOMIC_SEQ_CST)) {
+		fiber__put_task_struct(p);
+		return;
+	}
+	*head->lastp = node;
+	head->lastp = &node->next;
+}
+
 void fiber__sync_grant(struct sync_waiter *w, int v, struct wake_q_head *q)
 {
 	struct fiber *task = w->task;
 
 	if (task) {
-		fiber__wake_q_add(q, task); /* takes a reference: the descriptor stays even if the waiter exits */
-		/* Release: pairs with the acquire load in fiber__park / fiber__sync_wait. After it, w may be gone. */
-		atomic_store_explicit(&w->granted, v, memory_order_release);
+		/*
+		 * The condition (the grant) before the wake_q add (KERNEL_MAP §6.5): if the waiter is on another
+		 * waker's wake_q already, that wake-up must find the grant. The reference pins the descriptor, since
+		 * after the release store the waiter may return and exit.
+		 */
+		fiber__get_task_struct(task);
+		atomic_store_explicit(&w->granted, v, memory_order_release); /* pairs with fiber__park's acquire */
+		fiber__wake_q_add_safe(q, task);
 	} else {
 		atomic_store_explicit(&w->granted, v, memory_order_release);
 		fiber__futex_wake(&w->granted, 1);
