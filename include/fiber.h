@@ -283,8 +283,12 @@ void fiber_preempt_notifier_unregister(struct fiber_preempt_notifier *n);
  * Plain pthreads: release-side calls (unlock, signal, broadcast, post, wg_done, wake_up, trysend, tryrecv, close)
  * work from any thread; the blocking calls work from a plain pthread too (it sleeps in the kernel on a futex).
  *
- * Priority inheritance is NOT provided: a FIFO/RR/DEADLINE fiber blocked on a fiber_mutex held by a fair fiber
- * waits as long as the holder's class lets the holder run (priority inversion, as with a PTHREAD_PRIO_NONE mutex).
+ * fiber_mutex has priority inheritance (as a PTHREAD_PRIO_INHERIT mutex, the kernel's rt_mutex): while a FIFO, RR
+ * or DEADLINE fiber waits for it, the holder runs in the realtime class at the waiter's priority (a DEADLINE waiter
+ * lends the highest realtime priority), and realtime waiters get the mutex before fair ones. Limits: one level (a
+ * holder that itself waits on another mutex does not pass the boost on), the boost does not show in
+ * fiber_getattr, a fiber_setattr of the holder ends it, and a contended unlock ends the unlocker's boost even
+ * if it still holds another mutex that realtime fibers wait for. The other primitives have no inheritance.
  * ---------------------------------------------------------------------------------------------------------- */
 
 /* A wait queue (the kernel's wait_queue_head). Define with FIBER_WAITQ_INIT(name) or fiber_waitq_init(). */

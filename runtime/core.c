@@ -1367,6 +1367,58 @@ int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a)
 	return 0;
 }
 
+/*
+ * fiber__pi_setprio (the kernel's rt_mutex_setprio), for fiber_mutex priority inheritance (sync.c): run @p at the
+ * effective priority min(@prio, p->normal_prio), kernel numbering; @prio INT_MAX ends a boost. Below MAX_RT_PRIO
+ * the fiber runs in the rt class; its policy and parameters stay, so fiber_getattr does not show the boost (and a
+ * fiber_setattr of @p ends it). DEADLINE fibers are left alone. The change pattern, as fiber_setattr.
+ * Context: any thread, no rq lock or pi_lock held.
+ */
+void fiber__pi_setprio(struct fiber *p, int prio)
+{
+	const struct sched_class *prev_class, *cls;
+	bool queued, running;
+	int oldprio, newprio;
+	struct rq *rq;
+
+	rq = fiber__task_rq_lock(p);
+	newprio = prio < p->normal_prio ? prio : p->normal_prio;
+	if (dl_policy(p->policy) || newprio == p->prio ||
+	    atomic_load_explicit(&p->state, memory_order_relaxed) == TASK_DEAD) {
+		fiber__task_rq_unlock(rq, p);
+		return;
+	}
+	cls = newprio < MAX_RT_PRIO ? &fiber__rt_sched_class : policy_class(p->policy);
+	fiber__update_rq_clock(rq);
+	queued = task_on_rq_queued(p);
+	running = rq->curr == p;
+	if (queued)
+		dequeue_task(rq, p, DEQUEUE_SAVE | DEQUEUE_MOVE);
+	if (running)
+		p->sched_class->put_prev_task(rq, p, p);
+	prev_class = p->sched_class;
+	oldprio = p->prio;
+	p->prio = newprio;
+	p->sched_class = cls;
+	if (prev_class != cls && prev_class->switched_from)
+		prev_class->switched_from(rq, p);
+	if (queued)
+		enqueue_task(rq, p, ENQUEUE_RESTORE | ENQUEUE_MOVE | (prev_class == cls && oldprio < newprio ? ENQUEUE_HEAD : 0));
+	if (running) {
+		cls->set_next_task(rq, p, false);
+		p->exec_start = rq->clock;
+	}
+	if (prev_class != cls) {
+		if (cls->switched_to)
+			cls->switched_to(rq, p);
+		if (running && sched_class_above(prev_class, cls))
+			fiber__resched_curr(rq);
+	} else if (cls->prio_changed) {
+		cls->prio_changed(rq, p, oldprio);
+	}
+	fiber__task_rq_unlock(rq, p);
+}
+
 int fiber_getattr(fiber_t *f, struct fiber_sched_attr *a)
 {
 	struct fiber *p;

@@ -777,6 +777,8 @@ __hidden bool fiber__signal_pending(struct fiber *p);
 
 /* sync.c: fiber-local storage destructors, run by the exiting fiber itself */
 __hidden void fiber__keys_exit(struct fiber *p);
+/* core.c: the priority-inheritance boost of fiber_mutex (rt_mutex_setprio); INT_MAX ends it */
+__hidden void fiber__pi_setprio(struct fiber *p, int prio);
 
 /* Allocation of runtime objects (jemalloc's explicit API; plain malloc under ASan so that it checks them). */
 __hidden void *fiber__malloc(size_t size);

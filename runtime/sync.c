@@ -24,6 +24,11 @@
  *    and lost after waiting more than MUTEX_STARVE_NS sets HANDOFF; the next unlock then gives the mutex to it
  *    directly (granted = MUTEX_GRANT_OWNER), and nobody else can take it meanwhile (try_acquire refuses while
  *    HANDOFF is set), so no waiter waits much longer than that while others keep taking the mutex.
+ *  - Priority inheritance (the kernel's rt_mutex, one level): realtime and deadline waiters queue ahead of fair
+ *    ones (by priority, FIFO within one), set HANDOFF at once (no barging past them), and the owner runs at the top
+ *    waiter's priority (fiber__pi_setprio, the change pattern) until it unlocks; the new owner of a hand-off
+ *    inherits from the waiters still queued. Not transitive: an owner blocked on a second mutex does not pass the
+ *    boost on. A contended unlock ends the unlocker's boost even if it still holds another contended mutex.
  * ---------------------------------------------------------------------------------------------------------- */
 
 #define MUTEX_WAITERS 0x1ul
@@ -84,6 +89,59 @@ static bool mutex_try_acquire(struct mutex_impl *m, uintptr_t tok, bool first)
 	}
 }
 
+/* PI applies to realtime and deadline waiters (kernel prio < MAX_RT_PRIO; deadline is -1). */
+static inline bool pi_prio(int prio)
+{
+	return prio < MAX_RT_PRIO;
+}
+
+/* Queue @w: behind every waiter of a higher or equal PI priority; all fair waiters share one level (FIFO). */
+static void mutex_queue(struct sync_wlist *l, struct sync_waiter *w)
+{
+	struct sync_waiter *pos;
+	int key = pi_prio(w->prio) ? w->prio : MAX_RT_PRIO;
+
+	for (pos = l->last; pos && (pi_prio(pos->prio) ? pos->prio : MAX_RT_PRIO) > key; pos = pos->prev)
+		;
+	if (!pos) {
+		w->prev = NULL;
+		w->next = l->first;
+		if (l->first)
+			l->first->prev = w;
+		else
+			l->last = w;
+		l->first = w;
+		return;
+	}
+	w->prev = pos;
+	w->next = pos->next;
+	if (pos->next)
+		pos->next->prev = w;
+	else
+		l->last = w;
+	pos->next = w;
+}
+
+/* The boost the owner of @m is owed by its waiters (m->lock held): the top waiter's priority, or INT_MAX. */
+static int mutex_top_prio(struct mutex_impl *m)
+{
+	struct sync_waiter *top = m->wl.first;
+
+	return top && pi_prio(top->prio) ? top->prio : INT_MAX;
+}
+
+/* Run the owner @tok (a fiber) at @prio (INT_MAX: its own). m->lock held: the owner cannot change meanwhile. */
+static void mutex_pi_adjust(uintptr_t tok, int prio)
+{
+	struct fiber *p;
+
+	if (!tok || (tok & SYNC_TOKEN_PTHREAD))
+		return;
+	p = (struct fiber *)tok;
+	if (prio != INT_MAX ? prio < p->prio : p->prio != p->normal_prio)
+		fiber__pi_setprio(p, prio);
+}
+
 /* m->lock held: the list changed; WAITERS mirrors "not empty", HANDOFF goes with an empty list. */
 static void mutex_update_flags(struct mutex_impl *m)
 {
@@ -141,15 +199,22 @@ static int mutex_lock_slow(struct mutex_impl *m, uintptr_t tok, struct fiber__ti
 		spin_unlock(&m->lock);
 		return 0;
 	}
-	wlist_add_tail(&m->wl, &w);
+	mutex_queue(&m->wl, &w);
 	/* After this an unlocker cannot take the fast path: it comes to m->lock and sees us queued. */
 	atomic_fetch_or_explicit(&m->owner, MUTEX_WAITERS, memory_order_relaxed);
+	if (pi_prio(w.prio) && m->wl.first == &w) {
+		/* A realtime waiter: no barging past it, and the owner runs at its priority meanwhile. */
+		atomic_fetch_or_explicit(&m->owner, MUTEX_HANDOFF, memory_order_relaxed);
+		mutex_pi_adjust(atomic_load_explicit(&m->owner, memory_order_relaxed) & ~MUTEX_FLAGS, w.prio);
+	}
 	for (;;) {
 		bool first = m->wl.first == &w;
 
 		if (mutex_try_acquire(m, tok, first)) {
 			wlist_del(&m->wl, &w);
 			mutex_update_flags(m);
+			if (mutex_top_prio(m) != INT_MAX)
+				mutex_pi_adjust(tok, mutex_top_prio(m));
 			break;
 		}
 		g = fiber__sync_wait(&m->lock, &m->wl, &w, TASK_UNINTERRUPTIBLE, to);
@@ -162,6 +227,15 @@ static int mutex_lock_slow(struct mutex_impl *m, uintptr_t tok, struct fiber__ti
 
 			/* A HANDOFF was ours (only the first waiter sets it): the new first sets it again if it loses. */
 			atomic_fetch_and_explicit(&m->owner, ~MUTEX_HANDOFF, memory_order_relaxed);
+			if (n && pi_prio(n->prio))
+				atomic_fetch_or_explicit(&m->owner, MUTEX_HANDOFF, memory_order_relaxed);
+			/*
+			 * The owner's boost follows the waiters that are left (before WAITERS may clear: until then
+			 * the owner cannot unlock).
+			 */
+			if (pi_prio(w.prio))
+				mutex_pi_adjust(atomic_load_explicit(&m->owner, memory_order_relaxed) & ~MUTEX_FLAGS,
+						mutex_top_prio(m));
 			mutex_update_flags(m);
 			/* Free now, and a wake-up may have gone to us: let the next waiter try. */
 			if (n && !(atomic_load_explicit(&m->owner, memory_order_relaxed) & ~MUTEX_FLAGS) &&
@@ -182,6 +256,8 @@ static int mutex_lock_slow(struct mutex_impl *m, uintptr_t tok, struct fiber__ti
 		if (mutex_try_acquire(m, tok, m->wl.first == &w)) {
 			wlist_del(&m->wl, &w);
 			mutex_update_flags(m);
+			if (mutex_top_prio(m) != INT_MAX)
+				mutex_pi_adjust(tok, mutex_top_prio(m));
 			break;
 		}
 		/*
@@ -252,16 +328,28 @@ static void mutex_unlock_slow(struct mutex_impl *m)
 	first = m->wl.first;
 	if (first && (cur & MUTEX_HANDOFF)) {
 		/* Hand-off: the first waiter becomes the owner without ever seeing the mutex free. */
+		uintptr_t ntok = first->token;
+
 		wlist_del(&m->wl, first);
-		atomic_store_explicit(&m->owner, first->token | (m->wl.first ? MUTEX_WAITERS : 0),
+		atomic_store_explicit(&m->owner,
+				      ntok | (m->wl.first ? MUTEX_WAITERS : 0) |
+					      (m->wl.first && pi_prio(m->wl.first->prio) ? MUTEX_HANDOFF : 0),
 				      memory_order_release);
 		fiber__sync_grant(first, MUTEX_GRANT_OWNER, &q);
+		/*
+		 * The new owner inherits from the waiters still queued (first may be gone: use its token; with
+		 * waiters left it cannot unlock before we drop m->lock).
+		 */
+		if (mutex_top_prio(m) != INT_MAX)
+			mutex_pi_adjust(ntok, mutex_top_prio(m));
 	} else {
 		/* Flags change only under m->lock, so a plain release store keeps them exact. */
 		atomic_store_explicit(&m->owner, first ? MUTEX_WAITERS : 0, memory_order_release);
 		if (first && !atomic_load_explicit(&first->granted, memory_order_relaxed))
 			fiber__sync_grant(first, MUTEX_GRANT_RETRY, &q);
 	}
+	/* The unlocker's boost ends (it ran at a waiter's priority while it held the mutex). */
+	mutex_pi_adjust(fiber__sync_token(), INT_MAX);
 	spin_unlock(&m->lock);
 	sync_wake_up_q(&q);
 }

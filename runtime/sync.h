@@ -64,6 +64,7 @@ struct sync_waiter {
 	atomic_int granted;              /* 0 waiting; else the waker's verdict (release store after the wake_q add) */
 	unsigned flags;                  /* per primitive (rwlock: reader or writer) */
 	bool intr;                       /* an interruptible wait (a cancellation point) */
+	int prio;                        /* the waiter's effective priority when it queued (INT_MAX: pthread) */
 	uintptr_t token;                 /* fiber__sync_token() of the waiter */
 };
 
@@ -78,6 +79,7 @@ static inline void sync_waiter_init(struct sync_waiter *w)
 	atomic_init(&w->granted, 0);
 	w->flags = 0;
 	w->intr = false;
+	w->prio = w->task ? w->task->prio : INT_MAX;
 	w->token = fiber__sync_token();
 }
 

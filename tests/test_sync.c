@@ -244,6 +244,77 @@ static void test_sync_mutex_waiter_not_starved(void **state)
 	fprintf(stderr, "starving waiter got the mutex after %.2f ms\n", (double)starve_wait / 1e6);
 }
 
+/*
+ * Priority inheritance, one worker: a fair fiber L holds the mutex, a FIFO-50 fiber H waits for it, a FIFO-10
+ * fiber M burns the CPU for a long time. Without inheritance L (fair) never runs while M (rt) is runnable, so H
+ * waits for M to finish; with it L runs at H's priority, unlocks, and H gets the mutex while M is still busy.
+ */
+static fiber_mutex_t pim = FIBER_MUTEX_INITIALIZER;
+static atomic_int pi_l_holds, pi_m_done, pi_h_before_m, pi_l_prio_ok = -1;
+static uint64_t pi_h_wait;
+
+static void *pi_low(void *arg)
+{
+	struct fiber_sched_attr a;
+
+	fiber_mutex_lock(&pim);
+	atomic_store(&pi_l_holds, 1);
+	spin_ns(20 * MS_); /* H and M arrive meanwhile */
+	fiber_getattr(NULL, &a);
+	atomic_store(&pi_l_prio_ok, a.policy == FIBER_SCHED_NORMAL); /* the boost does not show in getattr */
+	fiber_mutex_unlock(&pim);
+	return NULL;
+}
+
+static void *pi_high(void *arg)
+{
+	uint64_t t0 = now_ns();
+
+	fiber_mutex_lock(&pim);
+	pi_h_wait = now_ns() - t0;
+	atomic_store(&pi_h_before_m, !atomic_load(&pi_m_done));
+	fiber_mutex_unlock(&pim);
+	return NULL;
+}
+
+static void *pi_mid(void *arg)
+{
+	spin_ns(1000 * MS_);
+	atomic_store(&pi_m_done, 1);
+	return NULL;
+}
+
+static void pi_main(void *arg)
+{
+	struct fiber_attr ah, am;
+	fiber_t *l, *h, *m;
+
+	fiber_spawn(&l, NULL, pi_low, NULL);
+	while (!atomic_load(&pi_l_holds))
+		fiber_yield();
+	fiber_attr_init(&ah);
+	ah.sched.policy = FIBER_SCHED_FIFO;
+	ah.sched.priority = 50;
+	fiber_attr_init(&am);
+	am.sched.policy = FIBER_SCHED_FIFO;
+	am.sched.priority = 10;
+	fiber_spawn(&h, &ah, pi_high, NULL); /* runs at once, blocks on pim: L is boosted to 50 */
+	fiber_spawn(&m, &am, pi_mid, NULL);
+	fiber_join(h, NULL);
+	fiber_join(m, NULL);
+	fiber_join(l, NULL);
+}
+
+static void test_sync_mutex_priority_inheritance(void **state)
+{
+	struct fiber_config c = sched_cfg(1);
+
+	assert_int_equal(fiber_run(&c, pi_main, NULL), 0);
+	fprintf(stderr, "PI: the FIFO-50 waiter got the mutex after %.1f ms\n", (double)pi_h_wait / 1e6);
+	assert_int_equal(atomic_load(&pi_h_before_m), 1);
+	assert_int_equal(atomic_load(&pi_l_prio_ok), 1);
+}
+
 /* ------------------------------------------------------------------------------------------------------------
  * Cond: ping-pong chain with exact totals; timeout; cancel; broadcast
  * ---------------------------------------------------------------------------------------------------------- */
@@ -1073,6 +1144,7 @@ int main(void)
 		cmocka_unit_test(test_sync_mutex_errors),
 		cmocka_unit_test(test_sync_mutex_pthread_waiter),
 		cmocka_unit_test(test_sync_mutex_waiter_not_starved),
+		cmocka_unit_test(test_sync_mutex_priority_inheritance),
 		cmocka_unit_test(test_sync_cond_pingpong_chain),
 		cmocka_unit_test(test_sync_cond_timedwait_not_early),
 		cmocka_unit_test(test_sync_cond_cancel_passes_signal_on),
