@@ -946,10 +946,14 @@ int fiber_key_create(fiber_key_t *key, void (*destructor)(void *))
 
 		if (s & 1)
 			continue;
-		/* The destructor is published before the key turns live (release pairs with readers' acquire). */
-		atomic_store_explicit(&keys[k].destructor, destructor, memory_order_relaxed);
-		if (atomic_compare_exchange_strong_explicit(&keys[k].seq, &s, s + 1, memory_order_release,
+		/*
+		 * Win the slot first, then set the destructor: a creator that loses the race must not touch it.
+		 * Nobody holds a value under the new seq before the key is returned, so no exit can use the
+		 * destructor before it is set (the application's hand-over of the key orders the two).
+		 */
+		if (atomic_compare_exchange_strong_explicit(&keys[k].seq, &s, s + 1, memory_order_acq_rel,
 							    memory_order_relaxed)) {
+			atomic_store_explicit(&keys[k].destructor, destructor, memory_order_release);
 			*key = k;
 			return 0;
 		}
@@ -1054,7 +1058,7 @@ void fiber__keys_exit(struct fiber *self)
 				slot->value = NULL;
 				if (slot->seq != atomic_load_explicit(&keys[k].seq, memory_order_acquire))
 					continue;
-				dtor = atomic_load_explicit(&keys[k].destructor, memory_order_relaxed);
+				dtor = atomic_load_explicit(&keys[k].destructor, memory_order_acquire);
 				if (dtor) {
 					dtor(v);
 					again = true;

@@ -961,6 +961,71 @@ static void test_sync_keys_destructors_once(void **state)
 	assert_int_equal(fiber_key_delete(FIBER_KEYS_MAX), -EINVAL);
 }
 
+/* Keys created concurrently by four pthreads each keep their own destructor. */
+#define KC_THREADS 4
+#define KC_KEYS 50
+static fiber_key_t kc_keys[KC_THREADS][KC_KEYS];
+static atomic_int kc_calls, kc_wrong, kc_go;
+
+#define KC_DTOR(t)                                                                                               \
+	static void kc_dtor##t(void *v)                                                                          \
+	{                                                                                                        \
+		atomic_fetch_add(&kc_calls, 1);                                                                  \
+		if ((intptr_t)v != t + 1)                                                                        \
+			atomic_fetch_add(&kc_wrong, 1);                                                          \
+	}
+KC_DTOR(0)
+KC_DTOR(1)
+KC_DTOR(2)
+KC_DTOR(3)
+static void (*const kc_dtors[KC_THREADS])(void *) = { kc_dtor0, kc_dtor1, kc_dtor2, kc_dtor3 };
+
+static void *kc_creator(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+
+	while (!atomic_load(&kc_go))
+		;
+	for (int j = 0; j < KC_KEYS; j++)
+		if (fiber_key_create(&kc_keys[t][j], kc_dtors[t]))
+			atomic_fetch_add(&kc_wrong, 1);
+	return NULL;
+}
+
+static void *kc_fiber(void *arg)
+{
+	for (int t = 0; t < KC_THREADS; t++)
+		for (int j = 0; j < KC_KEYS; j++)
+			fiber_setspecific(kc_keys[t][j], (void *)(intptr_t)(t + 1));
+	return NULL;
+}
+
+static void kc_main(void *arg)
+{
+	fiber_t *f;
+
+	fiber_spawn(&f, NULL, kc_fiber, NULL);
+	fiber_join(f, NULL);
+}
+
+static void test_sync_keys_concurrent_create(void **state)
+{
+	struct fiber_config c = test_cfg(2);
+	pthread_t th[KC_THREADS];
+
+	for (int t = 0; t < KC_THREADS; t++)
+		pthread_create(&th[t], NULL, kc_creator, (void *)(intptr_t)t);
+	atomic_store(&kc_go, 1);
+	for (int t = 0; t < KC_THREADS; t++)
+		pthread_join(th[t], NULL);
+	assert_int_equal(fiber_run(&c, kc_main, NULL), 0);
+	assert_int_equal(atomic_load(&kc_wrong), 0);
+	assert_int_equal(atomic_load(&kc_calls), KC_THREADS * KC_KEYS);
+	for (int t = 0; t < KC_THREADS; t++)
+		for (int j = 0; j < KC_KEYS; j++)
+			assert_int_equal(fiber_key_delete(kc_keys[t][j]), 0);
+}
+
 /* ------------------------------------------------------------------------------------------------------------
  * Public wait queues
  * ---------------------------------------------------------------------------------------------------------- */
@@ -1158,6 +1223,7 @@ int main(void)
 		cmocka_unit_test(test_sync_barrier_one_serial_per_round),
 		cmocka_unit_test(test_sync_wg_wait_sees_all_done),
 		cmocka_unit_test(test_sync_keys_destructors_once),
+		cmocka_unit_test(test_sync_keys_concurrent_create),
 		cmocka_unit_test(test_sync_waitq_event_timeout_cancel_pthread_waker),
 		cmocka_unit_test(test_sync_waitq_pthread_waiter),
 		cmocka_unit_test(test_sync_null_arguments),
