@@ -1381,6 +1381,8 @@ void fiber__pi_setprio(struct fiber *p, int prio)
 	int oldprio, newprio;
 	struct rq *rq;
 
+	if (prio < 0)
+		prio = 0; /* a DEADLINE waiter lends the highest realtime priority (rt queues are 0..98) */
 	rq = fiber__task_rq_lock(p);
 	newprio = prio < p->normal_prio ? prio : p->normal_prio;
 	if (dl_policy(p->policy) || newprio == p->prio ||

@@ -315,6 +315,55 @@ static void test_sync_mutex_priority_inheritance(void **state)
 	assert_int_equal(atomic_load(&pi_l_prio_ok), 1);
 }
 
+/* A DEADLINE waiter lends the holder the highest realtime priority (and the holder goes back afterwards). */
+static fiber_mutex_t dlm = FIBER_MUTEX_INITIALIZER;
+static atomic_int dl_holds, dl_r = 1, dl_set = 1, dl_l_back = -1;
+
+static void *dl_low(void *arg)
+{
+	fiber_mutex_lock(&dlm);
+	atomic_store(&dl_holds, 1);
+	spin_ns(10 * MS_);
+	fiber_mutex_unlock(&dlm);
+	spin_ns(2 * MS_);
+	struct fiber_stats st;
+	atomic_store(&dl_l_back, fiber_stats(NULL, &st) == 0 && st.policy == FIBER_SCHED_NORMAL);
+	return NULL;
+}
+
+static void *dl_waiter(void *arg)
+{
+	struct fiber_sched_attr a = { .policy = FIBER_SCHED_DEADLINE, .runtime_ns = 2 * MS_, .deadline_ns = 10 * MS_,
+				      .period_ns = 10 * MS_ };
+
+	atomic_store(&dl_set, fiber_setattr(NULL, &a));
+	dl_r = fiber_mutex_lock(&dlm);
+	fiber_mutex_unlock(&dlm);
+	return NULL;
+}
+
+static void dl_main(void *arg)
+{
+	fiber_t *l, *w;
+
+	fiber_spawn(&l, NULL, dl_low, NULL);
+	while (!atomic_load(&dl_holds))
+		fiber_yield();
+	fiber_spawn(&w, NULL, dl_waiter, NULL);
+	fiber_join(w, NULL);
+	fiber_join(l, NULL);
+}
+
+static void test_sync_mutex_pi_deadline_waiter(void **state)
+{
+	struct fiber_config c = sched_cfg(1);
+
+	assert_int_equal(fiber_run(&c, dl_main, NULL), 0);
+	assert_int_equal(atomic_load(&dl_set), 0);
+	assert_int_equal(atomic_load(&dl_r), 0);
+	assert_int_equal(atomic_load(&dl_l_back), 1);
+}
+
 /* ------------------------------------------------------------------------------------------------------------
  * Cond: ping-pong chain with exact totals; timeout; cancel; broadcast
  * ---------------------------------------------------------------------------------------------------------- */
@@ -1210,6 +1259,7 @@ int main(void)
 		cmocka_unit_test(test_sync_mutex_pthread_waiter),
 		cmocka_unit_test(test_sync_mutex_waiter_not_starved),
 		cmocka_unit_test(test_sync_mutex_priority_inheritance),
+		cmocka_unit_test(test_sync_mutex_pi_deadline_waiter),
 		cmocka_unit_test(test_sync_cond_pingpong_chain),
 		cmocka_unit_test(test_sync_cond_timedwait_not_early),
 		cmocka_unit_test(test_sync_cond_cancel_passes_signal_on),
