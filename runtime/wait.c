@@ -142,9 +142,8 @@ void fiber__timeout_init(struct fiber__timeout *to, uint64_t ns)
 	uint64_t now;
 
 	to->armed = false;
+	/* Zero is an unarmed timer whose expiry wakes t->fiber (fn NULL); fiber__timer_add sets the rest. */
 	memset(&to->timer, 0, sizeof(to->timer));
-	to->timer.idx = -1;
-	to->timer.fn = NULL; /* wake t->fiber */
 	if (ns == UINT64_MAX) {
 		to->deadline = UINT64_MAX;
 		return;
