@@ -333,7 +333,7 @@ void fiber_wait_schedule(struct fiber_wait_entry *e);
 void fiber_finish_wait(struct fiber_waitq *wq, struct fiber_wait_entry *e);
 
 #define __fiber_wait_event(wq, cond, flags, ns)                                                                  \
-	({                                                                                                       \
+	__extension__({                                                                                         \
 		int __fw_ret = 0;                                                                                \
 		if (!(cond)) {                                                                                   \
 			struct fiber_wait_entry __fw_e;                                                          \
@@ -370,8 +370,8 @@ void fiber_finish_wait(struct fiber_waitq *wq, struct fiber_wait_entry *e);
 /*
  * Mutex: an uncontended lock/unlock is one atomic compare-and-swap each, no system call. Under contention a
  * woken waiter competes with newcomers; once the first waiter has waited over 1 ms, the next unlock hands the
- * mutex to it directly, so a waiter cannot starve. Error-checking: relocking returns -EDEADLK, unlocking a mutex the caller does not hold
- * -EPERM. Owned by a fiber (or a plain pthread), not by a worker.
+ * mutex to it directly, so a waiter cannot starve. Error-checking: relocking returns -EDEADLK, unlocking a mutex
+ * the caller does not hold -EPERM. Owned by a fiber (or a plain pthread), not by a worker.
  */
 typedef struct fiber_mutex {
 	uintptr_t __owner;       /* private */

@@ -303,9 +303,13 @@ static void sel_unlock(struct fiber_chan_op *ops, const unsigned *lockorder, siz
 
 static int op_try(struct fiber_chan_op *op, struct wake_q_head *wq)
 {
-	int res;
+	int res, done;
 
-	if (op->op == FIBER_CHAN_SEND ? send_locked(op->ch, op->elem, &res, wq) : recv_locked(op->ch, op->elem, &res, wq)) {
+	if (op->op == FIBER_CHAN_SEND)
+		done = send_locked(op->ch, op->elem, &res, wq);
+	else
+		done = recv_locked(op->ch, op->elem, &res, wq);
+	if (done) {
 		op->result = res;
 		return 1;
 	}

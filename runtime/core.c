@@ -1404,8 +1404,13 @@ void fiber__pi_setprio(struct fiber *p, int prio)
 	p->sched_class = cls;
 	if (prev_class != cls && prev_class->switched_from)
 		prev_class->switched_from(rq, p);
-	if (queued)
-		enqueue_task(rq, p, ENQUEUE_RESTORE | ENQUEUE_MOVE | (prev_class == cls && oldprio < newprio ? ENQUEUE_HEAD : 0));
+	if (queued) {
+		int flags = ENQUEUE_RESTORE | ENQUEUE_MOVE;
+
+		if (prev_class == cls && oldprio < newprio)
+			flags |= ENQUEUE_HEAD; /* lowered: the head of its new level, as fiber_setattr */
+		enqueue_task(rq, p, flags);
+	}
 	if (running) {
 		cls->set_next_task(rq, p, false);
 		p->exec_start = rq->clock;

@@ -225,7 +225,7 @@ static int mutex_lock_slow(struct mutex_impl *m, uintptr_t tok, struct fiber__ti
 			DEFINE_WAKE_Q(q);
 			struct sync_waiter *n = m->wl.first;
 
-			/* A HANDOFF was ours (only the first waiter sets it): the new first sets it again if it loses. */
+			/* A HANDOFF was ours (only the first waiter sets it); the new first sets it again if needed. */
 			atomic_fetch_and_explicit(&m->owner, ~MUTEX_HANDOFF, memory_order_relaxed);
 			if (n && pi_prio(n->prio))
 				atomic_fetch_or_explicit(&m->owner, MUTEX_HANDOFF, memory_order_relaxed);

@@ -276,7 +276,7 @@ int fiber__sync_wait(spinlock_t *lock, struct sync_wlist *l, struct sync_waiter 
 			return g;
 		if (r) {
 			spin_lock(lock);
-			/* Granted meanwhile: it is ours, take it (the cancellation stays pending for the next point). */
+			/* Granted meanwhile: it is ours, take it (the cancellation stays pending for the next one). */
 			g = atomic_load_explicit(&w->granted, memory_order_acquire);
 			if (g) {
 				spin_unlock(lock);
