@@ -10,15 +10,13 @@
  *				B running. Baseline: a thread asleep in FUTEX_WAIT on an idle CPU (pthread_bench.c)
  *	wake_latency_busy	the same, but worker 1 also runs a CPU-bound fiber that calls fiber_cond_resched()
  *				in a loop: the wake-up must preempt it (budget: under 1 us)
- *	chan_pingpong_1w/2w	two fibers bounce a value over unbuffered channels (Go's baseline) - not yet, see
- *				the TODO below
+ *	(chan_pingpong_1w/2w: bench_sync.c)
  *
  * The blocking primitive: fiber.h has no wait-queue API yet, so this program uses the runtime's internal wait
  * queues (runtime/wait.c: fiber__prepare_to_wait / fiber__schedule / fiber__finish_wait / fiber__wake_up, the
  * loop fiber_join itself uses) and links libfiber.a.
  * TODO: switch to the public fiber_wait_event() / fiber_wake_up() of API.md once fiber.h declares them, and link
  * libfiber.so like the other public-API benchmarks.
- * TODO: chan_pingpong_1w/2w once fiber_chan_* exist (fiber_chan_create(&ch, sizeof(int), 0)).
  */
 #include "lf.h"
 
@@ -351,10 +349,6 @@ int main(int argc, char **argv)
 
 	bench_init(argc, argv);
 	bad = run_all();
-	/* TODO: channels. */
-	if (bench_want("chan_pingpong_1w"))
-		bench_na("chan_pingpong_1w", "libfiber", "not available: fiber_chan_* not in fiber.h yet");
-	if (bench_want("chan_pingpong_2w"))
-		bench_na("chan_pingpong_2w", "libfiber", "not available: fiber_chan_* not in fiber.h yet");
+	/* chan_pingpong_1w/2w: bench_sync.c. */
 	return bad;
 }

@@ -43,6 +43,11 @@ ROWS = [
     ("wake_latency_busy", "wake latency, wakee's worker busy", "ns/wake"),
     ("chan_pingpong_1w", "unbuffered channel ping-pong, 1 worker (one-way)", "ns/msg"),
     ("chan_pingpong_2w", "unbuffered channel ping-pong, 2 workers (one-way)", "ns/msg"),
+    ("chan_pingpong_buf_1w", "channel ping-pong, capacity 2, 1 worker (one-way)", "ns/msg"),
+    ("mutex_uncontended", "mutex lock+unlock, uncontended", "ns/op"),
+    ("mutex_handoff_2w", "mutex lock+unlock, contended by 2 workers/threads", "ns/op"),
+    ("skynet_chan_2w", "skynet over channels, 1M leaves, 2 workers (Go: skynet_2w)", "ms/run"),
+    ("skynet_chan_1w", "skynet over channels, 1M leaves, 1 worker (Go: skynet_1w)", "ms/run"),
     ("yield_fair_2", "yield per class: fair (EEVDF), 2 fibers", "ns/yield"),
     ("yield_fair_16", "yield per class: fair, 16 fibers", "ns/yield"),
     ("yield_fair_1000", "yield per class: fair, 1000 fibers", "ns/yield"),
@@ -92,7 +97,7 @@ PROGRAMS = [
     ("baseline_swapcontext", {"swapcontext": ["switch_pingpong", "switch_ring16"]}),
     ("baseline_boost_context", {"boost_context": ["switch_pingpong", "switch_ring16"]}),
     ("baseline_boost_fiber", {"boost_fiber": ["yield_pingpong", "yield_ring16", "spawn_join_1w",
-                          "spawn_batch_1w"]}),
+                          "spawn_batch_1w", "chan_pingpong_buf_1w"]}),
     ("baseline_pthread", {"pthread": ["spawn_join_allw", "yield_pingpong", "wake_pingpong_cross",
                       "wake_pingpong_cross_condvar", "wake_latency_cross"]}),
     ("baseline_go", {"go": ["yield_pingpong", "yield_ring16", "spawn_join_1w", "spawn_join_allw",
@@ -104,8 +109,11 @@ PROGRAMS = [
     ("bench_spawn", {"libfiber": ["spawn_join_1w", "spawn_join_allw", "spawn_batch_1w", "spawn_batch_allw"]}),
     ("bench_skynet", {"libfiber": ["skynet_2w", "skynet_1w"]}),
     ("bench_wake", {"libfiber": ["wake_pingpong_same", "wake_pingpong_cross", "wake_latency_cross",
-                     "wake_latency_busy", "chan_pingpong_1w", "chan_pingpong_2w"]}),
+                     "wake_latency_busy"]}),
     ("bench_sleep", {"libfiber": ["sleep_50us", "sleep_50us_p99", "monitor_cpu", "monitor_cpu_idle"]}),
+    ("bench_sync", {"libfiber": ["mutex_uncontended", "chan_pingpong_1w", "chan_pingpong_buf_1w",
+                     "mutex_handoff_2w", "chan_pingpong_2w", "skynet_chan_1w", "skynet_chan_2w"],
+                    "pthread": ["mutex_uncontended", "mutex_handoff_2w"]}),
     ("bench_class_yield", {"libfiber": ["yield_fair_2", "yield_fair_16", "yield_fair_1000", "yield_rt_2",
                             "yield_rt_16", "yield_rt_1000", "yield_dl_2", "yield_dl_16", "yield_dl_1000"]}),
 ]
@@ -126,6 +134,7 @@ TARGETS = [
     ("wake_latency_cross", "pthread", 1.1),
     ("wake_latency_busy", "abs", 1000.0),
     ("sleep_50us", "abs", 70000.0),
+    ("chan_pingpong_1w", "go", 0.3),
 ]
 
 LINE = re.compile(r"^(RESULT|NA)\s+(\S+)\s+(\S+)\s*(.*)$")

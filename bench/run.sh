@@ -188,6 +188,7 @@ run_prog bench_skynet 900
 run_prog bench_wake 300
 run_prog bench_sleep 300
 run_prog bench_class_yield 300
+run_prog bench_sync 300
 
 # ---- 5. table, plot ----
 

@@ -372,6 +372,318 @@ void fiber_preempt_notifier_register(struct fiber_preempt_notifier *n);
 void fiber_preempt_notifier_unregister(struct fiber_preempt_notifier *n);
 
 /* ------------------------------------------------------------------------------------------------------------
+ * Waiting and synchronisation
+ *
+ * One protocol under every blocking call (the kernel's wait queues and wake_q): a wake-up that comes between a
+ * waiter's check and its sleep is never lost, and every wait loops, so a spurious wake-up costs a re-check.
+ * Timeouts are relative, in nanoseconds, measured on CLOCK_MONOTONIC; a timed wait never returns -ETIMEDOUT
+ * before its deadline; 0 means "do not wait", UINT64_MAX means "no timeout".
+ *
+ * Cancellation points (they return -ECANCELED to a fiber that fiber_cancel() marked, before or while it waits):
+ * fiber_wait_event_interruptible, the cond, semaphore, wait-group and channel waits, fiber_chan_select. Mutex and
+ * rwlock acquisition and barrier waits are not interruptible. A waiter that was already granted what it waited for
+ * when the cancellation came takes it (returns success); the cancellation then stays pending for the next point,
+ * so no signal, post or message is ever lost to a cancelled waiter.
+ *
+ * Plain pthreads: release-side calls (unlock, signal, broadcast, post, wg_done, wake_up, trysend, tryrecv, close)
+ * work from any thread; the blocking calls work from a plain pthread too (it sleeps in the kernel on a futex).
+ *
+ * fiber_mutex has priority inheritance (as a PTHREAD_PRIO_INHERIT mutex, the kernel's rt_mutex): while a FIFO, RR
+ * or DEADLINE fiber waits for it, the holder runs in the realtime class at the waiter's priority (a DEADLINE waiter
+ * lends the highest realtime priority), and realtime waiters get the mutex before fair ones. Limits: one level (a
+ * holder that itself waits on another mutex does not pass the boost on), the boost does not show in
+ * fiber_getattr, a fiber_setattr of the holder ends it, and a contended unlock ends the unlocker's boost even
+ * if it still holds another mutex that realtime fibers wait for. The other primitives have no inheritance.
+ * ---------------------------------------------------------------------------------------------------------- */
+
+/* A wait queue (the kernel's wait_queue_head). Define with FIBER_WAITQ_INIT(name) or fiber_waitq_init(). */
+struct fiber_waitq_link {
+	struct fiber_waitq_link *next, *prev; /* private */
+};
+struct fiber_waitq {
+	int __lock;                     /* private */
+	struct fiber_waitq_link __head; /* private */
+};
+#define FIBER_WAITQ_INIT(name)                                                                                   \
+	{                                                                                                        \
+		0, { &(name).__head, &(name).__head }                                                            \
+	}
+
+/* fiber_waitq_init - an empty wait queue. Context: any thread. */
+void fiber_waitq_init(struct fiber_waitq *wq);
+
+/*
+ * fiber_wake_up - wake one waiter of @wq; fiber_wake_up_all - wake every waiter. Store the condition first: a
+ * waiter re-checks it after every wake-up. NULL is ignored. Context: any thread.
+ */
+void fiber_wake_up(struct fiber_waitq *wq);
+void fiber_wake_up_all(struct fiber_waitq *wq);
+
+/* The building blocks of the fiber_wait_event macros (prepare_to_wait / schedule / finish_wait). */
+#define FIBER_WAIT_INTERRUPTIBLE 0x1u /* the wait is a cancellation point */
+struct fiber_wait_entry {
+	void *__priv[32]; /* private: the queue entry and the timeout */
+};
+/* fiber_wait_entry_init - an entry of the calling fiber or pthread; @timeout_ns UINT64_MAX = none. Context: any. */
+void fiber_wait_entry_init(struct fiber_wait_entry *e, unsigned flags, uint64_t timeout_ns);
+/*
+ * fiber_prepare_to_wait - queue @e on @wq (if not queued) and mark the caller asleep; then check the condition.
+ * Returns 0, or -ECANCELED / -ETIMEDOUT with @e unqueued (check the condition once more before giving up).
+ * Context: any thread.
+ */
+int fiber_prepare_to_wait(struct fiber_waitq *wq, struct fiber_wait_entry *e);
+/* fiber_wait_schedule - sleep until woken (or the entry's timeout). Context: any thread. */
+void fiber_wait_schedule(struct fiber_wait_entry *e);
+/* fiber_finish_wait - leave @wq and disarm the timeout. Context: any thread. */
+void fiber_finish_wait(struct fiber_waitq *wq, struct fiber_wait_entry *e);
+
+#define __fiber_wait_event(wq, cond, flags, ns)                                                                  \
+	__extension__({                                                                                         \
+		int __fw_ret = 0;                                                                                \
+		if (!(cond)) {                                                                                   \
+			struct fiber_wait_entry __fw_e;                                                          \
+			fiber_wait_entry_init(&__fw_e, (flags), (ns));                                           \
+			for (;;) {                                                                               \
+				int __fw_r = fiber_prepare_to_wait((wq), &__fw_e);                               \
+				if (cond)                                                                        \
+					break;                                                                   \
+				if (__fw_r) {                                                                    \
+					__fw_ret = __fw_r;                                                       \
+					break;                                                                   \
+				}                                                                                \
+				fiber_wait_schedule(&__fw_e);                                                    \
+			}                                                                                        \
+			fiber_finish_wait((wq), &__fw_e);                                                        \
+		}                                                                                                \
+		__fw_ret;                                                                                        \
+	})
+
+/*
+ * fiber_wait_event(wq, cond) - sleep (uninterruptibly) until @cond is true; a statement.
+ * fiber_wait_event_interruptible(wq, cond) - the same, a cancellation point: 0 or -ECANCELED.
+ * fiber_wait_event_timeout(wq, cond, ns) - at most @ns nanoseconds: 0 (cond true) or -ETIMEDOUT.
+ * @cond is evaluated again after every wake-up; it must be safe to evaluate any number of times.
+ * Context: any thread (a plain pthread sleeps in the kernel).
+ */
+#define fiber_wait_event(wq, cond)                                                                               \
+	do {                                                                                                     \
+		(void)__fiber_wait_event(wq, cond, 0u, UINT64_MAX);                                              \
+	} while (0)
+#define fiber_wait_event_interruptible(wq, cond) __fiber_wait_event(wq, cond, FIBER_WAIT_INTERRUPTIBLE, UINT64_MAX)
+#define fiber_wait_event_timeout(wq, cond, ns) __fiber_wait_event(wq, cond, 0u, (uint64_t)(ns))
+
+/*
+ * Mutex: an uncontended lock/unlock is one atomic compare-and-swap each, no system call. Under contention a
+ * woken waiter competes with newcomers; once the first waiter has waited over 1 ms, the next unlock hands the
+ * mutex to it directly, so a waiter cannot starve. Error-checking: relocking returns -EDEADLK, unlocking a mutex
+ * the caller does not hold -EPERM. Owned by a fiber (or a plain pthread), not by a worker.
+ */
+typedef struct fiber_mutex {
+	uintptr_t __owner;       /* private */
+	int __lock;              /* private */
+	void *__first, *__last;  /* private */
+} fiber_mutex_t;
+#define FIBER_MUTEX_INITIALIZER                                                                                  \
+	{                                                                                                        \
+		0, 0, 0, 0                                                                                       \
+	}
+
+/* fiber_mutex_init - an unlocked mutex. 0, -EINVAL (@m NULL). Context: any thread. */
+int fiber_mutex_init(fiber_mutex_t *m);
+/* fiber_mutex_destroy - 0, -EINVAL, -EBUSY (locked or waited for). Context: any thread. */
+int fiber_mutex_destroy(fiber_mutex_t *m);
+/* fiber_mutex_lock - 0, -EINVAL, -EDEADLK (the caller holds it). Not interruptible. Context: any thread. */
+int fiber_mutex_lock(fiber_mutex_t *m);
+/* fiber_mutex_trylock - 0, -EBUSY (held, also by the caller), -EINVAL. Context: any thread. */
+int fiber_mutex_trylock(fiber_mutex_t *m);
+/* fiber_mutex_timedlock - lock within @ns: 0, -ETIMEDOUT, -EDEADLK, -EINVAL. Context: any thread. */
+int fiber_mutex_timedlock(fiber_mutex_t *m, uint64_t ns);
+/* fiber_mutex_unlock - 0, -EINVAL, -EPERM (the caller does not hold it). Context: any thread. */
+int fiber_mutex_unlock(fiber_mutex_t *m);
+
+/* Condition variable: waiters are woken in FIFO order; signal wakes one, broadcast all. */
+typedef struct fiber_cond {
+	int __lock;             /* private */
+	void *__first, *__last; /* private */
+} fiber_cond_t;
+#define FIBER_COND_INITIALIZER                                                                                   \
+	{                                                                                                        \
+		0, 0, 0                                                                                          \
+	}
+
+/* fiber_cond_init - 0, -EINVAL. Context: any thread. */
+int fiber_cond_init(fiber_cond_t *c);
+/* fiber_cond_destroy - 0, -EINVAL, -EBUSY (waiters). Context: any thread. */
+int fiber_cond_destroy(fiber_cond_t *c);
+/*
+ * fiber_cond_wait - unlock @m, wait for a signal, lock @m again (always, also on error). A cancellation point.
+ * Returns 0, -EINVAL, -EPERM (the caller does not hold @m), -ECANCELED.
+ * Context: any thread.
+ */
+int fiber_cond_wait(fiber_cond_t *c, fiber_mutex_t *m);
+/* fiber_cond_timedwait - as fiber_cond_wait, at most @ns: also -ETIMEDOUT. Context: any thread. */
+int fiber_cond_timedwait(fiber_cond_t *c, fiber_mutex_t *m, uint64_t ns);
+/* fiber_cond_signal - wake the longest waiter. 0, -EINVAL. Context: any thread. */
+int fiber_cond_signal(fiber_cond_t *c);
+/* fiber_cond_broadcast - wake every waiter. 0, -EINVAL. Context: any thread. */
+int fiber_cond_broadcast(fiber_cond_t *c);
+
+/*
+ * Reader-writer lock, FIFO and writer-preferring: a reader that arrives while a writer waits queues behind it,
+ * so writers are not starved; when a writer leaves, the readers queued before the next writer all enter.
+ */
+typedef struct fiber_rwlock {
+	int __lock;             /* private */
+	unsigned __readers;     /* private */
+	uintptr_t __writer;     /* private */
+	void *__first, *__last; /* private */
+} fiber_rwlock_t;
+#define FIBER_RWLOCK_INITIALIZER                                                                                 \
+	{                                                                                                        \
+		0, 0, 0, 0, 0                                                                                    \
+	}
+
+/* fiber_rwlock_init - 0, -EINVAL. Context: any thread. */
+int fiber_rwlock_init(fiber_rwlock_t *l);
+/* fiber_rwlock_destroy - 0, -EINVAL, -EBUSY (held or waited for). Context: any thread. */
+int fiber_rwlock_destroy(fiber_rwlock_t *l);
+/* fiber_rwlock_rdlock - 0, -EINVAL, -EDEADLK (the caller holds it for writing), -EAGAIN (too many readers).
+ * Not interruptible. Context: any thread. */
+int fiber_rwlock_rdlock(fiber_rwlock_t *l);
+/* fiber_rwlock_wrlock - 0, -EINVAL, -EDEADLK. Not interruptible. Context: any thread. */
+int fiber_rwlock_wrlock(fiber_rwlock_t *l);
+/* fiber_rwlock_tryrdlock - 0, -EBUSY, -EINVAL, -EAGAIN. Context: any thread. */
+int fiber_rwlock_tryrdlock(fiber_rwlock_t *l);
+/* fiber_rwlock_trywrlock - 0, -EBUSY, -EINVAL. Context: any thread. */
+int fiber_rwlock_trywrlock(fiber_rwlock_t *l);
+/* fiber_rwlock_unlock - release a read or the write lock: 0, -EINVAL, -EPERM (not held / write-held by
+ * another). Context: any thread. */
+int fiber_rwlock_unlock(fiber_rwlock_t *l);
+
+/* Counting semaphore; a post goes to the longest waiter directly. Zero-filled memory is a semaphore of value 0. */
+typedef struct fiber_sem {
+	int __lock;             /* private */
+	unsigned __value;       /* private */
+	void *__first, *__last; /* private */
+} fiber_sem_t;
+#define FIBER_SEM_VALUE_MAX 0x7fffffffu
+
+/* fiber_sem_init - 0, -EINVAL (@s NULL, @value > FIBER_SEM_VALUE_MAX). Context: any thread. */
+int fiber_sem_init(fiber_sem_t *s, unsigned value);
+/* fiber_sem_destroy - 0, -EINVAL, -EBUSY (waiters). Context: any thread. */
+int fiber_sem_destroy(fiber_sem_t *s);
+/* fiber_sem_wait - 0, -EINVAL, -ECANCELED. A cancellation point. Context: any thread (a pthread sleeps). */
+int fiber_sem_wait(fiber_sem_t *s);
+/* fiber_sem_trywait - 0, -EAGAIN (value 0), -EINVAL. Context: any thread. */
+int fiber_sem_trywait(fiber_sem_t *s);
+/* fiber_sem_timedwait - 0, -ETIMEDOUT, -ECANCELED, -EINVAL. Context: any thread. */
+int fiber_sem_timedwait(fiber_sem_t *s, uint64_t ns);
+/* fiber_sem_post - 0, -EINVAL, -EOVERFLOW (value would exceed FIBER_SEM_VALUE_MAX). Context: any thread. */
+int fiber_sem_post(fiber_sem_t *s);
+
+/* Barrier: @count waiters per round; the last one to arrive releases the round. */
+typedef struct fiber_barrier {
+	int __lock;                 /* private */
+	unsigned __count, __arrived; /* private */
+	void *__first, *__last;     /* private */
+} fiber_barrier_t;
+#define FIBER_BARRIER_SERIAL 1 /* fiber_barrier_wait's result in exactly one waiter per round */
+
+/* fiber_barrier_init - 0, -EINVAL (@b NULL, @count 0). Context: any thread. */
+int fiber_barrier_init(fiber_barrier_t *b, unsigned count);
+/* fiber_barrier_destroy - 0, -EINVAL, -EBUSY (a round is in progress). Context: any thread. */
+int fiber_barrier_destroy(fiber_barrier_t *b);
+/* fiber_barrier_wait - FIBER_BARRIER_SERIAL in the last arriver, 0 in the others, -EINVAL. Not interruptible.
+ * Context: any thread. */
+int fiber_barrier_wait(fiber_barrier_t *b);
+
+/* Wait group (Go's sync.WaitGroup). Zero-filled memory is a wait group with counter 0. */
+typedef struct fiber_wg {
+	int __lock;             /* private */
+	int __count;            /* private */
+	void *__first, *__last; /* private */
+} fiber_wg_t;
+#define FIBER_WG_INITIALIZER                                                                                     \
+	{                                                                                                        \
+		0, 0, 0, 0                                                                                       \
+	}
+
+/* fiber_wg_init - counter 0. 0, -EINVAL. Context: any thread. */
+int fiber_wg_init(fiber_wg_t *wg);
+/* fiber_wg_add - add @n (may be negative); at 0 every waiter is released. 0, -EINVAL (NULL, the counter would
+ * go negative or overflow; it is left unchanged). Context: any thread. */
+int fiber_wg_add(fiber_wg_t *wg, int n);
+/* fiber_wg_done - fiber_wg_add(@wg, -1). Context: any thread. */
+int fiber_wg_done(fiber_wg_t *wg);
+/* fiber_wg_wait - wait until the counter is 0. 0, -EINVAL, -ECANCELED. Context: any thread. */
+int fiber_wg_wait(fiber_wg_t *wg);
+
+/*
+ * Channels (Go's): elements of a fixed size are copied in and out; capacity 0 is a rendezvous (a send completes
+ * when a receiver takes the element). Blocked senders and receivers are served in FIFO order. After close, sends
+ * fail with -EPIPE and receives drain what is buffered, then fail with -EPIPE.
+ */
+typedef struct fiber_chan fiber_chan_t;
+
+/* fiber_chan_create - 0, -EINVAL (@ch NULL, elem_size * capacity overflows), -ENOMEM. Context: any thread. */
+int fiber_chan_create(fiber_chan_t **ch, size_t elem_size, size_t capacity);
+/* fiber_chan_send - copy *@elem in: 0, -EPIPE (closed), -ECANCELED, -EINVAL (NULL, unless elem_size is 0).
+ * A cancellation point. Context: any thread (a pthread sleeps). */
+int fiber_chan_send(fiber_chan_t *ch, const void *elem);
+/* fiber_chan_recv - copy an element out to @elem: 0, -EPIPE (closed and empty), -ECANCELED, -EINVAL.
+ * A cancellation point. Context: any thread (a pthread sleeps). */
+int fiber_chan_recv(fiber_chan_t *ch, void *elem);
+/* fiber_chan_trysend - as fiber_chan_send, or -EAGAIN where it would block. Context: any thread. */
+int fiber_chan_trysend(fiber_chan_t *ch, const void *elem);
+/* fiber_chan_tryrecv - as fiber_chan_recv, or -EAGAIN where it would block. Context: any thread. */
+int fiber_chan_tryrecv(fiber_chan_t *ch, void *elem);
+/* fiber_chan_close - wake every blocked sender and receiver (they get -EPIPE). 0, -EINVAL, -EPIPE (closed
+ * already). Context: any thread. */
+int fiber_chan_close(fiber_chan_t *ch);
+/* fiber_chan_destroy - free @ch: 0, -EINVAL, -EBUSY (senders or receivers wait on it). Context: any thread. */
+int fiber_chan_destroy(fiber_chan_t *ch);
+
+#define FIBER_CHAN_SEND 1
+#define FIBER_CHAN_RECV 2
+struct fiber_chan_op { /* one case of a select */
+	fiber_chan_t *ch;  /* NULL: a case that is never ready (Go's nil channel) */
+	int op;            /* FIBER_CHAN_SEND or FIBER_CHAN_RECV */
+	void *elem;        /* element to send, or where to store the received one */
+	int result;        /* out: 0, -EPIPE (closed) */
+};
+
+/*
+ * fiber_chan_select - complete exactly one of @ops (Go's select). Among the ops ready at the call one is chosen
+ * uniformly at random; otherwise the caller waits for the first that becomes ready. A send on a closed channel and
+ * a receive on a closed, empty one are ready and complete with result -EPIPE.
+ * @timeout_ns: 0 polls, < 0 waits for ever.
+ * Returns the index of the op that completed (its result set), -ETIMEDOUT, -ECANCELED (a cancellation point),
+ * -EINVAL (@ops NULL with @n > 0, an unknown op, a NULL elem where the element size is not 0), -ENOMEM (@n large).
+ * Context: any thread (a pthread sleeps).
+ */
+int fiber_chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns);
+
+/*
+ * Fiber-local storage (pthread keys, Boost.Fiber's fiber_specific_ptr). At most FIBER_KEYS_MAX keys at a time.
+ * When a fiber exits, the destructor of each key with a non-NULL value runs once with that value (the value is
+ * cleared first); values set by destructors are destroyed again, up to FIBER_DESTRUCTOR_ITERATIONS rounds.
+ */
+typedef unsigned fiber_key_t;
+#define FIBER_KEYS_MAX 1024
+#define FIBER_DESTRUCTOR_ITERATIONS 4
+
+/* fiber_key_create - 0, -EINVAL (@key NULL), -EAGAIN (no key left). Context: any thread. */
+int fiber_key_create(fiber_key_t *key, void (*destructor)(void *));
+/* fiber_key_delete - 0, -EINVAL (not a live key). Destructors no longer run for it. Context: any thread. */
+int fiber_key_delete(fiber_key_t key);
+/* fiber_setspecific - the calling fiber's value for @key: 0, -EINVAL (not a live key), -ENOMEM, -EPERM (not in
+ * a fiber). Context: fiber. */
+int fiber_setspecific(fiber_key_t key, const void *value);
+/* fiber_getspecific - the calling fiber's value for @key, NULL if none, not a live key, or not in a fiber.
+ * Context: fiber. */
+void *fiber_getspecific(fiber_key_t key);
+
+/* ------------------------------------------------------------------------------------------------------------
  * Introspection
  * ---------------------------------------------------------------------------------------------------------- */
 

@@ -541,6 +541,11 @@ void fiber__wake_q_add(struct wake_q_head *head, struct fiber *p)
 void fiber__wake_up_q(struct wake_q_head *head)
 {
 	struct wake_q_node *node = head->first;
+	/*
+	 * A plain thread's wake-ups run after it dropped the lock that kept the wakee waiting, so the wakee may have
+	 * exited and the runtime stopped meanwhile: hold it open (with no runtime left there is nobody to wake).
+	 */
+	bool held = node != WAKE_Q_TAIL && fiber__rt_enter();
 
 	while (node != WAKE_Q_TAIL) {
 		struct fiber *p = container_of(node, struct fiber, wake_q);
@@ -548,9 +553,12 @@ void fiber__wake_up_q(struct wake_q_head *head)
 		node = node->next;
 		/* Unqueue before waking, so a later wake_q_add after this point queues it again. */
 		__atomic_store_n(&p->wake_q.next, NULL, __ATOMIC_RELEASE);
-		fiber__wake_up_process(p);
+		if (held)
+			fiber__wake_up_process(p);
 		fiber__put_task_struct(p);
 	}
+	if (held)
+		fiber__rt_exit();
 	head->first = WAKE_Q_TAIL;
 	head->lastp = &head->first;
 }
@@ -1020,6 +1028,9 @@ void fiber__exit(void *retval)
 		schedule_atomic_fixup(w, p, "exited");
 		p->saved_preempt = 0; /* it never resumes */
 	}
+	/* Fiber-local destructors run in the fiber, before it is joinable-done (pthread_exit order). */
+	if (p->specific)
+		fiber__keys_exit(p);
 	/* Notifiers are the fiber's own; they do not fire for the final switch-out. */
 	while (p->preempt_notifiers)
 		fiber_preempt_notifier_unregister(p->preempt_notifiers);
@@ -1579,6 +1590,65 @@ int fiber_getaffinity(fiber_t *f, cpu_set_t *set)
 	fiber__rt_exit();
 	fiber__preempt_point();
 	return 0;
+}
+
+/*
+ * fiber__pi_setprio (the kernel's rt_mutex_setprio), for fiber_mutex priority inheritance (sync.c): run @p at the
+ * effective priority min(@prio, p->normal_prio), kernel numbering; @prio INT_MAX ends a boost. Below MAX_RT_PRIO
+ * the fiber runs in the rt class; its policy and parameters stay, so fiber_getattr does not show the boost (and a
+ * fiber_setattr of @p ends it). DEADLINE fibers are left alone. The change pattern, as fiber_setattr.
+ * Context: any thread, no rq lock or pi_lock held.
+ */
+void fiber__pi_setprio(struct fiber *p, int prio)
+{
+	const struct sched_class *prev_class, *cls;
+	bool queued, running;
+	int oldprio, newprio;
+	struct rq *rq;
+
+	if (prio < 0)
+		prio = 0; /* a DEADLINE waiter lends the highest realtime priority (rt queues are 0..98) */
+	rq = fiber__task_rq_lock(p);
+	newprio = prio < p->normal_prio ? prio : p->normal_prio;
+	if (dl_policy(p->policy) || newprio == p->prio ||
+	    atomic_load_explicit(&p->state, memory_order_relaxed) == TASK_DEAD) {
+		fiber__task_rq_unlock(rq, p);
+		return;
+	}
+	cls = newprio < MAX_RT_PRIO ? &fiber__rt_sched_class : policy_class(p->policy);
+	fiber__update_rq_clock(rq);
+	queued = task_on_rq_queued(p);
+	running = rq->curr == p;
+	if (queued)
+		dequeue_task(rq, p, DEQUEUE_SAVE | DEQUEUE_MOVE);
+	if (running)
+		p->sched_class->put_prev_task(rq, p, p);
+	prev_class = p->sched_class;
+	oldprio = p->prio;
+	p->prio = newprio;
+	p->sched_class = cls;
+	if (prev_class != cls && prev_class->switched_from)
+		prev_class->switched_from(rq, p);
+	if (queued) {
+		int flags = ENQUEUE_RESTORE | ENQUEUE_MOVE;
+
+		if (prev_class == cls && oldprio < newprio)
+			flags |= ENQUEUE_HEAD; /* lowered: the head of its new level, as fiber_setattr */
+		enqueue_task(rq, p, flags);
+	}
+	if (running) {
+		cls->set_next_task(rq, p, false);
+		p->exec_start = rq->clock;
+	}
+	if (prev_class != cls) {
+		if (cls->switched_to)
+			cls->switched_to(rq, p);
+		if (running && sched_class_above(prev_class, cls))
+			fiber__resched_curr(rq);
+	} else if (cls->prio_changed) {
+		cls->prio_changed(rq, p, oldprio);
+	}
+	fiber__task_rq_unlock(rq, p);
 }
 
 int fiber_getattr(fiber_t *f, struct fiber_sched_attr *a)

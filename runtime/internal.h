@@ -385,9 +385,10 @@ struct sched_class;
 
 /* Wait queues (wait.c): the park/unpark protocol every blocking primitive uses. */
 struct wait_queue_entry {
-	struct fiber *task;
+	struct fiber *task;     /* NULL: a plain pthread, which sleeps on futex (wait.c) */
 	struct list_head entry;
 	unsigned flags;
+	atomic_int futex;       /* pthread waiters: 0 asleep, 1 woken (written under the queue's lock) */
 };
 struct wait_queue_head {
 	spinlock_t lock;
@@ -452,6 +453,7 @@ struct fiber {
 	int blocking_depth;       /* fiber_blocking_begin() depth; only the fiber itself */
 	int saved_preempt;        /* preempt depth carried across a switch when a fiber slept while atomic */
 	atomic_bool cancel_pending; /* fiber_cancel(): the analog of a pending fatal signal */
+	void *specific;           /* sync.c: fiber-local values (fiber_setspecific); only the fiber itself */
 	cpu_set_t cpus_mask;      /* allowed workers, already intersected with the worker set; pi_lock + rq->lock */
 	int nr_cpus_allowed;
 	struct fiber_timer timer; /* fiber_sleep and timeouts: intrusive, so a sleep cannot fail for memory */
@@ -888,6 +890,11 @@ __hidden void fiber__finish_wait(struct wait_queue_head *wq, struct wait_queue_e
 __hidden void fiber__wake_up(struct wait_queue_head *wq, unsigned mode, int nr);
 __hidden void fiber__wake_up_sync(struct wait_queue_head *wq, unsigned mode);
 __hidden bool fiber__signal_pending(struct fiber *p);
+
+/* sync.c: fiber-local storage destructors, run by the exiting fiber itself */
+__hidden void fiber__keys_exit(struct fiber *p);
+/* core.c: the priority-inheritance boost of fiber_mutex (rt_mutex_setprio); INT_MAX ends it */
+__hidden void fiber__pi_setprio(struct fiber *p, int prio);
 
 /*
  * Allocation of runtime objects (jemalloc's explicit API, or malloc: FIBER_LIBC_MALLOC).

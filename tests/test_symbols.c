@@ -14,6 +14,18 @@ static const char *const api[] = {
 	"fiber_migrate_disable", "fiber_migrate_enable", "fiber_blocking_begin", "fiber_blocking_end", "fiber_preempt_notifier_init",
 	"fiber_preempt_notifier_register", "fiber_preempt_notifier_unregister", "fiber_stats", "fiber_worker_stats",
 	"fiber_dump",
+	/* Waiting and synchronisation */
+	"fiber_waitq_init", "fiber_wake_up", "fiber_wake_up_all", "fiber_wait_entry_init", "fiber_prepare_to_wait",
+	"fiber_wait_schedule", "fiber_finish_wait", "fiber_mutex_init", "fiber_mutex_destroy", "fiber_mutex_lock",
+	"fiber_mutex_trylock", "fiber_mutex_timedlock", "fiber_mutex_unlock", "fiber_cond_init",
+	"fiber_cond_destroy", "fiber_cond_wait", "fiber_cond_timedwait", "fiber_cond_signal",
+	"fiber_cond_broadcast", "fiber_rwlock_init", "fiber_rwlock_destroy", "fiber_rwlock_rdlock",
+	"fiber_rwlock_wrlock", "fiber_rwlock_tryrdlock", "fiber_rwlock_trywrlock", "fiber_rwlock_unlock",
+	"fiber_sem_init", "fiber_sem_destroy", "fiber_sem_wait", "fiber_sem_trywait", "fiber_sem_timedwait",
+	"fiber_sem_post", "fiber_barrier_init", "fiber_barrier_destroy", "fiber_barrier_wait", "fiber_wg_init",
+	"fiber_wg_add", "fiber_wg_done", "fiber_wg_wait", "fiber_chan_create", "fiber_chan_send",
+	"fiber_chan_recv", "fiber_chan_trysend", "fiber_chan_tryrecv", "fiber_chan_close", "fiber_chan_destroy",
+	"fiber_chan_select", "fiber_key_create", "fiber_key_delete", "fiber_setspecific", "fiber_getspecific",
 };
 
 static void test_symbols_exported_exactly(void **state)

@@ -5,6 +5,8 @@
  *	yield_ring16	16 fibers doing the same
  *	spawn_join_1w	construct a fiber, join it, one at a time (ns/op)
  *	spawn_batch_1w	construct 1000 fibers, then join them all (ns per fiber)
+ *	chan_pingpong_buf_1w	2 fibers bounce a value over two buffered_channel<int>(2) (ns one-way; Boost.Fiber's
+ *			channels need a capacity of at least 2, so libfiber's row uses capacity 2 too)
  *
  * The main context joins the fibers, so it is blocked, not runnable, while they yield.
  */
@@ -66,6 +68,29 @@ static uint64_t spawn_batch(void *, uint64_t iters)
 	return bench_now_ns() - t0;
 }
 
+static uint64_t chan_pingpong(void *, uint64_t iters)
+{
+	boost::fibers::buffered_channel<int> ping(2), pong(2);
+	uint64_t t0 = bench_now_ns();
+	boost::fibers::fiber a([&] {
+		int v = 0;
+		for (uint64_t i = 0; i < iters; i++) {
+			ping.push(v);
+			pong.pop(v);
+		}
+	});
+	boost::fibers::fiber b([&] {
+		int v;
+		for (uint64_t i = 0; i < iters; i++) {
+			ping.pop(v);
+			pong.push(v + 1);
+		}
+	});
+	a.join();
+	b.join();
+	return bench_now_ns() - t0;
+}
+
 int main(int argc, char **argv)
 {
 	yield_arg two = { 2 }, ring = { 16 };
@@ -75,5 +100,6 @@ int main(int argc, char **argv)
 	bench_run("yield_ring16", "boost_fiber", "ns/yield", yield_n, &ring, 16);
 	bench_run("spawn_join_1w", "boost_fiber", "ns/op", spawn_join, nullptr, 1);
 	bench_run("spawn_batch_1w", "boost_fiber", "ns/op", spawn_batch, nullptr, 1);
+	bench_run("chan_pingpong_buf_1w", "boost_fiber", "ns/msg", chan_pingpong, nullptr, 2);
 	return 0;
 }

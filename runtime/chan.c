@@ -1,0 +1,556 @@
+/*
+ * runtime/chan.c - channels (buffered and rendezvous) and select, with Go's semantics.
+ *
+ * A channel is a spinlock, a ring buffer and two FIFO queues of blocked operations (sendq, recvq). A blocked
+ * send, receive or select is one struct chan_sel (the waiting fiber or pthread and its state word) with one
+ * struct chan_waiter per case, each queued on its channel. Whoever finds a waiter in a queue claims its chan_sel
+ * with a compare-and-swap WAITING -> CLAIMED, so that of all the cases of a select exactly one completes; waiters
+ * whose claim fails (their select completed elsewhere, timed out or was cancelled) are dropped from the queue.
+ * The claimer then moves the element directly between the two parties (or through the buffer), records the
+ * result, queues the wake-up (wake_q) and publishes DONE, all under that channel's lock, and wakes the waiter
+ * after dropping it.
+ *
+ * A waiter gives up (timeout, cancellation) only by winning WAITING -> ABORTED; if it loses, the operation was
+ * done for it and it returns success: a message is never lost to a cancelled or timed-out receiver.
+ *
+ * select locks all its channels in address order (Go's sellock), polls the cases in a random order (a fair choice
+ * among ready cases), and otherwise queues one waiter per case before it unlocks and parks.
+ */
+#include "sync.h"
+
+enum { SEL_WAITING = 0, SEL_CLAIMED = 1, SEL_DONE = 2, SEL_ABORTED = 3 };
+
+struct chan_sel {
+	atomic_int state;  /* SEL_*; the futex word of a pthread waiter */
+	struct fiber *task; /* NULL: plain pthread */
+	int index;          /* the case that completed; written by the claimer before DONE */
+};
+
+struct chan_waiter {
+	struct chan_waiter *next, *prev; /* ch->lock */
+	struct chan_sel *sel;
+	void *elem;   /* send: the element; recv: where it goes (NULL: dropped) */
+	int idx;      /* the case index */
+	int result;   /* written by the claimer before DONE: 0 or -EPIPE */
+	bool queued;  /* ch->lock */
+};
+
+struct chan_q {
+	struct chan_waiter *first, *last;
+};
+
+struct fiber_chan {
+	spinlock_t lock;
+	bool closed;          /* lock */
+	size_t elem_size, cap;
+	size_t head, count;   /* lock: ring buffer of cap elements */
+	struct chan_q sendq, recvq;
+	char *buf;
+};
+
+static void q_add(struct chan_q *q, struct chan_waiter *w)
+{
+	w->next = NULL;
+	w->prev = q->last;
+	if (q->last)
+		q->last->next = w;
+	else
+		q->first = w;
+	q->last = w;
+	w->queued = true;
+}
+
+static void q_del(struct chan_q *q, struct chan_waiter *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		q->first = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		q->last = w->prev;
+	w->next = w->prev = NULL;
+	w->queued = false;
+}
+
+/*
+ * A fiber cancelled while it waits is on its way out (the cancel woke it): it is not handed a message it would
+ * then have to return with, so it never swallows one meant for another waiter. It stays queued and aborts itself.
+ */
+static inline bool sel_cancelled(const struct chan_sel *sel)
+{
+	return sel->task && atomic_load_explicit(&sel->task->cancel_pending, memory_order_relaxed);
+}
+
+/* The first waiter of @q whose select we win (ch->lock held); dead ones are dropped on the way. */
+static struct chan_waiter *q_claim(struct chan_q *q)
+{
+	struct chan_waiter *w, *next;
+
+	for (w = q->first; w; w = next) {
+		int expected = SEL_WAITING;
+
+		next = w->next;
+		if (atomic_load_explicit(&w->sel->state, memory_order_relaxed) == SEL_WAITING && sel_cancelled(w->sel))
+			continue;
+		q_del(q, w);
+		if (atomic_compare_exchange_strong_explicit(&w->sel->state, &expected, SEL_CLAIMED,
+							    memory_order_acq_rel, memory_order_relaxed))
+			return w;
+	}
+	return NULL;
+}
+
+/* Finish a claimed waiter (ch->lock held). After the DONE store the waiter may return: nothing of it is read. */
+static void sel_complete(struct chan_waiter *w, int result, struct wake_q_head *wq)
+{
+	struct chan_sel *sel = w->sel;
+	struct fiber *task = sel->task;
+
+	w->result = result;
+	sel->index = w->idx;
+	if (task) {
+		/* As fiber__sync_grant: reference, condition, then the wake_q (add_safe). */
+		fiber__get_task_struct(task);
+		atomic_store_explicit(&sel->state, SEL_DONE, memory_order_release);
+		fiber__wake_q_add_safe(wq, task);
+	} else {
+		atomic_store_explicit(&sel->state, SEL_DONE, memory_order_release);
+		fiber__futex_wake(&sel->state, 1);
+	}
+}
+
+static inline void *slot(struct fiber_chan *ch, size_t i)
+{
+	return ch->buf + ((ch->head + i) % ch->cap) * ch->elem_size;
+}
+
+static inline void copy(void *dst, const void *src, size_t n)
+{
+	if (n && dst)
+		memcpy(dst, src, n);
+}
+
+/* Try a send now (ch->lock held): 1 and *res when it completed (0 or -EPIPE), 0 when it would block. */
+static int send_locked(struct fiber_chan *ch, const void *elem, int *res, struct wake_q_head *wq)
+{
+	struct chan_waiter *w;
+
+	if (ch->closed) {
+		*res = -EPIPE;
+		return 1;
+	}
+	/* A waiting receiver means the buffer is empty: hand the element over directly. */
+	if ((w = q_claim(&ch->recvq))) {
+		copy(w->elem, elem, ch->elem_size);
+		sel_complete(w, 0, wq);
+		*res = 0;
+		return 1;
+	}
+	if (ch->count < ch->cap) {
+		copy(slot(ch, ch->count), elem, ch->elem_size);
+		ch->count++;
+		*res = 0;
+		return 1;
+	}
+	return 0;
+}
+
+static int recv_locked(struct fiber_chan *ch, void *elem, int *res, struct wake_q_head *wq)
+{
+	struct chan_waiter *w;
+
+	if (ch->count) {
+		copy(elem, slot(ch, 0), ch->elem_size);
+		ch->head = (ch->head + 1) % ch->cap;
+		ch->count--;
+		/* A blocked sender's element takes the freed slot (FIFO order is kept). */
+		if ((w = q_claim(&ch->sendq))) {
+			copy(slot(ch, ch->count), w->elem, ch->elem_size);
+			ch->count++;
+			sel_complete(w, 0, wq);
+		}
+		*res = 0;
+		return 1;
+	}
+	if ((w = q_claim(&ch->sendq))) {
+		copy(elem, w->elem, ch->elem_size);
+		sel_complete(w, 0, wq);
+		*res = 0;
+		return 1;
+	}
+	if (ch->closed) {
+		*res = -EPIPE;
+		return 1;
+	}
+	return 0;
+}
+
+int fiber_chan_create(fiber_chan_t **out, size_t elem_size, size_t capacity)
+{
+	struct fiber_chan *ch;
+	size_t bytes;
+
+	if (!out)
+		return -EINVAL;
+	if (capacity && elem_size && capacity > SIZE_MAX / elem_size)
+		return -EINVAL;
+	bytes = capacity * elem_size;
+	ch = fiber__zalloc(sizeof(*ch));
+	if (!ch)
+		return -ENOMEM;
+	if (bytes) {
+		ch->buf = fiber__malloc(bytes);
+		if (!ch->buf) {
+			fiber__free(ch, sizeof(*ch));
+			return -ENOMEM;
+		}
+	}
+	spin_lock_init(&ch->lock);
+	ch->elem_size = elem_size;
+	ch->cap = capacity;
+	*out = ch;
+	return 0;
+}
+
+int fiber_chan_close(fiber_chan_t *ch)
+{
+	DEFINE_WAKE_Q(wq);
+	struct chan_waiter *w;
+
+	if (!ch)
+		return -EINVAL;
+	spin_lock(&ch->lock);
+	if (ch->closed) {
+		spin_unlock(&ch->lock);
+		return -EPIPE;
+	}
+	ch->closed = true;
+	/* Receivers queued means the buffer is empty: they all get -EPIPE, as do all blocked senders. */
+	while ((w = q_claim(&ch->recvq)))
+		sel_complete(w, -EPIPE, &wq);
+	while ((w = q_claim(&ch->sendq)))
+		sel_complete(w, -EPIPE, &wq);
+	spin_unlock(&ch->lock);
+	sync_wake_up_q(&wq);
+	return 0;
+}
+
+int fiber_chan_destroy(fiber_chan_t *ch)
+{
+	if (!ch)
+		return -EINVAL;
+	spin_lock(&ch->lock);
+	/* Any entry, also of a select on its way out: it still dequeues itself from here. */
+	if (ch->sendq.first || ch->recvq.first) {
+		spin_unlock(&ch->lock);
+		return -EBUSY;
+	}
+	spin_unlock(&ch->lock);
+	if (ch->buf)
+		fiber__free(ch->buf, ch->cap * ch->elem_size);
+	fiber__free(ch, sizeof(*ch));
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * select (and the blocking single-case send / recv, which are a select of one case)
+ * ---------------------------------------------------------------------------------------------------------- */
+
+#define SEL_STACK 8 /* cases handled without allocation */
+
+static __thread uint64_t sel_rng; /* xorshift64*, per thread */
+
+static uint32_t sel_rand(void)
+{
+	uint64_t x = sel_rng;
+
+	if (!x)
+		x = (uint64_t)(uintptr_t)&sel_rng ^ fiber__mono_ns() ^ 0x9e3779b97f4a7c15ull;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	sel_rng = x;
+	return (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+static void sel_lock(struct fiber_chan_op *ops, const unsigned *lockorder, size_t n)
+{
+	fiber_chan_t *last = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		fiber_chan_t *ch = ops[lockorder[i]].ch;
+
+		if (ch != last)
+			spin_lock(&ch->lock);
+		last = ch;
+	}
+}
+
+static void sel_unlock(struct fiber_chan_op *ops, const unsigned *lockorder, size_t n)
+{
+	fiber_chan_t *last = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		fiber_chan_t *ch = ops[lockorder[i]].ch;
+
+		if (ch != last)
+			spin_unlock(&ch->lock);
+		last = ch;
+	}
+}
+
+static int op_try(struct fiber_chan_op *op, struct wake_q_head *wq)
+{
+	int res, done;
+
+	if (op->op == FIBER_CHAN_SEND)
+		done = send_locked(op->ch, op->elem, &res, wq);
+	else
+		done = recv_locked(op->ch, op->elem, &res, wq);
+	if (done) {
+		op->result = res;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The select engine. @cancel_point: a cancelled fiber gets -ECANCELED (not for try*). Returns the index of the
+ * case that completed, -ETIMEDOUT (timeout 0: would block), -ECANCELED, -ENOMEM.
+ */
+static int chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns, bool cancel_point)
+{
+	struct chan_waiter wstack[SEL_STACK], *ws = wstack;
+	unsigned ostack[2 * SEL_STACK], *order = ostack, *lockorder;
+	struct fiber *self = sync_self();
+	struct fiber__timeout to, *top = NULL;
+	struct chan_sel sel;
+	size_t nlive = 0;
+	DEFINE_WAKE_Q(wq);
+	int ret = -ETIMEDOUT, r = 0;
+
+	if (cancel_point && self && fiber__signal_pending(self))
+		return -ECANCELED;
+	if (n > SEL_STACK) {
+		if (n > UINT32_MAX)
+			return -EINVAL;
+		ws = fiber__malloc(n * sizeof(*ws));
+		order = fiber__malloc(2 * n * sizeof(*order));
+		if (!ws || !order) {
+			fiber__free(ws, n * sizeof(*ws));
+			fiber__free(order, 2 * n * sizeof(*order));
+			return -ENOMEM;
+		}
+	}
+	lockorder = order + n;
+
+	/* pollorder: a random permutation of the live cases; lockorder: the same cases by channel address. */
+	for (size_t i = 0; i < n; i++) {
+		if (!ops[i].ch)
+			continue;
+		size_t j = nlive > 0 ? sel_rand() % (nlive + 1) : 0;
+
+		order[nlive] = order[j];
+		order[j] = (unsigned)i;
+		/* insertion sort by address: n is small */
+		size_t k = nlive;
+
+		while (k > 0 && (uintptr_t)ops[lockorder[k - 1]].ch > (uintptr_t)ops[i].ch) {
+			lockorder[k] = lockorder[k - 1];
+			k--;
+		}
+		lockorder[k] = (unsigned)i;
+		nlive++;
+	}
+
+	sel_lock(ops, lockorder, nlive);
+	for (size_t i = 0; i < nlive; i++) {
+		if (op_try(&ops[order[i]], &wq)) {
+			sel_unlock(ops, lockorder, nlive);
+			ret = (int)order[i];
+			goto out;
+		}
+	}
+	if (timeout_ns == 0) {
+		sel_unlock(ops, lockorder, nlive);
+		goto out;
+	}
+
+	/* Queue one waiter per case; from here on a peer can complete us. */
+	atomic_init(&sel.state, SEL_WAITING);
+	sel.task = self;
+	sel.index = -1;
+	for (size_t i = 0; i < nlive; i++) {
+		unsigned c = lockorder[i];
+		struct chan_waiter *w = &ws[i];
+
+		w->sel = &sel;
+		w->elem = ops[c].elem;
+		w->idx = (int)c;
+		w->result = 0;
+		q_add(ops[c].op == FIBER_CHAN_SEND ? &ops[c].ch->sendq : &ops[c].ch->recvq, w);
+	}
+	sel_unlock(ops, lockorder, nlive);
+
+	if (timeout_ns > 0) {
+		fiber__timeout_init(&to, (uint64_t)timeout_ns);
+		top = &to;
+	}
+	for (;;) {
+		int s = atomic_load_explicit(&sel.state, memory_order_acquire);
+
+		if (s == SEL_DONE)
+			break;
+		if (s == SEL_CLAIMED) {
+			/* A peer is moving the element under its channel's lock; it takes no longer than that. */
+			cpu_relax();
+			continue;
+		}
+		r = fiber__park(&sel.state, SEL_WAITING, cancel_point ? TASK_INTERRUPTIBLE : TASK_UNINTERRUPTIBLE, top);
+		if (r) {
+			int expected = SEL_WAITING;
+
+			if (atomic_compare_exchange_strong_explicit(&sel.state, &expected, SEL_ABORTED,
+								    memory_order_acq_rel, memory_order_acquire))
+				break;
+			r = 0; /* completed meanwhile: that wins */
+		}
+	}
+	if (top)
+		fiber__timeout_done(top);
+
+	/* Dequeue what is left (a completed single case was dequeued by its claimer). */
+	if (nlive > 1 || r) {
+		sel_lock(ops, lockorder, nlive);
+		for (size_t i = 0; i < nlive; i++) {
+			struct chan_waiter *w = &ws[i];
+			unsigned c = (unsigned)w->idx;
+
+			if (w->queued)
+				q_del(ops[c].op == FIBER_CHAN_SEND ? &ops[c].ch->sendq : &ops[c].ch->recvq, w);
+		}
+		sel_unlock(ops, lockorder, nlive);
+	}
+	if (r) {
+		ret = r;
+	} else {
+		ret = sel.index;
+		for (size_t i = 0; i < nlive; i++)
+			if (ws[i].idx == ret)
+				ops[ret].result = ws[i].result;
+	}
+out:
+	if (ws != wstack) {
+		fiber__free(ws, n * sizeof(*ws));
+		fiber__free(order, 2 * n * sizeof(*order));
+	}
+	sync_wake_up_q_lazy(&wq);
+	return ret;
+}
+
+static bool op_valid(const struct fiber_chan_op *op)
+{
+	if (op->op != FIBER_CHAN_SEND && op->op != FIBER_CHAN_RECV)
+		return false;
+	return !op->ch || op->elem || !op->ch->elem_size;
+}
+
+int fiber_chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns)
+{
+	if (!ops && n)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!op_valid(&ops[i]))
+			return -EINVAL;
+	return chan_select(ops, n, timeout_ns, true);
+}
+
+/* Wait for a single queued case (chan_one): park until a peer completed it, or give up. */
+static int chan_wait_one(struct chan_sel *sel, struct chan_waiter *w, struct chan_q *q, fiber_chan_t *ch)
+{
+	int r;
+
+	for (;;) {
+		int s = atomic_load_explicit(&sel->state, memory_order_acquire);
+
+		if (s == SEL_DONE)
+			return w->result; /* the claimer dequeued us */
+		if (s == SEL_CLAIMED) {
+			cpu_relax(); /* a peer is moving the element under ch->lock */
+			continue;
+		}
+		r = fiber__park(&sel->state, SEL_WAITING, TASK_INTERRUPTIBLE, NULL);
+		if (r) {
+			int expected = SEL_WAITING;
+
+			if (atomic_compare_exchange_strong_explicit(&sel->state, &expected, SEL_ABORTED,
+								    memory_order_acq_rel, memory_order_acquire)) {
+				spin_lock(&ch->lock);
+				if (w->queued)
+					q_del(q, w);
+				spin_unlock(&ch->lock);
+				return r;
+			}
+		}
+	}
+}
+
+/*
+ * One case, with one lock round trip: complete it at once, or (blocking) queue it under the same lock and wait.
+ */
+static int chan_one(fiber_chan_t *ch, int kind, void *elem, bool block)
+{
+	struct fiber_chan_op op = { ch, kind, elem, 0 };
+	struct chan_waiter w;
+	struct chan_sel sel;
+	struct chan_q *q;
+	struct fiber *self;
+	DEFINE_WAKE_Q(wq);
+	int r;
+
+	if (!ch || (!elem && ch->elem_size))
+		return -EINVAL;
+	self = sync_self();
+	if (block && self && fiber__signal_pending(self))
+		return -ECANCELED;
+	spin_lock(&ch->lock);
+	r = op_try(&op, &wq);
+	if (r || !block) {
+		spin_unlock(&ch->lock);
+		sync_wake_up_q_lazy(&wq);
+		return r ? op.result : -EAGAIN;
+	}
+	atomic_init(&sel.state, SEL_WAITING);
+	sel.task = self;
+	sel.index = -1;
+	w.sel = &sel;
+	w.elem = elem;
+	w.idx = 0;
+	w.result = 0;
+	q = kind == FIBER_CHAN_SEND ? &ch->sendq : &ch->recvq;
+	q_add(q, &w);
+	spin_unlock(&ch->lock);
+	return chan_wait_one(&sel, &w, q, ch);
+}
+
+int fiber_chan_send(fiber_chan_t *ch, const void *elem)
+{
+	return chan_one(ch, FIBER_CHAN_SEND, (void *)elem, true);
+}
+
+int fiber_chan_recv(fiber_chan_t *ch, void *elem)
+{
+	return chan_one(ch, FIBER_CHAN_RECV, elem, true);
+}
+
+int fiber_chan_trysend(fiber_chan_t *ch, const void *elem)
+{
+	return chan_one(ch, FIBER_CHAN_SEND, (void *)elem, false);
+}
+
+int fiber_chan_tryrecv(fiber_chan_t *ch, void *elem)
+{
+	return chan_one(ch, FIBER_CHAN_RECV, elem, false);
+}
