@@ -299,7 +299,14 @@ static bool dequeue_task_fair(struct rq *rq, struct fiber *p, int flags)
 	return true;
 }
 
-/* sched_yield: push the deadline a slice further, so that peers with earlier deadlines go first. */
+/*
+ * sched_yield, as upstream's "sched/fair: Forfeit vruntime on yield": an eligible yielder gives up the rest of its
+ * slice - its vruntime moves to its deadline and its deadline one slice further. Pushing only the deadline (6.6)
+ * left the yielder eligible with the earliest deadline whenever the peer was not eligible, so a yield often picked
+ * the yielder again. Once its vruntime reached the deadline, every peer whose vruntime is not beyond it is eligible
+ * and has a deadline no later than the yielder's new one, so the pick goes to a peer. An ineligible yielder is left
+ * alone: pick_eevdf passes it over anyway, and moving it on would let its vruntime run away (upstream's reason).
+ */
 static void yield_task_fair(struct rq *rq)
 {
 	struct cfs_rq *cfs = &rq->cfs;
@@ -308,7 +315,10 @@ static void yield_task_fair(struct rq *rq)
 	if (!se || cfs->nr_running <= 1)
 		return;
 	update_curr_fair(rq);
-	se->deadline += calc_delta_fair((int64_t)se->slice, se);
+	if (entity_eligible(cfs, se)) {
+		se->vruntime = se->deadline;
+		se->deadline += calc_delta_fair((int64_t)se->slice, se);
+	}
 }
 
 /* The eligible entity with the earliest virtual deadline, curr included. */
