@@ -15,13 +15,14 @@
 #   BENCH_BIN    directory of the benchmark programs (default build-bench/bench)
 #   BENCH_OUT    directory for callgrind's output files (default build-bench/bench-out)
 #   BENCH_QUICK  1: small iteration counts (a smoke run)
+#   BENCH_RES    where callgrind.csv and the table.md section go (default bench/results)
 
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${BENCH_BIN:-$ROOT/build-bench/bench}
 OUT=${BENCH_OUT:-$ROOT/build-bench/bench-out}/callgrind
-RES=$ROOT/bench/results
+RES=${BENCH_RES:-$ROOT/bench/results}
 TABLE=$RES/table.md
 CSV=$RES/callgrind.csv
 
@@ -77,6 +78,15 @@ measure switch_ring16 libfiber 16 bench_switch --impl libfiber
 measure switch_ring16 boost_context 16 baseline_boost_context
 measure yield_pingpong libfiber 2 bench_yield
 measure yield_pingpong boost_fiber 2 baseline_boost_fiber
+measure yield_ring16 libfiber 16 bench_yield
+measure yield_ring16 boost_fiber 16 baseline_boost_fiber
+measure yield_fair_2 libfiber 1 bench_class_yield
+measure yield_fair_16 libfiber 1 bench_class_yield
+measure yield_fair_1000 libfiber 1 bench_class_yield
+measure yield_rt_1000 libfiber 1 bench_class_yield
+measure spawn_join_1w libfiber 1 bench_spawn
+measure spawn_join_1w boost_fiber 1 baseline_boost_fiber
+measure spawn_batch_1w libfiber 1 bench_spawn
 
 # ---- print, csv, markdown ----
 

@@ -6,7 +6,8 @@
  *	spawn_join_1w	construct a fiber, join it, one at a time (ns/op)
  *	spawn_batch_1w	construct 1000 fibers, then join them all (ns per fiber)
  *
- * The main context joins the fibers, so it is blocked, not runnable, while they yield.
+ * The main context joins the fibers, so it is blocked, not runnable, while they yield. The yield rows also report
+ * the share of yields that switched (SWITCHES line, bench.h).
  */
 #include "bench.h"
 
@@ -27,9 +28,15 @@ static uint64_t yield_n(void *arg, uint64_t iters)
 
 	fibers.reserve(n);
 	for (unsigned k = 0; k < n; k++)
-		fibers.emplace_back([iters] {
-			for (uint64_t i = 0; i < iters; i++)
+		fibers.emplace_back([iters, k] {
+			uint64_t sw = 0;
+
+			bench_yield_begin((int)k);
+			for (uint64_t i = 0; i < iters; i++) {
 				boost::this_fiber::yield();
+				bench_yield_note((int)k, &sw);
+			}
+			bench_yield_add(iters, sw);
 		});
 	for (auto &f : fibers)
 		f.join();
@@ -71,8 +78,8 @@ int main(int argc, char **argv)
 	yield_arg two = { 2 }, ring = { 16 };
 
 	bench_init(argc, argv);
-	bench_run("yield_pingpong", "boost_fiber", "ns/yield", yield_n, &two, 2);
-	bench_run("yield_ring16", "boost_fiber", "ns/yield", yield_n, &ring, 16);
+	bench_run_sw("yield_pingpong", "boost_fiber", "ns/yield", yield_n, &two, 2);
+	bench_run_sw("yield_ring16", "boost_fiber", "ns/yield", yield_n, &ring, 16);
 	bench_run("spawn_join_1w", "boost_fiber", "ns/op", spawn_join, nullptr, 1);
 	bench_run("spawn_batch_1w", "boost_fiber", "ns/op", spawn_batch, nullptr, 1);
 	return 0;
