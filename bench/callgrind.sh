@@ -64,8 +64,12 @@ measure() {
 		ROWS+=("$op|$impl|not available (valgrind run failed, see $OUT/$impl-$op-*.log)")
 		return
 	fi
-	ROWS+=("$op|$impl|$(awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" -v k="$ops" \
-		'BEGIN { printf "%.1f", (b - a) / ((n2 - n1) * k) }')")
+	local v sw
+	v=$(awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" -v k="$ops" 'BEGIN { printf "%.1f", (b - a) / ((n2 - n1) * k) }')
+	# A yield row says how many of its yields switched in the longer run (the SWITCHES line, bench.h).
+	sw=$(awk '/^SWITCHES/ { print $4; exit }' "$OUT/$impl-$op-2.log")
+	[ -n "$sw" ] && v="$v|switches/yield $sw"
+	ROWS+=("$op|$impl|$v")
 }
 
 echo "==> callgrind: instructions per operation (N1=$N1, N2=$N2)" >&2
@@ -93,20 +97,20 @@ measure spawn_batch_1w libfiber 1 bench_spawn
 {
 	echo "operation,impl,instructions_per_op,note"
 	for r in "${ROWS[@]}"; do
-		IFS='|' read -r op impl v <<< "$r"
+		IFS='|' read -r op impl v note <<< "$r"
 		case $v in
 		not*) echo "$op,$impl,,\"$v\"" ;;
-		*) echo "$op,$impl,$v," ;;
+		*) echo "$op,$impl,$v,$note" ;;
 		esac
 	done
 } > "$CSV"
 
 echo
-printf '%-18s %-15s %s\n' operation impl "instructions/op"
-printf '%-18s %-15s %s\n' ------------------ --------------- ---------------
+printf '%-18s %-15s %-15s %s\n' operation impl "instructions/op" note
+printf '%-18s %-15s %-15s %s\n' ------------------ --------------- --------------- ----
 for r in "${ROWS[@]}"; do
-	IFS='|' read -r op impl v <<< "$r"
-	printf '%-18s %-15s %s\n' "$op" "$impl" "$v"
+	IFS='|' read -r op impl v note <<< "$r"
+	printf '%-18s %-15s %-15s %s\n' "$op" "$impl" "$v" "$note"
 done
 
 SECTION="## Instructions per operation (callgrind)"
@@ -120,11 +124,11 @@ fi
 	echo
 	echo "valgrind --tool=callgrind, (Ir(N2) - Ir(N1)) / ((N2 - N1) * operations per iteration), N1=$N1, N2=$N2."
 	echo
-	echo "| operation | impl | instructions/op |"
-	echo "|---|---|---|"
+	echo "| operation | impl | instructions/op | note |"
+	echo "|---|---|---|---|"
 	for r in "${ROWS[@]}"; do
-		IFS='|' read -r op impl v <<< "$r"
-		echo "| $op | $impl | $v |"
+		IFS='|' read -r op impl v note <<< "$r"
+		echo "| $op | $impl | $v | $note |"
 	done
 	echo
 } >> "$TABLE"

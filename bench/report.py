@@ -479,11 +479,11 @@ def readme_block(cells, mach, callgrind):
         out.append("| `%s`: %s (%s) | %s | %s | %s |" % (op, desc, unit, lf, "<br>".join(base) or "-", tg))
     if callgrind:
         out += ["", "Instructions per operation (callgrind, `bench/callgrind.sh`):", "",
-                "| operation | impl | instructions/op |", "|---|---|---|"]
+                "| operation | impl | instructions/op | note |", "|---|---|---|---|"]
         for r in callgrind:
-            v = r.get("instructions_per_op") or r.get("note") or "-"
-            out.append("| %s | %s | %s |" % (r.get("operation", "?"), IMPL_TITLES.get(r.get("impl"), r.get("impl")),
-                                           v))
+            v = r.get("instructions_per_op") or "-"
+            out.append("| %s | %s | %s | %s |" % (r.get("operation", "?"),
+                                                IMPL_TITLES.get(r.get("impl"), r.get("impl")), v, r.get("note") or ""))
     out.append(README_END)
     return "\n".join(out)
 

@@ -296,6 +296,7 @@ struct cfs_rq {
 	unsigned nr_running;       /* queued fair fibers including curr */
 	struct sched_entity *curr; /* the running fair entity (not in the tree) */
 	struct sched_entity *next; /* next buddy: picked first while eligible (joins, sync wake-ups) */
+	struct sched_entity *replaced; /* put_prev_task put prev in this one's tree node; set_next_task takes it */
 	uint64_t chain_start;      /* rq clock of the last pick that was not a buddy */
 	int64_t min_vruntime;      /* v0: monotonic base of the weighted sums below */
 	int64_t avg_vruntime;      /* sum over the tree of (v_i - v0) * w_i */

@@ -68,14 +68,19 @@ static inline int64_t calc_delta_fair(int64_t delta, const struct sched_entity *
 	return -(int64_t)(((unsigned __int128)(uint64_t)-delta * NICE_0_LOAD * se->inv_weight) >> 32);
 }
 
-/* ---- the tree: ordered by deadline, augmented with min vruntime ---- */
+/*
+ * ---- the tree: ordered by deadline, augmented with min vruntime ----
+ *
+ * The callbacks are passed as constants to treap.h's always-inline operations, so they are inlined: no indirect
+ * call per comparison or augment step.
+ */
 
-static bool fair_less(const struct tnode *a, const struct tnode *b)
+static inline bool fair_less(const struct tnode *a, const struct tnode *b)
 {
 	return node_se(a)->deadline < node_se(b)->deadline;
 }
 
-static bool fair_augment(struct tnode *n)
+static inline bool fair_augment(struct tnode *n)
 {
 	struct sched_entity *se = node_se(n);
 	int64_t m = se->vruntime;
@@ -88,6 +93,74 @@ static bool fair_augment(struct tnode *n)
 		return false;
 	se->min_vruntime = m;
 	return true;
+}
+
+static inline void fair_augment_copy(struct tnode *dst, const struct tnode *src)
+{
+	node_se(dst)->min_vruntime = node_se(src)->min_vruntime;
+}
+
+static inline void fair_augment_propagate(struct tnode *a, const struct tnode *n)
+{
+	int64_t v = node_se(n)->vruntime;
+
+	if (v < node_se(a)->min_vruntime)
+		node_se(a)->min_vruntime = v;
+}
+
+#ifdef FIBER_DEBUG
+/* The whole subtree: parent links, deadline order, priority heap order and min_vruntime recomputed. */
+static int64_t fair_tree_check_node(const struct tnode *n, const struct tnode *parent, unsigned *cnt)
+{
+	const struct sched_entity *se = node_se(n);
+	int64_t m = se->vruntime;
+
+	FIBER_BUG_ON(n->parent != parent);
+	FIBER_BUG_ON(parent && n->prio < parent->prio);
+	FIBER_BUG_ON(n->l && node_se(n->l)->deadline > se->deadline);
+	FIBER_BUG_ON(n->r && node_se(n->r)->deadline < se->deadline);
+	(*cnt)++;
+	if (n->l) {
+		int64_t l = fair_tree_check_node(n->l, n, cnt);
+
+		m = l < m ? l : m;
+	}
+	if (n->r) {
+		int64_t r = fair_tree_check_node(n->r, n, cnt);
+
+		m = r < m ? r : m;
+	}
+	FIBER_BUG_ON(se->min_vruntime != m);
+	return m;
+}
+
+/* FIBER_DEBUG: check the tree after each change while it is small (the walk is O(n)). */
+static void fair_tree_check(struct cfs_rq *cfs)
+{
+	unsigned cnt = 0;
+
+	if (cfs->nr_running > 64 || !cfs->tree.root)
+		return;
+	fair_tree_check_node(cfs->tree.root, NULL, &cnt);
+	FIBER_BUG_ON(cnt > cfs->nr_running + 1); /* an enqueue inserts before it counts */
+}
+#else
+static inline void fair_tree_check(struct cfs_rq *cfs)
+{
+	(void)cfs;
+}
+#endif
+
+static inline void fair_tree_insert(struct cfs_rq *cfs, struct sched_entity *se)
+{
+	__treap_insert(&cfs->tree, &se->node, fair_less, fair_augment, fair_augment_copy, fair_augment_propagate);
+	fair_tree_check(cfs);
+}
+
+static inline void fair_tree_erase(struct cfs_rq *cfs, struct sched_entity *se)
+{
+	__treap_erase(&cfs->tree, &se->node, fair_augment, fair_augment_copy);
+	fair_tree_check(cfs);
 }
 
 /* ---- V, lag and eligibility ---- */
@@ -178,12 +251,12 @@ static void __enqueue_entity(struct cfs_rq *cfs, struct sched_entity *se)
 {
 	avg_vruntime_add(cfs, se);
 	se->min_vruntime = se->vruntime;
-	treap_insert(&cfs->tree, &se->node);
+	fair_tree_insert(cfs, se);
 }
 
 static void __dequeue_entity(struct cfs_rq *cfs, struct sched_entity *se)
 {
-	treap_erase(&cfs->tree, &se->node);
+	fair_tree_erase(cfs, se);
 	avg_vruntime_sub(cfs, se);
 }
 
@@ -199,14 +272,12 @@ static bool update_deadline(struct cfs_rq *cfs, struct sched_entity *se)
 	return cfs->nr_running > 1;
 }
 
-static void update_curr_fair(struct rq *rq)
+static __noinline void __update_curr_fair(struct rq *rq)
 {
 	struct cfs_rq *cfs = &rq->cfs;
 	struct sched_entity *curr = cfs->curr;
 	int64_t delta;
 
-	if (!curr || rq->curr != fair_task_of(curr))
-		return;
 	delta = fiber__update_curr_common(rq);
 	if (delta <= 0)
 		return;
@@ -214,6 +285,23 @@ static void update_curr_fair(struct rq *rq)
 	if (update_deadline(cfs, curr))
 		fiber__resched_curr(rq);
 	update_min_vruntime(cfs);
+}
+
+/*
+ * Charge the fair curr up to rq->clock. One schedule() calls this from several hooks (yield, pick, put_prev) at the
+ * same clock; all but the first find nothing to charge, and that test is inline, so they cost a few instructions.
+ */
+static inline __attribute__((always_inline)) void update_curr_fair(struct rq *rq)
+{
+	struct sched_entity *curr = rq->cfs.curr;
+
+	if (curr && rq->curr == fair_task_of(curr) && (int64_t)(rq->clock - fair_task_of(curr)->exec_start) > 0)
+		__update_curr_fair(rq);
+}
+
+static void update_curr_fair_hook(struct rq *rq)
+{
+	update_curr_fair(rq);
 }
 
 /* Lag at dequeue, clamped to what two slices (or a tick) could have earned. */
@@ -426,11 +514,25 @@ static void put_prev_task_fair(struct rq *rq, struct fiber *prev, struct fiber *
 {
 	struct cfs_rq *cfs = &rq->cfs;
 	struct sched_entity *se = &prev->se;
+	struct tnode *root = cfs->tree.root;
 
-	(void)next;
 	update_curr_fair(rq);
-	if (se->on_rq)
-		__enqueue_entity(cfs, se);
+	if (se->on_rq) {
+		if (root && root == &next->se.node && !root->l && !root->r) {
+			/*
+			 * The tree holds only next, which leaves it in set_next_task: prev takes its node's place instead
+			 * of an insert followed by an erase (a yield between two fibers, a wake-up of a second one).
+			 */
+			avg_vruntime_sub(cfs, &next->se);
+			avg_vruntime_add(cfs, se);
+			se->min_vruntime = se->vruntime;
+			__treap_replace(&cfs->tree, root, &se->node);
+			cfs->replaced = &next->se;
+			fair_tree_check(cfs);
+		} else {
+			__enqueue_entity(cfs, se);
+		}
+	}
 	cfs->curr = NULL;
 }
 
@@ -439,8 +541,11 @@ static void set_next_task_fair(struct rq *rq, struct fiber *p, bool first)
 	struct cfs_rq *cfs = &rq->cfs;
 	struct sched_entity *se = &p->se;
 
-	if (se->on_rq)
+	if (cfs->replaced == se)
+		cfs->replaced = NULL; /* put_prev_task took it out of the tree already */
+	else if (se->on_rq)
 		__dequeue_entity(cfs, se);
+	FIBER_DEBUG_BUG_ON(cfs->replaced);
 	if (cfs->next == se)
 		cfs->next = NULL; /* clear_buddies; a buddy pick continues the hand-off chain */
 	else
@@ -516,7 +621,7 @@ const struct sched_class fiber__fair_sched_class = {
 	.task_fork = task_fork_fair,
 	.switched_to = switched_to_fair,
 	.prio_changed = prio_changed_fair,
-	.update_curr = update_curr_fair,
+	.update_curr = update_curr_fair_hook,
 	.reweight_task = reweight_task_fair,
 };
 
