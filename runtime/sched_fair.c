@@ -143,6 +143,8 @@ static void fair_tree_check(struct cfs_rq *cfs)
 		return;
 	fair_tree_check_node(cfs->tree.root, NULL, &cnt);
 	FIBER_BUG_ON(cnt > cfs->nr_running + 1); /* an enqueue inserts before it counts */
+	FIBER_BUG_ON(cfs->tree.leftmost != __treap_first_of(cfs->tree.root));
+	FIBER_BUG_ON(cfs->tree.rightmost != __treap_last_of(cfs->tree.root));
 }
 #else
 static inline void fair_tree_check(struct cfs_rq *cfs)
@@ -330,8 +332,15 @@ static void place_entity(struct cfs_rq *cfs, struct sched_entity *se, int flags)
 		if (cfs->curr && cfs->curr->on_rq)
 			load += (int64_t)cfs->curr->load_weight;
 		lag = se->vlag;
-		if (load && lag)
-			lag = (int64_t)((__int128)lag * (load + (int64_t)se->load_weight) / load);
+		if (load && lag) {
+			int64_t prod;
+
+			/* 64-bit where the product fits (lag is clamped to a few slices: almost always), else 128-bit */
+			if (!__builtin_mul_overflow(lag, load + (int64_t)se->load_weight, &prod))
+				lag = prod / load;
+			else
+				lag = (int64_t)((__int128)lag * (load + (int64_t)se->load_weight) / load);
+		}
 	}
 	se->vruntime = vruntime - lag;
 	if (se->rel_deadline) {
@@ -443,6 +452,14 @@ static struct sched_entity *pick_eevdf(struct cfs_rq *cfs, uint64_t now)
 	if (curr && curr->deadline == curr->pick_deadline)
 		return curr;
 
+	/*
+	 * The first node in deadline order, if eligible, is the pick without a walk (the tree caches it): the common
+	 * case of a queue of fibers that take turns. Otherwise the walk finds the leftmost eligible node.
+	 */
+	if (cfs->tree.leftmost && ELIGIBLE(node_se(cfs->tree.leftmost)->vruntime)) {
+		best = node_se(cfs->tree.leftmost);
+		node = NULL;
+	}
 	while (node) {
 		if (node->l && ELIGIBLE(node_se(node->l)->min_vruntime)) {
 			node = node->l; /* earlier deadlines, and an eligible entity among them */

@@ -21,6 +21,11 @@
  * the way down (an insert can only move an ancestor's value towards n's) and needs no fix-up walk afterwards.
  * Without propagate, and after an erase, the path is fixed up bottom-up and stops at the first ancestor whose
  * value stays the same: every node above it depends on the changed subtree only through that value.
+ *
+ * The tree caches its first and last node (the kernel's rb_root_cached, both ends): treap_first() is O(1), and an
+ * insert at or after the last node attaches there without walking down from the root; one in the root's right
+ * half searches from the last node up the right spine and then down (a finger search). The ancestors' values are
+ * then fixed up bottom-up, which usually stops at once: a node added near the back rarely lowers a minimum.
  */
 #ifndef FIBER_TREAP_H
 #define FIBER_TREAP_H
@@ -41,6 +46,7 @@ typedef void (*treap_propagate_fn)(struct tnode *a, const struct tnode *n);
 
 struct treap {
 	struct tnode *root;
+	struct tnode *leftmost, *rightmost; /* the first and last node in order (NULL when empty) */
 	uint32_t seed;
 	treap_less_fn less;
 	treap_compute_fn augment;
@@ -50,7 +56,7 @@ struct treap {
 
 static inline void treap_init(struct treap *t, treap_less_fn less, treap_compute_fn augment)
 {
-	t->root = NULL;
+	t->root = t->leftmost = t->rightmost = NULL;
 	t->seed = 0x9e3779b9u;
 	t->less = less;
 	t->augment = augment;
@@ -114,6 +120,7 @@ static __treap_inline void __treap_insert(struct treap *t, struct tnode *n, trea
 					  treap_compute_fn compute, treap_copy_fn copy, treap_propagate_fn propagate)
 {
 	struct tnode **link = &t->root, *parent = NULL;
+	bool walked = false;
 
 	/* xorshift32: the priorities only need to be unpredictable to the insertion order */
 	t->seed ^= t->seed << 13;
@@ -121,20 +128,68 @@ static __treap_inline void __treap_insert(struct treap *t, struct tnode *n, trea
 	t->seed ^= t->seed << 5;
 	n->prio = t->seed;
 	n->l = n->r = NULL;
-	while (*link) {
-		parent = *link;
-		if (compute && propagate)
-			propagate(parent, n);
-		link = less(n, parent) ? &parent->l : &parent->r;
+	if (!t->root) {
+		t->leftmost = t->rightmost = n;
+	} else if (!less(n, t->rightmost)) {
+		/*
+		 * Not before the last node (equal keys go right): it becomes the last node's right child, without the
+		 * walk down from the root - the common case of a queue whose members go to the back (a yield ring).
+		 */
+		parent = t->rightmost;
+		link = &parent->r;
+		t->rightmost = n;
+	} else {
+		struct tnode *z = t->root;
+
+		if (less(n, t->leftmost))
+			t->leftmost = n;
+		if (!less(n, z)) {
+			/*
+			 * In the root's right half: a finger search from the last node. Climb the right spine while n
+			 * orders before the parent; n then belongs in z's left subtree. A key near the back (a yield ring
+			 * where the deadlines spread over a slice) walks a few recently used nodes near the bottom
+			 * instead of the whole depth.
+			 */
+			z = t->rightmost;
+			while (z->parent && less(n, z->parent))
+				z = z->parent;
+		} else {
+			walked = true;
+			if (compute && propagate)
+				propagate(z, n);
+		}
+		link = &z->l; /* n orders before z */
+		parent = z;
+		while (*link) {
+			parent = *link;
+			if (walked && compute && propagate)
+				propagate(parent, n);
+			link = less(n, parent) ? &parent->l : &parent->r;
+		}
 	}
 	*link = n;
 	n->parent = parent;
 	if (compute)
 		compute(n);
+	/* Ancestors first, so that the rotations below start from correct values: stops at the first unchanged. */
+	if (!walked || !propagate)
+		__treap_fixup_path(n->parent, compute);
 	while (n->parent && n->prio < n->parent->prio)
 		__treap_rotate_up(t, n, compute, copy);
-	if (!propagate)
-		__treap_fixup_path(n->parent, compute);
+}
+
+static inline struct tnode *__treap_first_of(struct tnode *n)
+{
+	while (n->l)
+		n = n->l;
+	return n;
+}
+
+static inline struct tnode *__treap_last_of(struct tnode *n)
+{
+	while (n->r)
+		n = n->r;
+	return n;
 }
 
 static __treap_inline void __treap_erase(struct treap *t, struct tnode *n, treap_compute_fn compute,
@@ -142,6 +197,11 @@ static __treap_inline void __treap_erase(struct treap *t, struct tnode *n, treap
 {
 	struct tnode *p;
 
+	/* In-order neighbours are kept by rotations, so the new first/last node is known now. */
+	if (t->leftmost == n)
+		t->leftmost = n->r ? __treap_first_of(n->r) : n->parent;
+	if (t->rightmost == n)
+		t->rightmost = n->l ? __treap_last_of(n->l) : n->parent;
 	/* Rotate n down (its higher-priority child up) until it is a leaf or has one child. */
 	while (n->l && n->r)
 		__treap_rotate_up(t, n->l->prio < n->r->prio ? n->l : n->r, compute, copy);
@@ -160,6 +220,10 @@ static inline void __treap_replace(struct treap *t, struct tnode *old, struct tn
 {
 	*new_ = *old;
 	treap_relink(t, old, new_);
+	if (t->leftmost == old)
+		t->leftmost = new_;
+	if (t->rightmost == old)
+		t->rightmost = new_;
 	if (new_->l)
 		new_->l->parent = new_;
 	if (new_->r)
@@ -179,12 +243,7 @@ static inline void treap_erase(struct treap *t, struct tnode *n)
 
 static inline struct tnode *treap_first(const struct treap *t)
 {
-	struct tnode *n = t->root;
-
-	if (n)
-		while (n->l)
-			n = n->l;
-	return n;
+	return t->leftmost;
 }
 
 static inline bool treap_empty(const struct treap *t)

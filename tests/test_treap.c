@@ -1,7 +1,8 @@
 /*
  * test_treap: runtime/treap.h, white-box. Random inserts and erases against a check of every invariant after each
  * step: in-order keys, heap order of the priorities, parent links, and the augmented value (the subtree minimum of
- * a second field, as the fair class keeps min_vruntime) of every node recomputed from scratch.
+ * a second field, as the fair class keeps min_vruntime) of every node recomputed from scratch, and the cached first
+ * and last node.
  *  - the always-inline operations with copy and propagate (the fair class's way in);
  *  - the callback-pointer operations (the deadline class's way in), augmented and not;
  *  - __treap_replace of a tree's only node.
@@ -97,6 +98,11 @@ static int check_tree(const struct treap *t, unsigned want, bool aug)
 
 	if (cnt != want)
 		bad |= 16;
+	/* the cached ends */
+	if (t->leftmost != (t->root ? __treap_first_of(t->root) : NULL))
+		bad |= 32;
+	if (t->rightmost != (t->root ? __treap_last_of(t->root) : NULL))
+		bad |= 64;
 	return bad;
 }
 
@@ -145,7 +151,9 @@ static int random_run(enum mode m)
 
 		if (!it->in) {
 			/* few distinct keys: equal keys must work too */
-			it->key = (int64_t)(rnd() % 300) - 100;
+			/* every other one near the back (a yield ring's pattern: insert's fast path and finger search) */
+			it->key = rnd() % 2 ? (int64_t)(rnd() % 300) - 100 : (t.rightmost ? item_of(t.rightmost)->key : 0) +
+										(int64_t)(rnd() % 9) - 6;
 			it->val = (int64_t)(rnd() % 1000) - 500;
 			insert(&t, it, m);
 			n++;
