@@ -20,7 +20,7 @@ Rules:
   - Targets are the performance budget of shared/design/DESIGN.md, with the goals of issue 15 where it sets
     them: yield <= 4x the bare switch (not libfiber's own) and <= 0.6x Go, 16 yielding fibers <= Boost.Fiber,
     a fair yield with 16 or 1000 fibers <= 1.5x the 2-fiber one, spawn+join on one worker <= 0.6x Go, batched
-    spawns <= Go, skynet <= 0.5x Go.
+    spawns <= Go, skynet <= 0.5x Go, a million parked fibers in <= 1.5x Go's time and < 4.3 KiB each.
   - --readme FILE replaces the block between "<!-- bench-table begin -->" and "<!-- bench-table end -->" in FILE
     with a compact table of every row (each baseline with its ratio, the budget) and the callgrind counts of
     RESULTS_DIR/callgrind.csv. With --json it rebuilds that block from a stored results.json alone.
@@ -62,6 +62,8 @@ ROWS = [
     ("yield_dl_2", "yield per class: dl (gives up the budget), 2 fibers, busy ns", "ns/yield"),
     ("yield_dl_16", "yield per class: dl, 16 fibers, busy ns", "ns/yield"),
     ("yield_dl_1000", "yield per class: dl, 1000 fibers, busy ns", "ns/yield"),
+    ("park_1m", "spawn 1,000,000 fibers that park, until all have parked, all workers", "ms/run"),
+    ("park_1m_rss", "resident memory per parked fiber (of the 1,000,000)", "KiB/fiber"),
 ]
 
 # Columns, libfiber first.
@@ -107,7 +109,7 @@ PROGRAMS = [
                       "wake_pingpong_cross_condvar", "wake_latency_cross"]}),
     ("baseline_go", {"go": ["yield_pingpong", "yield_ring16", "spawn_join_1w", "spawn_join_allw",
                 "spawn_batch_1w", "spawn_batch_allw", "chan_pingpong_1w", "chan_pingpong_2w",
-                "skynet_1w", "skynet_2w"]}),
+                "skynet_1w", "skynet_2w", "park_1m", "park_1m_rss"]}),
     # bench_switch also prints bare/bare_fpu/bare_jmp, interleaved with libfiber: those supersede the above.
     ("bench_switch", {"libfiber": ["switch_pingpong", "switch_ring16"]}),
     ("bench_yield", {"libfiber": ["yield_pingpong", "yield_ring16"]}),
@@ -117,6 +119,7 @@ PROGRAMS = [
                      "wake_latency_busy", "chan_pingpong_1w", "chan_pingpong_2w"]}),
     ("bench_class_yield", {"libfiber": ["yield_fair_2", "yield_fair_16", "yield_fair_1000", "yield_rt_2",
                             "yield_rt_16", "yield_rt_1000", "yield_dl_2", "yield_dl_16", "yield_dl_1000"]}),
+    ("bench_park", {"libfiber": ["park_1m", "park_1m_rss"]}),
 ]
 
 # The budget (DESIGN.md "Performance budget"): (row, reference, bound). reference is an impl of the same row,
@@ -134,6 +137,8 @@ TARGETS = [
     ("spawn_batch_1w", "go", 1.0),
     ("spawn_batch_allw", "go", 1.0),
     ("skynet_2w", "go", 0.5),
+    ("park_1m", "go", 1.5),
+    ("park_1m_rss", "abs", 4.3),
     ("wake_pingpong_cross", "pthread", 1.1),
     ("wake_latency_cross", "pthread", 1.1),
     ("wake_latency_busy", "abs", 1000.0),

@@ -184,6 +184,7 @@ run_prog bench_spawn 300
 run_prog bench_skynet 900
 run_prog bench_wake 300
 run_prog bench_class_yield 300
+run_prog bench_park 300
 
 # ---- 5. table, plot ----
 

@@ -16,6 +16,9 @@
 //	skynet_2w            the same with GOMAXPROCS=2
 //	chan_pingpong_1w     two goroutines bounce a value over two unbuffered channels, GOMAXPROCS=1 (ns one-way)
 //	chan_pingpong_2w     the same with GOMAXPROCS=2
+//	park_1m              start 1,000,000 goroutines that block on a channel receive, until all have started
+//	                     (ms/run), GOMAXPROCS=NumCPU; at most 3 runs
+//	park_1m_rss          resident memory each blocked goroutine adds (KiB per goroutine, /proc/self/statm)
 //
 // Flags: -quick, -reps N, -iters N, -only OP, -target-ms M, as in bench/common/bench.h.
 package main
@@ -250,6 +253,59 @@ func chanPingPong(n uint64) time.Duration {
 	return time.Since(start)
 }
 
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	var size, rss int64
+	if _, err := fmt.Sscan(string(b), &size, &rss); err != nil {
+		return 0
+	}
+	return rss * int64(os.Getpagesize())
+}
+
+// park starts n goroutines that block on a channel receive and reports the time until all have started
+// (each counts itself just before it blocks) and the resident memory they added, per goroutine.
+func park(n int) {
+	if !want("park_1m") && !want("park_1m_rss") {
+		return
+	}
+	old := runtime.GOMAXPROCS(runtime.NumCPU())
+	defer runtime.GOMAXPROCS(old)
+	runs := *reps
+	if runs > 3 {
+		runs = 3
+	}
+	ms := make([]float64, 0, runs)
+	kib := make([]float64, 0, runs)
+	for r := 0; r < runs; r++ {
+		runtime.GC()
+		gate := make(chan struct{})
+		var started, done sync.WaitGroup
+		started.Add(n)
+		done.Add(n)
+		rss0 := rssBytes()
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			go func() {
+				started.Done()
+				<-gate
+				done.Done()
+			}()
+		}
+		started.Wait()
+		d := time.Since(start)
+		added := rssBytes() - rss0
+		close(gate)
+		done.Wait()
+		ms = append(ms, float64(d.Nanoseconds())/1e6)
+		kib = append(kib, float64(added)/1024/float64(n))
+	}
+	report("park_1m", "ms/run", ms)
+	report("park_1m_rss", "KiB/fiber", kib)
+}
+
 func main() {
 	flag.Parse()
 	if *quick {
@@ -277,4 +333,9 @@ func main() {
 	run("chan_pingpong_2w", "ns/msg", 2, 2, chanPingPong)
 	runOnce("skynet_1w", 1, skynetRun(leaves))
 	runOnce("skynet_2w", 2, skynetRun(leaves))
+	parked := 1000000
+	if *quick {
+		parked = 10000
+	}
+	park(parked)
 }
