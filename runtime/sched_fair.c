@@ -570,7 +570,11 @@ static void set_next_task_fair(struct rq *rq, struct fiber *p, bool first)
 	cfs->curr = se;
 	se->pick_deadline = se->deadline; /* RUN_TO_PARITY starts here */
 	(void)first;
-	update_min_vruntime(cfs);
+	/*
+	 * No update_min_vruntime here (the kernel's set_next_entity has none either): the queued set is the same as
+	 * before the pick, only its split between curr and the tree changed, so the minimum is too; and v0 is only the
+	 * base of the relative sums, which stay exact wherever it is.
+	 */
 }
 
 static void task_tick_fair(struct rq *rq, struct fiber *curr, int queued)
