@@ -8,7 +8,8 @@
  * dl = SCHED_DEADLINE (runtime 2 us, period = deadline = 4 ms: a yield gives up the rest of the budget, so each
  * fiber yields once per period and the worker idles in between). The figure is the worker's busy time per yield -
  * wall time minus the idle time the worker reports (fiber_worker_stats) - so the deadline rows, which mostly wait,
- * compare with the others.
+ * compare with the others. Each row also reports the share of yields that switched (SWITCHES line, bench.h): a
+ * deadline fiber's yield waits for its next period, and the fiber picked then may be the yielder itself.
  */
 #include "lf.h"
 
@@ -23,9 +24,16 @@ struct cy {
 	int err;
 };
 
+struct yielder_arg {
+	struct cy *c;
+	int me;
+};
+
 static void *yielder(void *arg)
 {
-	struct cy *c = arg;
+	const struct yielder_arg *ya = arg;
+	struct cy *c = ya->c;
+	uint64_t sw = 0;
 
 	if (c->cls == C_DL) {
 		struct fiber_sched_attr a = { .policy = FIBER_SCHED_DEADLINE,
@@ -40,8 +48,12 @@ static void *yielder(void *arg)
 		}
 		fiber_yield(); /* start in step with the others: the first period begins now */
 	}
-	for (uint64_t i = 0; i < c->per_fiber; i++)
+	bench_yield_begin(ya->me);
+	for (uint64_t i = 0; i < c->per_fiber; i++) {
 		fiber_yield();
+		bench_yield_note(ya->me, &sw);
+	}
+	bench_yield_add(c->per_fiber, sw);
 	return NULL;
 }
 
@@ -57,11 +69,15 @@ static uint64_t run_class(void *arg, uint64_t iters)
 	struct cy *c = arg;
 	struct fiber_attr a;
 	fiber_t **f = calloc(c->n, sizeof(*f));
+	struct yielder_arg *ya = calloc(c->n, sizeof(*ya));
 	uint64_t t0, idle0, busy, total;
 	unsigned k, started = 0;
 
-	if (!f)
+	if (!f || !ya) {
+		free(f);
+		free(ya);
 		return 1;
+	}
 	c->per_fiber = iters / c->n ? iters / c->n : 1;
 	total = c->per_fiber * c->n;
 	/* The root (FIFO 99) queues them all before any runs, then blocks in join. */
@@ -71,7 +87,9 @@ static uint64_t run_class(void *arg, uint64_t iters)
 			a.sched.policy = FIBER_SCHED_FIFO;
 			a.sched.priority = 10;
 		}
-		if (fiber_spawn(&f[k], &a, yielder, c) == 0)
+		ya[k].c = c;
+		ya[k].me = (int)k;
+		if (fiber_spawn(&f[k], &a, yielder, &ya[k]) == 0)
 			started++;
 		else
 			break;
@@ -82,6 +100,7 @@ static uint64_t run_class(void *arg, uint64_t iters)
 		fiber_join(f[k], NULL);
 	busy = (bench_now_ns() - t0) - (worker_idle_ns() - idle0);
 	free(f);
+	free(ya);
 	if (started < c->n && !c->err)
 		c->err = -EAGAIN;
 	/* Scale to the @iters the harness asked for. */
@@ -104,7 +123,7 @@ static void root(void *arg)
 			snprintf(op, sizeof(op), "yield_%s_%u", cname[cl], counts[i]);
 			if (!bench_want(op))
 				continue;
-			bench_run(op, "libfiber", "ns/yield", run_class, c, 1);
+			bench_run_sw(op, "libfiber", "ns/yield", run_class, c, 1);
 			if (c->err)
 				lf_na_err(op, c->err == -EBUSY ? "DEADLINE admission" : "fiber_setattr/spawn", c->err);
 		}

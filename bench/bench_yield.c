@@ -6,7 +6,8 @@
  *	yield_ring16	16 fibers do the same
  *
  * The root fiber spawns them and blocks in fiber_join, so only the yielding fibers are runnable. Go's
- * runtime.Gosched and boost::this_fiber::yield are measured in the same shapes (baselines/).
+ * runtime.Gosched and boost::this_fiber::yield are measured in the same shapes (baselines/). Each row also
+ * reports the share of yields that switched (SWITCHES line, bench.h).
  */
 #include "lf.h"
 
@@ -15,12 +16,22 @@ struct yield_arg {
 	int err;
 };
 
+struct yielder_arg {
+	uint64_t n;
+	int me;
+};
+
 static void *yielder(void *arg)
 {
-	uint64_t i, n = *(const uint64_t *)arg;
+	const struct yielder_arg *a = arg;
+	uint64_t i, n = a->n, sw = 0;
 
-	for (i = 0; i < n; i++)
+	bench_yield_begin(a->me);
+	for (i = 0; i < n; i++) {
 		fiber_yield();
+		bench_yield_note(a->me, &sw);
+	}
+	bench_yield_add(n, sw);
 	return NULL;
 }
 
@@ -28,13 +39,16 @@ static uint64_t yield_n(void *arg, uint64_t iters)
 {
 	struct yield_arg *ya = arg;
 	fiber_t *f[16];
+	struct yielder_arg a[16];
 	uint64_t t0;
 	unsigned k, n = 0;
 	int err = 0;
 
 	t0 = bench_now_ns();
 	for (k = 0; k < ya->nfibers && !err; k++) {
-		err = fiber_spawn(&f[k], NULL, yielder, &iters);
+		a[k].n = iters;
+		a[k].me = (int)k;
+		err = fiber_spawn(&f[k], NULL, yielder, &a[k]);
 		if (!err)
 			n++;
 	}
@@ -51,11 +65,11 @@ static void root(void *arg)
 
 	if (bench_want("yield_pingpong")) {
 		ya[0].nfibers = 2;
-		bench_run("yield_pingpong", "libfiber", "ns/yield", yield_n, &ya[0], 2);
+		bench_run_sw("yield_pingpong", "libfiber", "ns/yield", yield_n, &ya[0], 2);
 	}
 	if (bench_want("yield_ring16")) {
 		ya[1].nfibers = 16;
-		bench_run("yield_ring16", "libfiber", "ns/yield", yield_n, &ya[1], 16);
+		bench_run_sw("yield_ring16", "libfiber", "ns/yield", yield_n, &ya[1], 16);
 	}
 }
 

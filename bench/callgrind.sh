@@ -41,7 +41,7 @@ ROWS=()	# "operation|impl|value" where value is a number or "not available (reas
 total_ir() {
 	local tag=$1; shift
 	local file=$OUT/cg.$tag
-	FIBER_TICK_HZ=0 BENCH_BLOCK_RT_SIGNALS=1 timeout -k 10 600 valgrind --tool=callgrind --callgrind-out-file="$file" "$@" > "$OUT/$tag.log" 2>&1 ||
+	FIBER_MONITOR=0 FIBER_TICK_HZ=0 BENCH_BLOCK_RT_SIGNALS=1 timeout -k 10 600 valgrind --tool=callgrind --callgrind-out-file="$file" "$@" > "$OUT/$tag.log" 2>&1 ||
 		return 1
 	awk '/^(summary|totals):/ { print $2; exit }' "$file"
 }
@@ -64,8 +64,12 @@ measure() {
 		ROWS+=("$op|$impl|not available (valgrind run failed, see $OUT/$impl-$op-*.log)")
 		return
 	fi
-	ROWS+=("$op|$impl|$(awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" -v k="$ops" \
-		'BEGIN { printf "%.1f", (b - a) / ((n2 - n1) * k) }')")
+	local v sw
+	v=$(awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" -v k="$ops" 'BEGIN { printf "%.1f", (b - a) / ((n2 - n1) * k) }')
+	# A yield row says how many of its yields switched in the longer run (the SWITCHES line, bench.h).
+	sw=$(awk '/^SWITCHES/ { print $4; exit }' "$OUT/$impl-$op-2.log")
+	[ -n "$sw" ] && v="$v|switches/yield $sw"
+	ROWS+=("$op|$impl|$v")
 }
 
 echo "==> callgrind: instructions per operation (N1=$N1, N2=$N2)" >&2
@@ -78,26 +82,35 @@ measure switch_ring16 libfiber 16 bench_switch --impl libfiber
 measure switch_ring16 boost_context 16 baseline_boost_context
 measure yield_pingpong libfiber 2 bench_yield
 measure yield_pingpong boost_fiber 2 baseline_boost_fiber
+measure yield_ring16 libfiber 16 bench_yield
+measure yield_ring16 boost_fiber 16 baseline_boost_fiber
+measure yield_fair_2 libfiber 1 bench_class_yield
+measure yield_fair_16 libfiber 1 bench_class_yield
+measure yield_fair_1000 libfiber 1 bench_class_yield
+measure yield_rt_1000 libfiber 1 bench_class_yield
+measure spawn_join_1w libfiber 1 bench_spawn
+measure spawn_join_1w boost_fiber 1 baseline_boost_fiber
+measure spawn_batch_1w libfiber 1 bench_spawn
 
 # ---- print, csv, markdown ----
 
 {
 	echo "operation,impl,instructions_per_op,note"
 	for r in "${ROWS[@]}"; do
-		IFS='|' read -r op impl v <<< "$r"
+		IFS='|' read -r op impl v note <<< "$r"
 		case $v in
 		not*) echo "$op,$impl,,\"$v\"" ;;
-		*) echo "$op,$impl,$v," ;;
+		*) echo "$op,$impl,$v,$note" ;;
 		esac
 	done
 } > "$CSV"
 
 echo
-printf '%-18s %-15s %s\n' operation impl "instructions/op"
-printf '%-18s %-15s %s\n' ------------------ --------------- ---------------
+printf '%-18s %-15s %-15s %s\n' operation impl "instructions/op" note
+printf '%-18s %-15s %-15s %s\n' ------------------ --------------- --------------- ----
 for r in "${ROWS[@]}"; do
-	IFS='|' read -r op impl v <<< "$r"
-	printf '%-18s %-15s %s\n' "$op" "$impl" "$v"
+	IFS='|' read -r op impl v note <<< "$r"
+	printf '%-18s %-15s %-15s %s\n' "$op" "$impl" "$v" "$note"
 done
 
 SECTION="## Instructions per operation (callgrind)"
@@ -111,11 +124,11 @@ fi
 	echo
 	echo "valgrind --tool=callgrind, (Ir(N2) - Ir(N1)) / ((N2 - N1) * operations per iteration), N1=$N1, N2=$N2."
 	echo
-	echo "| operation | impl | instructions/op |"
-	echo "|---|---|---|"
+	echo "| operation | impl | instructions/op | note |"
+	echo "|---|---|---|---|"
 	for r in "${ROWS[@]}"; do
-		IFS='|' read -r op impl v <<< "$r"
-		echo "| $op | $impl | $v |"
+		IFS='|' read -r op impl v note <<< "$r"
+		echo "| $op | $impl | $v | $note |"
 	done
 	echo
 } >> "$TABLE"

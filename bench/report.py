@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """bench/report.py - turn the raw output of bench/run.sh into one table.
 
-usage: report.py OUT_DIR RESULTS_DIR
+usage: report.py [--readme README.md] OUT_DIR RESULTS_DIR
+       report.py --readme README.md --json RESULTS_DIR/results.json
 
 OUT_DIR holds, for every program run.sh knows, <program>.out (its stdout: RESULT and NA lines) and status.tsv
 (program, state, detail). Writes RESULTS_DIR/results.csv, results.json, table.md and switch_cost.dat /
@@ -12,8 +13,17 @@ Rules:
     that same program also printed an NA line for it (a measurement it took but declared meaningless).
   - An expected cell with no RESULT is "not available (<reason>)": the program's NA reason, or why the program
     did not run (not built, failed, timed out). Nothing expected is dropped silently.
-  - Ratios are libfiber / baseline of the same row, both medians. Targets are the performance budget of
-    shared/design/DESIGN.md.
+  - Ratios are libfiber / baseline of the same row, both medians. Every cell shows its median and, in brackets,
+    the min-max of the repetitions.
+  - A yield row also shows switches per yield (the SWITCHES lines, bench/common/bench.h) beside each figure; a
+    figure whose yields did not all switch (below 0.995) says so, since a yield that does not switch is cheaper.
+  - Targets are the performance budget of shared/design/DESIGN.md, with the goals of issue 15 where it sets
+    them: yield <= 4x the bare switch (not libfiber's own) and <= 0.6x Go, 16 yielding fibers <= Boost.Fiber,
+    a fair yield with 16 or 1000 fibers <= 1.5x the 2-fiber one, spawn+join on one worker <= 0.6x Go, batched
+    spawns <= Go, skynet <= 0.5x Go, a million parked fibers in <= 1.5x Go's time and < 4.3 KiB each.
+  - --readme FILE replaces the block between "<!-- bench-table begin -->" and "<!-- bench-table end -->" in FILE
+    with a compact table of every row (each baseline with its ratio, the budget) and the callgrind counts of
+    RESULTS_DIR/callgrind.csv. With --json it rebuilds that block from a stored results.json alone.
 """
 import csv
 import datetime
@@ -57,6 +67,8 @@ ROWS = [
     ("yield_dl_2", "yield per class: dl (gives up the budget), 2 fibers, busy ns", "ns/yield"),
     ("yield_dl_16", "yield per class: dl, 16 fibers, busy ns", "ns/yield"),
     ("yield_dl_1000", "yield per class: dl, 1000 fibers, busy ns", "ns/yield"),
+    ("park_1m", "spawn 1,000,000 fibers that park, until all have parked, all workers", "ms/run"),
+    ("park_1m_rss", "resident memory per parked fiber (of the 1,000,000)", "KiB/fiber"),
 ]
 
 # Columns, libfiber first.
@@ -102,7 +114,7 @@ PROGRAMS = [
                       "wake_pingpong_cross_condvar", "wake_latency_cross"]}),
     ("baseline_go", {"go": ["yield_pingpong", "yield_ring16", "spawn_join_1w", "spawn_join_allw",
                 "spawn_batch_1w", "spawn_batch_allw", "chan_pingpong_1w", "chan_pingpong_2w",
-                "skynet_1w", "skynet_2w"]}),
+                "skynet_1w", "skynet_2w", "park_1m", "park_1m_rss"]}),
     # bench_switch also prints bare/bare_fpu/bare_jmp, interleaved with libfiber: those supersede the above.
     ("bench_switch", {"libfiber": ["switch_pingpong", "switch_ring16"]}),
     ("bench_yield", {"libfiber": ["yield_pingpong", "yield_ring16"]}),
@@ -116,6 +128,7 @@ PROGRAMS = [
                     "pthread": ["mutex_uncontended", "mutex_handoff_2w"]}),
     ("bench_class_yield", {"libfiber": ["yield_fair_2", "yield_fair_16", "yield_fair_1000", "yield_rt_2",
                             "yield_rt_16", "yield_rt_1000", "yield_dl_2", "yield_dl_16", "yield_dl_1000"]}),
+    ("bench_park", {"libfiber": ["park_1m", "park_1m_rss"]}),
 ]
 
 # The budget (DESIGN.md "Performance budget"): (row, reference, bound). reference is an impl of the same row,
@@ -123,13 +136,18 @@ PROGRAMS = [
 TARGETS = [
     ("switch_pingpong", "bare", 1.10),
     ("switch_ring16", "bare", 1.10),
-    ("yield_pingpong", "switch_pingpong:libfiber", 4.0),
-    ("yield_pingpong", "go", 0.25),
-    ("spawn_join_1w", "go", 0.3),
+    ("yield_pingpong", "switch_pingpong:bare", 4.0),
+    ("yield_pingpong", "go", 0.6),
+    ("yield_ring16", "boost_fiber", 1.0),
+    ("yield_fair_16", "yield_fair_2:libfiber", 1.5),
+    ("yield_fair_1000", "yield_fair_2:libfiber", 1.5),
+    ("spawn_join_1w", "go", 0.6),
     ("spawn_join_allw", "go", 0.3),
-    ("spawn_batch_1w", "go", 0.3),
-    ("spawn_batch_allw", "go", 0.3),
+    ("spawn_batch_1w", "go", 1.0),
+    ("spawn_batch_allw", "go", 1.0),
     ("skynet_2w", "go", 0.5),
+    ("park_1m", "go", 1.5),
+    ("park_1m_rss", "abs", 4.3),
     ("wake_pingpong_cross", "pthread", 1.1),
     ("wake_latency_cross", "pthread", 1.1),
     ("wake_latency_busy", "abs", 1000.0),
@@ -137,7 +155,10 @@ TARGETS = [
     ("chan_pingpong_1w", "go", 0.3),
 ]
 
-LINE = re.compile(r"^(RESULT|NA)\s+(\S+)\s+(\S+)\s*(.*)$")
+LINE = re.compile(r"^(RESULT|NA|SWITCHES)\s+(\S+)\s+(\S+)\s*(.*)$")
+
+# A yield figure whose median switches per yield is below this says that not every yield switched.
+SWITCH_ALL = 0.995
 
 
 def read_status(out_dir):
@@ -153,17 +174,24 @@ def read_status(out_dir):
 
 
 def parse_output(path):
-    """RESULT and NA lines of one program: {(op, impl): ("ok", med, min, max, unit) | ("na", reason)}."""
-    res, na = {}, {}
+    """RESULT, SWITCHES and NA lines of one program: res {(op, impl): (med, min, max, unit)}, na {(op, impl): reason},
+    sw {(op, impl): (med, min, max)}."""
+    res, na, sw = {}, {}, {}
     if not os.path.exists(path):
-        return res, na
+        return res, na, sw
     with open(path, errors="replace") as f:
         for line in f:
             m = LINE.match(line.strip())
             if not m:
                 continue
             kind, op, impl, rest = m.groups()
-            if kind == "RESULT":
+            if kind == "SWITCHES":
+                v = rest.split()
+                try:
+                    sw[(op, impl)] = (float(v[0]), float(v[1]), float(v[2]))
+                except (ValueError, IndexError):
+                    pass
+            elif kind == "RESULT":
                 v = rest.split()
                 try:
                     res[(op, impl)] = (float(v[0]), float(v[1]), float(v[2]), v[3] if len(v) > 3 else "")
@@ -172,7 +200,7 @@ def parse_output(path):
             else:
                 reason = re.sub(r"^not available[:\s]*", "", rest.strip()) or "no reason given"
                 na[(op, impl)] = reason
-    return res, na
+    return res, na, sw
 
 
 def program_reason(prog, status):
@@ -188,11 +216,13 @@ def collect(out_dir):
     status = read_status(out_dir)
     cells = {}   # (op, impl) -> dict
     for prog, expected in PROGRAMS:
-        res, na = parse_output(os.path.join(out_dir, prog + ".out"))
+        res, na, sw = parse_output(os.path.join(out_dir, prog + ".out"))
         for key, (med, lo, hi, unit) in res.items():
             if key in na:
                 continue
             cells[key] = {"status": "ok", "median": med, "min": lo, "max": hi, "unit": unit, "program": prog}
+            if key in sw:
+                cells[key]["switches"] = {"median": sw[key][0], "min": sw[key][1], "max": sw[key][2]}
         for key, reason in na.items():
             if key not in cells or cells[key]["program"] == prog:
                 cells[key] = {"status": "na", "reason": reason, "program": prog}
@@ -273,17 +303,38 @@ def target_text(cells, op):
     return out
 
 
+def is_yield_row(op):
+    return op.startswith("yield_")
+
+
+def switches_text(c):
+    """Switches per yield of a yield cell: "1.00 sw/yield", or a warning when not every yield switched."""
+    sw = c.get("switches")
+    if not sw:
+        return "switches/yield not counted"
+    if sw["median"] < SWITCH_ALL:
+        return "%.3f sw/yield [%.3f-%.3f]: NOT every yield switched" % (sw["median"], sw["min"], sw["max"])
+    return "%.3f sw/yield" % sw["median"]
+
+
+def value_text(c):
+    """median [min-max]"""
+    return "%s [%s-%s]" % (fmt(c["median"]), fmt(c["min"]), fmt(c["max"]))
+
+
 def cell_text(cells, op, impl):
     c = cells.get((op, impl))
     if not c:
         return "-"
     if c["status"] != "ok":
         return "not available (%s)" % c["reason"]
-    s = fmt(c["median"])
+    s = value_text(c)
     if impl != "libfiber":
         r = ratio(cells, op, impl)
         if r is not None:
             s += " (%.2fx)" % r
+    if is_yield_row(op):
+        s += "; " + switches_text(c)
     return s
 
 
@@ -332,9 +383,10 @@ def markdown(header, rows, mach, cells, status, msgs):
         mach["cpu"], mach["nproc"], mach["kernel"], mach["os"] or "unknown OS", mach["cc"] or "cc ?",
         mach["go"] or "no Go"))
     out.append("")
-    out.append("Medians over the repetitions (at least 5). Each baseline cell shows the baseline's median and, in"
-           " parentheses, libfiber's median divided by it (below 1.00x: libfiber is faster). The last column"
-           " checks the performance budget of `DESIGN.md`.")
+    out.append("Medians over the repetitions (at least 5), the min-max of the repetitions in brackets. Each baseline"
+           " cell shows the baseline's median and, in parentheses, libfiber's median divided by it (below 1.00x:"
+           " libfiber is faster). Yield rows give the share of yields that switched beside each figure. The last"
+           " column checks the performance budget of `DESIGN.md` and the goals of issue 15.")
     out.append("")
     out.append("| " + " | ".join(header) + " |")
     out.append("|" + "|".join("---" for _ in header) + "|")
@@ -403,10 +455,99 @@ plot for [c=2:%d] "%s" using c:xtic(1) title columnheader(c) lc rgb word(colors,
     return gp
 
 
+README_BEGIN = "<!-- bench-table begin -->"
+README_END = "<!-- bench-table end -->"
+
+
+def read_callgrind(res_dir):
+    rows = []
+    path = os.path.join(res_dir, "callgrind.csv")
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                rows.append(r)
+    return rows
+
+
+def readme_block(cells, mach, callgrind):
+    """The README's table: every row that has a libfiber or baseline figure, each baseline with its ratio."""
+    out = [README_BEGIN,
+           "<!-- generated by bench/report.py --readme from the run below; edit report.py, not this table -->",
+           "",
+           "Run of %s on %s, %s CPUs, Linux %s. Median [min-max] of the repetitions; in parentheses libfiber's"
+           " median divided by the baseline's (below 1.00x libfiber is faster, above it slower). Yield rows say"
+           " how many yields switched." % (mach.get("date", "?"), mach.get("cpu", "?"), mach.get("nproc", "?"),
+                                         mach.get("kernel", "?")),
+           "",
+           "| operation | libfiber | baselines | budget |",
+           "|---|---|---|---|"]
+    for op, desc, unit in ROWS:
+        impls = [i for i in IMPLS if (op, i) in cells]
+        if not impls:
+            continue
+        lf = cell_text(cells, op, "libfiber") if (op, "libfiber") in cells else "-"
+        base = []
+        for i in impls:
+            if i == "libfiber":
+                continue
+            base.append("%s %s" % (IMPL_TITLES.get(i, i), cell_text(cells, op, i)))
+        tg = "; ".join(t["text"] for t in target_text(cells, op)) or "-"
+        out.append("| `%s`: %s (%s) | %s | %s | %s |" % (op, desc, unit, lf, "<br>".join(base) or "-", tg))
+    if callgrind:
+        out += ["", "Instructions per operation (callgrind, `bench/callgrind.sh`):", "",
+                "| operation | impl | instructions/op | note |", "|---|---|---|---|"]
+        for r in callgrind:
+            v = r.get("instructions_per_op") or "-"
+            out.append("| %s | %s | %s | %s |" % (r.get("operation", "?"),
+                                                IMPL_TITLES.get(r.get("impl"), r.get("impl")), v, r.get("note") or ""))
+    out.append(README_END)
+    return "\n".join(out)
+
+
+def update_readme(path, block):
+    with open(path) as f:
+        text = f.read()
+    b, e = text.find(README_BEGIN), text.find(README_END)
+    if b < 0 or e < b:
+        sys.stderr.write("report.py: %s has no %s ... %s block; README not updated\n" % (path, README_BEGIN,
+                                                                                        README_END))
+        return False
+    text = text[:b] + block + text[e + len(README_END):]
+    with open(path, "w") as f:
+        f.write(text)
+    return True
+
+
+def cells_from_json(path):
+    with open(path) as f:
+        js = json.load(f)
+    cells = {}
+    for row in js.get("rows", []):
+        for impl, c in row.get("results", {}).items():
+            cells[(row["operation"], impl)] = c
+    return cells, js.get("machine", {})
+
+
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    readme = json_path = None
+    while args and args[0].startswith("--"):
+        if args[0] == "--readme" and len(args) > 1:
+            readme = args[1]
+        elif args[0] == "--json" and len(args) > 1:
+            json_path = args[1]
+        else:
+            sys.exit(__doc__)
+        args = args[2:]
+    if json_path:
+        if not readme or args:
+            sys.exit(__doc__)
+        cells, mach = cells_from_json(json_path)
+        update_readme(readme, readme_block(cells, mach, read_callgrind(os.path.dirname(json_path) or ".")))
+        return
+    if len(args) != 2:
         sys.exit(__doc__)
-    out_dir, res_dir = sys.argv[1], sys.argv[2]
+    out_dir, res_dir = args
     os.makedirs(res_dir, exist_ok=True)
     cells, status = collect(out_dir)
     mach = machine()
@@ -415,7 +556,7 @@ def main():
     with open(os.path.join(res_dir, "results.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["operation", "impl", "status", "median", "min", "max", "unit", "ratio_libfiber_to_impl",
-                "program", "reason"])
+                "program", "reason", "switches_per_yield", "switches_min", "switches_max"])
         for op, _, unit in ROWS:
             for impl in IMPLS:
                 c = cells.get((op, impl))
@@ -423,8 +564,10 @@ def main():
                     continue
                 r = ratio(cells, op, impl) if impl != "libfiber" else None
                 if c["status"] == "ok":
+                    sw = c.get("switches")
                     w.writerow([op, impl, "ok", c["median"], c["min"], c["max"], c["unit"],
-                            "%.4f" % r if r is not None else "", c["program"], ""])
+                            "%.4f" % r if r is not None else "", c["program"], ""]
+                            + ([sw["median"], sw["min"], sw["max"]] if sw else ["", "", ""]))
                 else:
                     w.writerow([op, impl, "not available", "", "", "", unit, "", c["program"],
                             c["reason"]])
@@ -450,6 +593,9 @@ def main():
     with open(os.path.join(res_dir, "table.md"), "w") as f:
         f.write(markdown(header, rows, mach, cells, status, program_messages(out_dir)))
     write_plot(res_dir, cells)
+
+    if readme:
+        update_readme(readme, readme_block(cells, mach, read_callgrind(res_dir)))
 
     print("Machine: %s, %s CPUs, Linux %s" % (mach["cpu"], mach["nproc"], mach["kernel"]))
     print("Cells: median (libfiber / baseline). Budget check in the last column.")

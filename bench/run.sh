@@ -189,11 +189,14 @@ run_prog bench_wake 300
 run_prog bench_sleep 300
 run_prog bench_class_yield 300
 run_prog bench_sync 300
+run_prog bench_park 300
 
 # ---- 5. table, plot ----
 
 log "writing $RES"
-python3 "$BENCH/report.py" "$OUT" "$RES"
+README_ARGS=()
+[ "$QUICK" = 0 ] && README_ARGS=(--readme "$ROOT/README.md") # a smoke run's numbers never reach the README
+python3 "$BENCH/report.py" "${README_ARGS[@]}" "$OUT" "$RES"
 if command -v gnuplot >/dev/null 2>&1; then
 	(cd "$RES" && timeout 60 gnuplot switch_cost.gp) > "$OUT/gnuplot.log" 2>&1 ||
 		log "gnuplot failed, see $OUT/gnuplot.log"

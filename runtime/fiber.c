@@ -532,6 +532,22 @@ static bool spawn_allowed(void)
 	return this_worker() || !atomic_load_explicit(&fiber__rt.stop_waiting, memory_order_seq_cst);
 }
 
+/* An empty affinity mask (= every worker), without counting its bits (CPU_COUNT) on the spawn path. */
+static inline bool mask_empty(const void *mask, size_t size)
+{
+	const unsigned char *b = mask;
+	uint64_t acc = 0, w;
+
+	for (size_t i = 0; i + sizeof(w) <= size; i += sizeof(w)) {
+		memcpy(&w, b + i, sizeof(w));
+		acc |= w;
+	}
+	for (size_t i = size & ~(sizeof(w) - 1); i < size; i++)
+		acc |= b[i];
+	return !acc;
+}
+#define cpuset_empty(set) mask_empty((set), sizeof(*(set)))
+
 static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*fn)(void *), void *arg, bool detached)
 {
 	unsigned n = fiber__rt.nr_workers;
@@ -551,8 +567,8 @@ static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*f
 	atomic_init(&p->join_state, detached ? JOIN_DETACHED : JOIN_JOINABLE);
 	if (attr->name)
 		snprintf(p->name, sizeof(p->name), "%s", attr->name);
-	CPU_ZERO(&p->cpus_mask);
-	if (CPU_COUNT(&attr->affinity) == 0) {
+	/* p->cpus_mask is zero already (the memset above) */
+	if (cpuset_empty(&attr->affinity)) {
 		for (unsigned i = 0; i < n; i++)
 			CPU_SET(i, &p->cpus_mask);
 		cnt = (int)n;
@@ -625,7 +641,7 @@ struct fiber *fiber__spawn_kthread(int cpu, void *(*fn)(void *), void *arg, cons
 
 static int affinity_valid(const cpu_set_t *set)
 {
-	if (CPU_COUNT(set) == 0)
+	if (cpuset_empty(set))
 		return 1;
 	for (unsigned i = 0; i < fiber__rt.nr_workers; i++)
 		if (CPU_ISSET(i, set))
@@ -633,19 +649,19 @@ static int affinity_valid(const cpu_set_t *set)
 	return 0;
 }
 
+/* What fiber_attr_init() sets, for fiber_spawn(NULL attr) without initialising one per call. */
+static const struct fiber_attr default_attr = { .sched = { .policy = FIBER_SCHED_NORMAL } };
+
 int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *), void *arg)
 {
-	struct fiber_attr def;
 	struct fiber *p;
 	size_t size;
 	int ret, saved = errno;
 
 	if (!fn)
 		return -EINVAL;
-	if (!attr) {
-		fiber_attr_init(&def);
-		attr = &def;
-	}
+	if (!attr)
+		attr = &default_attr;
 	if (attr->flags & ~FIBER_ATTR_DETACHED)
 		return -EINVAL;
 	if (attr->stack_size && !stack_size_valid(attr->stack_size))

@@ -319,13 +319,14 @@ struct timer_base {
 };
 
 struct sched_entity { /* fair (EEVDF); cfs_rq: the rq lock */
+	/* What a walk of the tree reads, together (56 bytes): the links, the key and the augmented value. */
 	struct tnode node;      /* in cfs_rq->tree while queued and not curr; ordered by deadline */
+	int64_t deadline;       /* virtual deadline: vruntime + slice / weight at the last update */
+	int64_t vruntime;       /* virtual runtime (ns scaled by 1024 / weight) */
+	int64_t min_vruntime;   /* augmented: the minimum vruntime in this node's subtree */
 	uint64_t load_weight;   /* from the nice-to-weight table */
 	uint64_t inv_weight;    /* 2^32 / load_weight */
-	int64_t vruntime;       /* virtual runtime (ns scaled by 1024 / weight) */
-	int64_t deadline;       /* virtual deadline: vruntime + slice / weight at the last update */
 	int64_t vlag;           /* lag V - v saved at dequeue, used at the next placement */
-	int64_t min_vruntime;   /* augmented: the minimum vruntime in this node's subtree */
 	int64_t pick_deadline;  /* deadline when picked: RUN_TO_PARITY keeps curr while it is unchanged */
 	uint64_t slice;         /* ns */
 	bool on_rq;
@@ -337,6 +338,7 @@ struct cfs_rq {
 	unsigned nr_running;       /* queued fair fibers including curr */
 	struct sched_entity *curr; /* the running fair entity (not in the tree) */
 	struct sched_entity *next; /* next buddy: picked first while eligible (joins, sync wake-ups) */
+	struct sched_entity *replaced; /* put_prev_task put prev in this one's tree node; set_next_task takes it */
 	uint64_t chain_start;      /* rq clock of the last pick that was not a buddy */
 	int64_t min_vruntime;      /* v0: monotonic base of the weighted sums below */
 	int64_t avg_vruntime;      /* sum over the tree of (v_i - v0) * w_i */

@@ -68,14 +68,19 @@ static inline int64_t calc_delta_fair(int64_t delta, const struct sched_entity *
 	return -(int64_t)(((unsigned __int128)(uint64_t)-delta * NICE_0_LOAD * se->inv_weight) >> 32);
 }
 
-/* ---- the tree: ordered by deadline, augmented with min vruntime ---- */
+/*
+ * ---- the tree: ordered by deadline, augmented with min vruntime ----
+ *
+ * The callbacks are passed as constants to treap.h's always-inline operations, so they are inlined: no indirect
+ * call per comparison or augment step.
+ */
 
-static bool fair_less(const struct tnode *a, const struct tnode *b)
+static inline bool fair_less(const struct tnode *a, const struct tnode *b)
 {
 	return node_se(a)->deadline < node_se(b)->deadline;
 }
 
-static bool fair_augment(struct tnode *n)
+static inline bool fair_augment(struct tnode *n)
 {
 	struct sched_entity *se = node_se(n);
 	int64_t m = se->vruntime;
@@ -88,6 +93,76 @@ static bool fair_augment(struct tnode *n)
 		return false;
 	se->min_vruntime = m;
 	return true;
+}
+
+static inline void fair_augment_copy(struct tnode *dst, const struct tnode *src)
+{
+	node_se(dst)->min_vruntime = node_se(src)->min_vruntime;
+}
+
+static inline void fair_augment_propagate(struct tnode *a, const struct tnode *n)
+{
+	int64_t v = node_se(n)->vruntime;
+
+	if (v < node_se(a)->min_vruntime)
+		node_se(a)->min_vruntime = v;
+}
+
+#ifdef FIBER_DEBUG
+/* The whole subtree: parent links, deadline order, priority heap order and min_vruntime recomputed. */
+static int64_t fair_tree_check_node(const struct tnode *n, const struct tnode *parent, unsigned *cnt)
+{
+	const struct sched_entity *se = node_se(n);
+	int64_t m = se->vruntime;
+
+	FIBER_BUG_ON(n->parent != parent);
+	FIBER_BUG_ON(parent && n->prio < parent->prio);
+	FIBER_BUG_ON(n->l && node_se(n->l)->deadline > se->deadline);
+	FIBER_BUG_ON(n->r && node_se(n->r)->deadline < se->deadline);
+	(*cnt)++;
+	if (n->l) {
+		int64_t l = fair_tree_check_node(n->l, n, cnt);
+
+		m = l < m ? l : m;
+	}
+	if (n->r) {
+		int64_t r = fair_tree_check_node(n->r, n, cnt);
+
+		m = r < m ? r : m;
+	}
+	FIBER_BUG_ON(se->min_vruntime != m);
+	return m;
+}
+
+/* FIBER_DEBUG: check the tree after each change while it is small (the walk is O(n)). */
+static void fair_tree_check(struct cfs_rq *cfs)
+{
+	unsigned cnt = 0;
+
+	if (cfs->nr_running > 64 || !cfs->tree.root)
+		return;
+	fair_tree_check_node(cfs->tree.root, NULL, &cnt);
+	FIBER_BUG_ON(cnt > cfs->nr_running + 1); /* an enqueue inserts before it counts */
+	FIBER_BUG_ON(cfs->tree.leftmost != __treap_first_of(cfs->tree.root));
+	FIBER_BUG_ON(cfs->tree.rightmost != __treap_last_of(cfs->tree.root));
+}
+#else
+static inline void fair_tree_check(struct cfs_rq *cfs)
+{
+	(void)cfs;
+}
+#endif
+
+static inline void fair_tree_insert(struct cfs_rq *cfs, struct sched_entity *se)
+{
+	__treap_insert(&cfs->tree, &se->node, fair_less, fair_augment, fair_augment_copy, fair_augment_propagate);
+	fair_tree_check(cfs);
+}
+
+static inline void fair_tree_erase(struct cfs_rq *cfs, struct sched_entity *se)
+{
+	__treap_erase(&cfs->tree, &se->node, fair_augment, fair_augment_copy);
+	fair_tree_check(cfs);
 }
 
 /* ---- V, lag and eligibility ---- */
@@ -178,12 +253,12 @@ static void __enqueue_entity(struct cfs_rq *cfs, struct sched_entity *se)
 {
 	avg_vruntime_add(cfs, se);
 	se->min_vruntime = se->vruntime;
-	treap_insert(&cfs->tree, &se->node);
+	fair_tree_insert(cfs, se);
 }
 
 static void __dequeue_entity(struct cfs_rq *cfs, struct sched_entity *se)
 {
-	treap_erase(&cfs->tree, &se->node);
+	fair_tree_erase(cfs, se);
 	avg_vruntime_sub(cfs, se);
 }
 
@@ -199,14 +274,12 @@ static bool update_deadline(struct cfs_rq *cfs, struct sched_entity *se)
 	return cfs->nr_running > 1;
 }
 
-static void update_curr_fair(struct rq *rq)
+static __noinline void __update_curr_fair(struct rq *rq)
 {
 	struct cfs_rq *cfs = &rq->cfs;
 	struct sched_entity *curr = cfs->curr;
 	int64_t delta;
 
-	if (!curr || rq->curr != fair_task_of(curr))
-		return;
 	delta = fiber__update_curr_common(rq);
 	if (delta <= 0)
 		return;
@@ -214,6 +287,23 @@ static void update_curr_fair(struct rq *rq)
 	if (update_deadline(cfs, curr))
 		fiber__resched_curr(rq);
 	update_min_vruntime(cfs);
+}
+
+/*
+ * Charge the fair curr up to rq->clock. One schedule() calls this from several hooks (yield, pick, put_prev) at the
+ * same clock; all but the first find nothing to charge, and that test is inline, so they cost a few instructions.
+ */
+static inline __attribute__((always_inline)) void update_curr_fair(struct rq *rq)
+{
+	struct sched_entity *curr = rq->cfs.curr;
+
+	if (curr && rq->curr == fair_task_of(curr) && (int64_t)(rq->clock - fair_task_of(curr)->exec_start) > 0)
+		__update_curr_fair(rq);
+}
+
+static void update_curr_fair_hook(struct rq *rq)
+{
+	update_curr_fair(rq);
 }
 
 /* Lag at dequeue, clamped to what two slices (or a tick) could have earned. */
@@ -242,8 +332,15 @@ static void place_entity(struct cfs_rq *cfs, struct sched_entity *se, int flags)
 		if (cfs->curr && cfs->curr->on_rq)
 			load += (int64_t)cfs->curr->load_weight;
 		lag = se->vlag;
-		if (load && lag)
-			lag = (int64_t)((__int128)lag * (load + (int64_t)se->load_weight) / load);
+		if (load && lag) {
+			int64_t prod;
+
+			/* 64-bit where the product fits (lag is clamped to a few slices: almost always), else 128-bit */
+			if (!__builtin_mul_overflow(lag, load + (int64_t)se->load_weight, &prod))
+				lag = prod / load;
+			else
+				lag = (int64_t)((__int128)lag * (load + (int64_t)se->load_weight) / load);
+		}
 	}
 	se->vruntime = vruntime - lag;
 	if (se->rel_deadline) {
@@ -299,7 +396,14 @@ static bool dequeue_task_fair(struct rq *rq, struct fiber *p, int flags)
 	return true;
 }
 
-/* sched_yield: push the deadline a slice further, so that peers with earlier deadlines go first. */
+/*
+ * sched_yield, as upstream's "sched/fair: Forfeit vruntime on yield": an eligible yielder gives up the rest of its
+ * slice - its vruntime moves to its deadline and its deadline one slice further. Pushing only the deadline (6.6)
+ * left the yielder eligible with the earliest deadline whenever the peer was not eligible, so a yield often picked
+ * the yielder again. Once its vruntime reached the deadline, every peer whose vruntime is not beyond it is eligible
+ * and has a deadline no later than the yielder's new one, so the pick goes to a peer. An ineligible yielder is left
+ * alone: pick_eevdf passes it over anyway, and moving it on would let its vruntime run away (upstream's reason).
+ */
 static void yield_task_fair(struct rq *rq)
 {
 	struct cfs_rq *cfs = &rq->cfs;
@@ -308,7 +412,10 @@ static void yield_task_fair(struct rq *rq)
 	if (!se || cfs->nr_running <= 1)
 		return;
 	update_curr_fair(rq);
-	se->deadline += calc_delta_fair((int64_t)se->slice, se);
+	if (entity_eligible(cfs, se)) {
+		se->vruntime = se->deadline;
+		se->deadline += calc_delta_fair((int64_t)se->slice, se);
+	}
 }
 
 /* The eligible entity with the earliest virtual deadline, curr included. */
@@ -345,6 +452,14 @@ static struct sched_entity *pick_eevdf(struct cfs_rq *cfs, uint64_t now)
 	if (curr && curr->deadline == curr->pick_deadline)
 		return curr;
 
+	/*
+	 * The first node in deadline order, if eligible, is the pick without a walk (the tree caches it): the common
+	 * case of a queue of fibers that take turns. Otherwise the walk finds the leftmost eligible node.
+	 */
+	if (cfs->tree.leftmost && ELIGIBLE(node_se(cfs->tree.leftmost)->vruntime)) {
+		best = node_se(cfs->tree.leftmost);
+		node = NULL;
+	}
 	while (node) {
 		if (node->l && ELIGIBLE(node_se(node->l)->min_vruntime)) {
 			node = node->l; /* earlier deadlines, and an eligible entity among them */
@@ -416,11 +531,25 @@ static void put_prev_task_fair(struct rq *rq, struct fiber *prev, struct fiber *
 {
 	struct cfs_rq *cfs = &rq->cfs;
 	struct sched_entity *se = &prev->se;
+	struct tnode *root = cfs->tree.root;
 
-	(void)next;
 	update_curr_fair(rq);
-	if (se->on_rq)
-		__enqueue_entity(cfs, se);
+	if (se->on_rq) {
+		if (root && root == &next->se.node && !root->l && !root->r) {
+			/*
+			 * The tree holds only next, which leaves it in set_next_task: prev takes its node's place instead
+			 * of an insert followed by an erase (a yield between two fibers, a wake-up of a second one).
+			 */
+			avg_vruntime_sub(cfs, &next->se);
+			avg_vruntime_add(cfs, se);
+			se->min_vruntime = se->vruntime;
+			__treap_replace(&cfs->tree, root, &se->node);
+			cfs->replaced = &next->se;
+			fair_tree_check(cfs);
+		} else {
+			__enqueue_entity(cfs, se);
+		}
+	}
 	cfs->curr = NULL;
 }
 
@@ -429,8 +558,11 @@ static void set_next_task_fair(struct rq *rq, struct fiber *p, bool first)
 	struct cfs_rq *cfs = &rq->cfs;
 	struct sched_entity *se = &p->se;
 
-	if (se->on_rq)
+	if (cfs->replaced == se)
+		cfs->replaced = NULL; /* put_prev_task took it out of the tree already */
+	else if (se->on_rq)
 		__dequeue_entity(cfs, se);
+	FIBER_DEBUG_BUG_ON(cfs->replaced);
 	if (cfs->next == se)
 		cfs->next = NULL; /* clear_buddies; a buddy pick continues the hand-off chain */
 	else
@@ -438,7 +570,11 @@ static void set_next_task_fair(struct rq *rq, struct fiber *p, bool first)
 	cfs->curr = se;
 	se->pick_deadline = se->deadline; /* RUN_TO_PARITY starts here */
 	(void)first;
-	update_min_vruntime(cfs);
+	/*
+	 * No update_min_vruntime here (the kernel's set_next_entity has none either): the queued set is the same as
+	 * before the pick, only its split between curr and the tree changed, so the minimum is too; and v0 is only the
+	 * base of the relative sums, which stay exact wherever it is.
+	 */
 }
 
 static void task_tick_fair(struct rq *rq, struct fiber *curr, int queued)
@@ -506,7 +642,7 @@ const struct sched_class fiber__fair_sched_class = {
 	.task_fork = task_fork_fair,
 	.switched_to = switched_to_fair,
 	.prio_changed = prio_changed_fair,
-	.update_curr = update_curr_fair,
+	.update_curr = update_curr_fair_hook,
 	.reweight_task = reweight_task_fair,
 };
 

@@ -4,9 +4,28 @@
  * deadline). Expected O(log n) insert, erase and search; erase by node pointer through parent links.
  *
  * A binary search tree by the caller's less() that is also a heap by a random priority per node, which keeps it
- * balanced in expectation without the case analysis of a red-black tree. augment(n), when not NULL, recomputes n's
- * augmented data from n and its children and says whether it changed; it is called bottom-up on the nodes whose
- * subtree changed, stopping at the first ancestor whose value stays the same (its ancestors' inputs are unchanged).
+ * balanced in expectation without the case analysis of a red-black tree.
+ *
+ * Two ways in:
+ *   - treap_insert()/treap_erase() with the callbacks stored by treap_init() (less, and augment or NULL), called
+ *     through pointers: for trees off the hot path (the deadline class).
+ *   - __treap_insert()/__treap_erase() take the callbacks as arguments of always-inline functions. Called with
+ *     static functions as constants (the kernel's rb_add(node, tree, less) pattern), the compiler calls them
+ *     directly and inlines them: no indirect call per comparison or augment step. The fair class uses these.
+ *
+ * The augment callbacks (any may be NULL; with compute NULL the tree is not augmented):
+ *   compute(n)       recompute n's augmented value from n and its children; true if it changed
+ *   copy(dst, src)   dst takes src's value: in a rotation the risen child's subtree is the old parent's subtree
+ *   propagate(a, n)  insert: on the way down, a's subtree gains n (n's own value already set)
+ * With copy, a rotation recomputes one node instead of two. With propagate, an insert updates its ancestors on
+ * the way down (an insert can only move an ancestor's value towards n's) and needs no fix-up walk afterwards.
+ * Without propagate, and after an erase, the path is fixed up bottom-up and stops at the first ancestor whose
+ * value stays the same: every node above it depends on the changed subtree only through that value.
+ *
+ * The tree caches its first and last node (the kernel's rb_root_cached, both ends): treap_first() is O(1), and an
+ * insert at or after the last node attaches there without walking down from the root; one in the root's right
+ * half searches from the last node up the right spine and then down (a finger search). The ancestors' values are
+ * then fixed up bottom-up, which usually stops at once: a node added near the back rarely lowers a minimum.
  */
 #ifndef FIBER_TREAP_H
 #define FIBER_TREAP_H
@@ -20,25 +39,27 @@ struct tnode {
 	uint32_t prio;
 };
 
+typedef bool (*treap_less_fn)(const struct tnode *a, const struct tnode *b);
+typedef bool (*treap_compute_fn)(struct tnode *n);
+typedef void (*treap_copy_fn)(struct tnode *dst, const struct tnode *src);
+typedef void (*treap_propagate_fn)(struct tnode *a, const struct tnode *n);
+
 struct treap {
 	struct tnode *root;
+	struct tnode *leftmost, *rightmost; /* the first and last node in order (NULL when empty) */
 	uint32_t seed;
-	bool (*less)(const struct tnode *a, const struct tnode *b);
-	bool (*augment)(struct tnode *n);
+	treap_less_fn less;
+	treap_compute_fn augment;
 };
 
-static inline void treap_init(struct treap *t, bool (*less)(const struct tnode *, const struct tnode *),
-			      bool (*augment)(struct tnode *))
+#define __treap_inline inline __attribute__((always_inline))
+
+static inline void treap_init(struct treap *t, treap_less_fn less, treap_compute_fn augment)
 {
-	t->root = NULL;
+	t->root = t->leftmost = t->rightmost = NULL;
 	t->seed = 0x9e3779b9u;
 	t->less = less;
 	t->augment = augment;
-}
-
-static inline bool treap_update(struct treap *t, struct tnode *n)
-{
-	return t->augment && t->augment(n);
 }
 
 /* Replace the link that points to @old (from its parent, or the root) with @new. */
@@ -57,7 +78,8 @@ static inline void treap_relink(struct treap *t, struct tnode *old, struct tnode
 }
 
 /* Rotate @c (a child of its parent p) above p. */
-static inline void treap_rotate_up(struct treap *t, struct tnode *c)
+static __treap_inline void __treap_rotate_up(struct treap *t, struct tnode *c, treap_compute_fn compute,
+					     treap_copy_fn copy)
 {
 	struct tnode *p = c->parent;
 
@@ -74,20 +96,31 @@ static inline void treap_rotate_up(struct treap *t, struct tnode *c)
 		c->l = p;
 	}
 	p->parent = c;
-	treap_update(t, p);
-	treap_update(t, c);
+	if (!compute)
+		return;
+	if (copy) {
+		copy(c, p); /* c's subtree is now exactly p's old one */
+		compute(p);
+	} else {
+		compute(p);
+		compute(c);
+	}
 }
 
-static inline void treap_fixup_path(struct treap *t, struct tnode *n)
+static __treap_inline void __treap_fixup_path(struct tnode *n, treap_compute_fn compute)
 {
+	if (!compute)
+		return;
 	for (; n; n = n->parent)
-		if (!treap_update(t, n))
+		if (!compute(n))
 			break;
 }
 
-static inline void treap_insert(struct treap *t, struct tnode *n)
+static __treap_inline void __treap_insert(struct treap *t, struct tnode *n, treap_less_fn less,
+					  treap_compute_fn compute, treap_copy_fn copy, treap_propagate_fn propagate)
 {
 	struct tnode **link = &t->root, *parent = NULL;
+	bool walked = false;
 
 	/* xorshift32: the priorities only need to be unpredictable to the insertion order */
 	t->seed ^= t->seed << 13;
@@ -95,39 +128,122 @@ static inline void treap_insert(struct treap *t, struct tnode *n)
 	t->seed ^= t->seed << 5;
 	n->prio = t->seed;
 	n->l = n->r = NULL;
-	while (*link) {
-		parent = *link;
-		link = t->less(n, parent) ? &parent->l : &parent->r;
+	if (!t->root) {
+		t->leftmost = t->rightmost = n;
+	} else if (!less(n, t->rightmost)) {
+		/*
+		 * Not before the last node (equal keys go right): it becomes the last node's right child, without the
+		 * walk down from the root - the common case of a queue whose members go to the back (a yield ring).
+		 */
+		parent = t->rightmost;
+		link = &parent->r;
+		t->rightmost = n;
+	} else {
+		struct tnode *z = t->root;
+
+		if (less(n, t->leftmost))
+			t->leftmost = n;
+		if (!less(n, z)) {
+			/*
+			 * In the root's right half: a finger search from the last node. Climb the right spine while n
+			 * orders before the parent; n then belongs in z's left subtree. A key near the back (a yield ring
+			 * where the deadlines spread over a slice) walks a few recently used nodes near the bottom
+			 * instead of the whole depth.
+			 */
+			z = t->rightmost;
+			while (z->parent && less(n, z->parent))
+				z = z->parent;
+		} else {
+			walked = true;
+			if (compute && propagate)
+				propagate(z, n);
+		}
+		link = &z->l; /* n orders before z */
+		parent = z;
+		while (*link) {
+			parent = *link;
+			if (walked && compute && propagate)
+				propagate(parent, n);
+			link = less(n, parent) ? &parent->l : &parent->r;
+		}
 	}
 	*link = n;
 	n->parent = parent;
-	treap_update(t, n);
+	if (compute)
+		compute(n);
+	/* Ancestors first, so that the rotations below start from correct values: stops at the first unchanged. */
+	if (!walked || !propagate)
+		__treap_fixup_path(n->parent, compute);
 	while (n->parent && n->prio < n->parent->prio)
-		treap_rotate_up(t, n);
-	treap_fixup_path(t, n->parent);
+		__treap_rotate_up(t, n, compute, copy);
+}
+
+static inline struct tnode *__treap_first_of(struct tnode *n)
+{
+	while (n->l)
+		n = n->l;
+	return n;
+}
+
+static inline struct tnode *__treap_last_of(struct tnode *n)
+{
+	while (n->r)
+		n = n->r;
+	return n;
+}
+
+static __treap_inline void __treap_erase(struct treap *t, struct tnode *n, treap_compute_fn compute,
+					 treap_copy_fn copy)
+{
+	struct tnode *p;
+
+	/* In-order neighbours are kept by rotations, so the new first/last node is known now. */
+	if (t->leftmost == n)
+		t->leftmost = n->r ? __treap_first_of(n->r) : n->parent;
+	if (t->rightmost == n)
+		t->rightmost = n->l ? __treap_last_of(n->l) : n->parent;
+	/* Rotate n down (its higher-priority child up) until it is a leaf or has one child. */
+	while (n->l && n->r)
+		__treap_rotate_up(t, n->l->prio < n->r->prio ? n->l : n->r, compute, copy);
+	p = n->parent;
+	treap_relink(t, n, n->l ? n->l : n->r);
+	__treap_fixup_path(p, compute);
+	n->l = n->r = n->parent = NULL;
+}
+
+/*
+ * __treap_replace - @new_ takes @old's place (links and priority); @old leaves the tree. The caller guarantees that
+ * @new_'s key orders the same as @old's against every other node, and fixes the augmented values (@new_'s and
+ * those of its ancestors).
+ */
+static inline void __treap_replace(struct treap *t, struct tnode *old, struct tnode *new_)
+{
+	*new_ = *old;
+	treap_relink(t, old, new_);
+	if (t->leftmost == old)
+		t->leftmost = new_;
+	if (t->rightmost == old)
+		t->rightmost = new_;
+	if (new_->l)
+		new_->l->parent = new_;
+	if (new_->r)
+		new_->r->parent = new_;
+	old->l = old->r = old->parent = NULL;
+}
+
+static inline void treap_insert(struct treap *t, struct tnode *n)
+{
+	__treap_insert(t, n, t->less, t->augment, NULL, NULL);
 }
 
 static inline void treap_erase(struct treap *t, struct tnode *n)
 {
-	struct tnode *p;
-
-	/* Rotate n down (its higher-priority child up) until it is a leaf or has one child. */
-	while (n->l && n->r)
-		treap_rotate_up(t, n->l->prio < n->r->prio ? n->l : n->r);
-	p = n->parent;
-	treap_relink(t, n, n->l ? n->l : n->r);
-	treap_fixup_path(t, p);
-	n->l = n->r = n->parent = NULL;
+	__treap_erase(t, n, t->augment, NULL);
 }
 
 static inline struct tnode *treap_first(const struct treap *t)
 {
-	struct tnode *n = t->root;
-
-	if (n)
-		while (n->l)
-			n = n->l;
-	return n;
+	return t->leftmost;
 }
 
 static inline bool treap_empty(const struct treap *t)

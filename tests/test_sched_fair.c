@@ -5,6 +5,9 @@
  *  - a NORMAL fiber gets at least 100 times the CPU of a SCHED_IDLE-policy one (weight 3), which still runs;
  *  - a fiber that slept for a long time and then turns CPU-bound next to a CPU-bound peer is neither starved nor
  *    allowed to catch up on the time it slept: its share over the next 500 ms is between 30% and 70%.
+ *  - fiber_yield with a runnable NORMAL peer lets the peer run: of two fibers that only yield, at least 95% of the
+ *    yields switch (the target is 99%; the margin is for host preemption, which the raw-TSC rq clock charges to
+ *    the running fiber and which can leave the peer ineligible for a few yields).
  * All on one worker. The parent fiber samples the others' statistics while they are not running (it runs
  * itself), so the samples are exact.
  */
@@ -179,12 +182,76 @@ static void test_fair_sleeper_gets_fair_share(void **state)
 	assert_true(share > 0.30 && share < 0.70);
 }
 
+/* ---- a yield with a runnable peer of the same class switches to it (forfeit vruntime on yield) ---- */
+
+#define YS_YIELDS 200000
+static atomic_int ys_last = -1; /* which yielder ran last (only one runs at a time: one worker) */
+static uint64_t ys_yields[2], ys_switched[2], ys_nivcsw[2];
+
+static void *ys_yielder(void *arg)
+{
+	int me = (int)(intptr_t)arg;
+	struct fiber_stats st0, st1;
+	uint64_t sw = 0;
+
+	if (fiber_stats(NULL, &st0))
+		err |= 4;
+	atomic_store_explicit(&ys_last, me, memory_order_relaxed);
+	for (int i = 0; i < YS_YIELDS; i++) {
+		fiber_yield();
+		/* The yield switched if the peer ran before it returned. */
+		if (atomic_load_explicit(&ys_last, memory_order_relaxed) != me)
+			sw++;
+		atomic_store_explicit(&ys_last, me, memory_order_relaxed);
+	}
+	if (fiber_stats(NULL, &st1))
+		err |= 4;
+	ys_yields[me] = YS_YIELDS;
+	ys_switched[me] = sw;
+	ys_nivcsw[me] = st1.nivcsw - st0.nivcsw;
+	return NULL;
+}
+
+static void ys_main(void *arg)
+{
+	fiber_t *a = spawn_fair(FIBER_SCHED_NORMAL, 0, ys_yielder, (void *)0);
+	fiber_t *b = spawn_fair(FIBER_SCHED_NORMAL, 0, ys_yielder, (void *)1);
+
+	if (a)
+		fiber_join(a, NULL);
+	if (b)
+		fiber_join(b, NULL);
+}
+
+static void test_fair_yield_switches_to_peer(void **state)
+{
+	struct fiber_config c = sched_cfg(1);
+	uint64_t yields, switched;
+
+	err = 0;
+	memset(ys_yields, 0, sizeof(ys_yields));
+	memset(ys_switched, 0, sizeof(ys_switched));
+	memset(ys_nivcsw, 0, sizeof(ys_nivcsw));
+	assert_int_equal(fiber_run(&c, ys_main, NULL), 0);
+	assert_int_equal(err, 0);
+	yields = ys_yields[0] + ys_yields[1];
+	switched = ys_switched[0] + ys_switched[1];
+	print_message("  %llu yields, %llu let the peer run (%.3f%%); nivcsw %llu + %llu\n",
+		      (unsigned long long)yields, (unsigned long long)switched, 100.0 * (double)switched / (double)yields,
+		      (unsigned long long)ys_nivcsw[0], (unsigned long long)ys_nivcsw[1]);
+	assert_int_equal(yields, 2 * YS_YIELDS);
+	/* Every switch away from a yielder is counted as involuntary (it stays runnable). */
+	assert_true(ys_nivcsw[0] + ys_nivcsw[1] >= switched);
+	assert_true(switched >= yields * 95 / 100);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fair_nice_weight_ratio),
 		cmocka_unit_test(test_fair_idle_policy_weight),
 		cmocka_unit_test(test_fair_sleeper_gets_fair_share),
+		cmocka_unit_test(test_fair_yield_switches_to_peer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,8 @@
  *	chan_pingpong_buf_1w	2 fibers bounce a value over two buffered_channel<int>(2) (ns one-way; Boost.Fiber's
  *			channels need a capacity of at least 2, so libfiber's row uses capacity 2 too)
  *
- * The main context joins the fibers, so it is blocked, not runnable, while they yield.
+ * The main context joins the fibers, so it is blocked, not runnable, while they yield. The yield rows also report
+ * the share of yields that switched (SWITCHES line, bench.h).
  */
 #include "bench.h"
 
@@ -29,9 +30,15 @@ static uint64_t yield_n(void *arg, uint64_t iters)
 
 	fibers.reserve(n);
 	for (unsigned k = 0; k < n; k++)
-		fibers.emplace_back([iters] {
-			for (uint64_t i = 0; i < iters; i++)
+		fibers.emplace_back([iters, k] {
+			uint64_t sw = 0;
+
+			bench_yield_begin((int)k);
+			for (uint64_t i = 0; i < iters; i++) {
 				boost::this_fiber::yield();
+				bench_yield_note((int)k, &sw);
+			}
+			bench_yield_add(iters, sw);
 		});
 	for (auto &f : fibers)
 		f.join();
@@ -96,8 +103,8 @@ int main(int argc, char **argv)
 	yield_arg two = { 2 }, ring = { 16 };
 
 	bench_init(argc, argv);
-	bench_run("yield_pingpong", "boost_fiber", "ns/yield", yield_n, &two, 2);
-	bench_run("yield_ring16", "boost_fiber", "ns/yield", yield_n, &ring, 16);
+	bench_run_sw("yield_pingpong", "boost_fiber", "ns/yield", yield_n, &two, 2);
+	bench_run_sw("yield_ring16", "boost_fiber", "ns/yield", yield_n, &ring, 16);
 	bench_run("spawn_join_1w", "boost_fiber", "ns/op", spawn_join, nullptr, 1);
 	bench_run("spawn_batch_1w", "boost_fiber", "ns/op", spawn_batch, nullptr, 1);
 	bench_run("chan_pingpong_buf_1w", "boost_fiber", "ns/msg", chan_pingpong, nullptr, 2);

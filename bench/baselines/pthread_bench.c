@@ -3,7 +3,8 @@
  *
  *	spawn_join_allw			pthread_create + pthread_join, one thread at a time (ns/op)
  *	yield_pingpong			two threads pinned to one CPU hand a turn back and forth with sched_yield
- *					(ns per hand-off)
+ *					(ns per hand-off; SWITCHES: the share of sched_yield calls after which the
+ *					other thread had run)
  *	wake_pingpong_cross		two threads pinned to two CPUs hand a turn back and forth through futexes:
  *					FUTEX_WAKE, then FUTEX_WAIT until the answer comes (ns one-way)
  *	wake_pingpong_cross_condvar	the same with a mutex and a condition variable (ns one-way)
@@ -143,31 +144,33 @@ static void pair_destroy(struct pair *p)
 
 /* ---- sched_yield ping-pong on one CPU ---- */
 
-static void *yield_a(void *arg)
+/* Thread @me waits for turn @me and passes it on; every sched_yield is noted (switches per yield, bench.h). */
+static void yield_side(struct pair *p, int me)
 {
-	struct pair *p = arg;
-	uint64_t i;
+	uint64_t i, yields = 0, sw = 0;
 
 	wait_go(p);
+	bench_yield_begin(me);
 	for (i = 0; i < p->iters; i++) {
-		while (load(&p->ping) != 0)
+		while (load(&p->ping) != me) {
 			sched_yield();
-		store(&p->ping, 1);
+			yields++;
+			bench_yield_note(me, &sw);
+		}
+		store(&p->ping, !me);
 	}
+	bench_yield_add(yields, sw);
+}
+
+static void *yield_a(void *arg)
+{
+	yield_side(arg, 0);
 	return NULL;
 }
 
 static void *yield_b(void *arg)
 {
-	struct pair *p = arg;
-	uint64_t i;
-
-	wait_go(p);
-	for (i = 0; i < p->iters; i++) {
-		while (load(&p->ping) != 1)
-			sched_yield();
-		store(&p->ping, 0);
-	}
+	yield_side(arg, 1);
 	return NULL;
 }
 
@@ -348,7 +351,7 @@ int main(int argc, char **argv)
 	if (bench_want("spawn_join_allw"))
 		bench_run("spawn_join_allw", "pthread", "ns/op", create_join, NULL, 1);
 	if (bench_want("yield_pingpong"))
-		bench_run("yield_pingpong", "pthread", "ns/yield", yield_pingpong, NULL, 2);
+		bench_run_sw("yield_pingpong", "pthread", "ns/yield", yield_pingpong, NULL, 2);
 	if (cpu_b < 0) {
 		bench_na("wake_pingpong_cross", "pthread", "only one CPU");
 		bench_na("wake_pingpong_cross_condvar", "pthread", "only one CPU");

@@ -15,6 +15,16 @@
  * and bench/report.py shows it as "not available (<reason>)". Several measurements given to bench_run_many() have
  * their repetitions interleaved, so that slow drift of a shared machine hits them all alike.
  *
+ * A yield measurement also says how many of its yields switched (a yield that returns without another context
+ * having run costs less and would flatter the figure):
+ *
+ *	SWITCHES <operation> <impl> <median> <min> <max> switches/yield
+ *
+ * over the same repetitions. The yielders count it themselves, the same way in every implementation: each yielder
+ * calls bench_yield_note() after every yield, which counts the yield as switched when the last context to note
+ * was another one (the contexts of one measurement run one at a time, on one CPU), and adds its counts with
+ * bench_yield_add() when it is done. bench_run_sw() runs such a measurement.
+ *
  * Options every program accepts:
  *	--quick		a smoke run (tiny repetitions); the numbers mean nothing
  *	--reps N	repetitions per measurement (default 5, at least 1)
@@ -67,11 +77,47 @@ struct bench_item {
 	void *arg;
 	double ops;
 	double scale;		/* result = ns / (iters * ops) / scale; 0 means 1 (use 1e6 for ms) */
+	int switches;		/* a yield measurement: also report switches per yield (bench_yield_note) */
 	/* filled in by the harness */
 	uint64_t iters;
 	int n;
 	double samples[BENCH_MAX_REPS];
+	int nsw;
+	double sw_samples[BENCH_MAX_REPS];
 };
+
+/* ---- switch accounting of yield measurements ---- */
+
+static int bench_last_runner = -1;
+static uint64_t bench_sw_yields, bench_sw_switched; /* this repetition's totals (bench_yield_add) */
+
+/* bench_yield_begin - yielder @me is running (call once before its first yield). */
+static inline void bench_yield_begin(int me)
+{
+	__atomic_store_n(&bench_last_runner, me, __ATOMIC_RELAXED);
+}
+
+/* bench_yield_note - after a yield of yielder @me: count it in *@switched if another yielder ran meanwhile. */
+static inline void bench_yield_note(int me, uint64_t *switched)
+{
+	if (__atomic_load_n(&bench_last_runner, __ATOMIC_RELAXED) != me)
+		(*switched)++;
+	__atomic_store_n(&bench_last_runner, me, __ATOMIC_RELAXED);
+}
+
+/* bench_yield_add - a yielder's totals, when it is done. */
+static inline void bench_yield_add(uint64_t yields, uint64_t switched)
+{
+	__atomic_fetch_add(&bench_sw_yields, yields, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&bench_sw_switched, switched, __ATOMIC_RELAXED);
+}
+
+static inline void bench_yield_reset(void)
+{
+	__atomic_store_n(&bench_sw_yields, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&bench_sw_switched, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&bench_last_runner, -1, __ATOMIC_RELAXED);
+}
 
 /* An initializer for struct bench_item (C only; C++ code fills the fields or calls bench_run). */
 #define BENCH_ITEM(op_, impl_, unit_, fn_, arg_, ops_) \
@@ -158,6 +204,19 @@ static inline void bench_report(const char *op, const char *impl, double *sample
 	fflush(stdout);
 }
 
+/* bench_report_switches - print the SWITCHES line of @n samples (sorted in place). */
+static inline void bench_report_switches(const char *op, const char *impl, double *samples, int n)
+{
+	double med;
+
+	if (n < 1)
+		return;
+	qsort(samples, (size_t)n, sizeof(*samples), bench_cmp_double);
+	med = n & 1 ? samples[n / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2;
+	printf("SWITCHES %s %s %.4f %.4f %.4f switches/yield\n", op, impl, med, samples[0], samples[n - 1]);
+	fflush(stdout);
+}
+
 /* bench_na - say that @op of @impl cannot be measured, and why. */
 static inline void bench_na(const char *op, const char *impl, const char *reason)
 {
@@ -198,6 +257,7 @@ static inline void bench_run_many(struct bench_item *items, int nitems)
 
 	for (i = 0; i < nitems; i++) {
 		items[i].n = 0;
+		items[i].nsw = 0;
 		if (!bench_want_item(&items[i]))
 			continue;
 		any = 1;
@@ -213,13 +273,20 @@ static inline void bench_run_many(struct bench_item *items, int nitems)
 
 			if (!bench_want_item(it))
 				continue;
+			if (it->switches)
+				bench_yield_reset();
 			ns = it->fn(it->arg, it->iters);
 			it->samples[it->n++] = (double)ns / ((double)it->iters * it->ops) / scale;
+			if (it->switches && bench_sw_yields)
+				it->sw_samples[it->nsw++] = (double)bench_sw_switched / (double)bench_sw_yields;
 		}
 	}
-	for (i = 0; i < nitems; i++)
+	for (i = 0; i < nitems; i++) {
 		if (items[i].n)
 			bench_report(items[i].op, items[i].impl, items[i].samples, items[i].n, items[i].unit);
+		if (items[i].nsw)
+			bench_report_switches(items[i].op, items[i].impl, items[i].sw_samples, items[i].nsw);
+	}
 }
 
 /* bench_run - one measurement on its own. */
@@ -235,6 +302,23 @@ static inline void bench_run(const char *op, const char *impl, const char *unit,
 	it.fn = fn;
 	it.arg = arg;
 	it.ops = ops;
+	bench_run_many(&it, 1);
+}
+
+/* bench_run_sw - a yield measurement on its own: RESULT and SWITCHES lines. */
+static inline void bench_run_sw(const char *op, const char *impl, const char *unit, bench_fn fn, void *arg,
+				double ops)
+{
+	struct bench_item it;
+
+	memset(&it, 0, sizeof(it));
+	it.op = op;
+	it.impl = impl;
+	it.unit = unit;
+	it.fn = fn;
+	it.arg = arg;
+	it.ops = ops;
+	it.switches = 1;
 	bench_run_many(&it, 1);
 }
 

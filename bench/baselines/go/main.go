@@ -2,6 +2,7 @@
 // programs:
 //
 //	RESULT <operation> go <median> <min> <max> <unit>
+//	SWITCHES <operation> go <median> <min> <max> switches/yield	(yield rows: see bench/common/bench.h)
 //
 // Operations (GOMAXPROCS is set per measurement; "1w" = 1, "2w" = 2, "allw" = runtime.NumCPU()):
 //
@@ -15,6 +16,9 @@
 //	skynet_2w            the same with GOMAXPROCS=2
 //	chan_pingpong_1w     two goroutines bounce a value over two unbuffered channels, GOMAXPROCS=1 (ns one-way)
 //	chan_pingpong_2w     the same with GOMAXPROCS=2
+//	park_1m              start 1,000,000 goroutines that block on a channel receive, until all have started
+//	                     (ms/run), GOMAXPROCS=NumCPU; the first (cold) run, up to 2 more on stderr
+//	park_1m_rss          resident memory each blocked goroutine adds (KiB per goroutine, /proc/self/statm)
 //
 // Flags: -quick, -reps N, -iters N, -only OP, -target-ms M, as in bench/common/bench.h.
 package main
@@ -26,6 +30,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,14 +47,30 @@ type benchFn func(n uint64) time.Duration
 
 func want(op string) bool { return *only == "" || *only == op }
 
-func report(op, unit string, samples []float64) {
+func median(samples []float64) float64 {
 	sort.Float64s(samples)
 	n := len(samples)
 	med := samples[n/2]
 	if n%2 == 0 {
 		med = (samples[n/2-1] + samples[n/2]) / 2
 	}
-	fmt.Printf("RESULT %s go %.2f %.2f %.2f %s\n", op, med, samples[0], samples[n-1], unit)
+	return med
+}
+
+func report(op, unit string, samples []float64) {
+	med := median(samples)
+	fmt.Printf("RESULT %s go %.2f %.2f %.2f %s\n", op, med, samples[0], samples[len(samples)-1], unit)
+}
+
+// Switch accounting of the yield rows, as bench_yield_note in bench/common/bench.h: after each Gosched a
+// goroutine counts the yield as switched when the last goroutine to note was another one (GOMAXPROCS=1: one
+// runs at a time), and adds its counts when it is done.
+var swLast, swYields, swSwitched int64
+
+func swReset() {
+	atomic.StoreInt64(&swLast, -1)
+	atomic.StoreInt64(&swYields, 0)
+	atomic.StoreInt64(&swSwitched, 0)
 }
 
 func calibrate(fn benchFn, target float64) uint64 {
@@ -83,6 +104,11 @@ func calibrate(fn benchFn, target float64) uint64 {
 
 // run measures op with GOMAXPROCS=procs; ops is the number of operations per iteration.
 func run(op, unit string, procs int, ops float64, fn benchFn) {
+	runSw(op, unit, procs, ops, fn, false)
+}
+
+// runSw is run; with sw, fn is a yield measurement that also reports switches per yield.
+func runSw(op, unit string, procs int, ops float64, fn benchFn, sw bool) {
 	if !want(op) {
 		return
 	}
@@ -91,11 +117,21 @@ func run(op, unit string, procs int, ops float64, fn benchFn) {
 	target := *targetMs * 1e6
 	n := calibrate(fn, target)
 	samples := make([]float64, 0, *reps)
+	swSamples := make([]float64, 0, *reps)
 	for r := 0; r < *reps; r++ {
+		swReset()
 		d := fn(n)
 		samples = append(samples, float64(d.Nanoseconds())/(float64(n)*ops))
+		if y := atomic.LoadInt64(&swYields); sw && y > 0 {
+			swSamples = append(swSamples, float64(atomic.LoadInt64(&swSwitched))/float64(y))
+		}
 	}
 	report(op, unit, samples)
+	if len(swSamples) > 0 {
+		med := median(swSamples)
+		fmt.Printf("SWITCHES %s go %.4f %.4f %.4f switches/yield\n", op, med, swSamples[0],
+			swSamples[len(swSamples)-1])
+	}
 }
 
 // runOnce measures op whose iteration count is fixed (skynet): each repetition is one run, reported in ms.
@@ -119,12 +155,20 @@ func yieldN(g int) benchFn {
 		wg.Add(g)
 		start := time.Now()
 		for k := 0; k < g; k++ {
-			go func() {
+			go func(me int64) {
+				var sw int64
+				atomic.StoreInt64(&swLast, me)
 				for i := uint64(0); i < n; i++ {
 					runtime.Gosched()
+					if atomic.LoadInt64(&swLast) != me {
+						sw++
+					}
+					atomic.StoreInt64(&swLast, me)
 				}
+				atomic.AddInt64(&swYields, int64(n))
+				atomic.AddInt64(&swSwitched, sw)
 				wg.Done()
-			}()
+			}(int64(k))
 		}
 		wg.Wait()
 		return time.Since(start)
@@ -209,6 +253,64 @@ func chanPingPong(n uint64) time.Duration {
 	return time.Since(start)
 }
 
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	var size, rss int64
+	if _, err := fmt.Sscan(string(b), &size, &rss); err != nil {
+		return 0
+	}
+	return rss * int64(os.Getpagesize())
+}
+
+// park starts n goroutines that block on a channel receive and reports the time until all have started
+// (each counts itself just before it blocks) and the resident memory they added, per goroutine.
+func park(n int) {
+	if !want("park_1m") && !want("park_1m_rss") {
+		return
+	}
+	old := runtime.GOMAXPROCS(runtime.NumCPU())
+	defer runtime.GOMAXPROCS(old)
+	runs := *reps
+	if runs > 3 {
+		runs = 3
+	}
+	ms := make([]float64, 0, runs)
+	kib := make([]float64, 0, runs)
+	for r := 0; r < runs; r++ {
+		runtime.GC()
+		gate := make(chan struct{})
+		var started, done sync.WaitGroup
+		started.Add(n)
+		done.Add(n)
+		rss0 := rssBytes()
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			go func() {
+				started.Done()
+				<-gate
+				done.Done()
+			}()
+		}
+		started.Wait()
+		d := time.Since(start)
+		added := rssBytes() - rss0
+		close(gate)
+		done.Wait()
+		ms = append(ms, float64(d.Nanoseconds())/1e6)
+		kib = append(kib, float64(added)/1024/float64(n))
+	}
+	// The cold first run only, as bench_park.c: later runs reuse the dead goroutines' stacks.
+	for r := 1; r < len(ms); r++ {
+		fmt.Fprintf(os.Stderr, "park_1m: warm run %d: %.1f ms, %.2f KiB per goroutine (not reported)\n", r+1,
+			ms[r], kib[r])
+	}
+	report("park_1m", "ms/run", ms[:1])
+	report("park_1m_rss", "KiB/fiber", kib[:1])
+}
+
 func main() {
 	flag.Parse()
 	if *quick {
@@ -226,8 +328,8 @@ func main() {
 		leaves = 10000
 	}
 
-	run("yield_pingpong", "ns/yield", 1, 2, yieldN(2))
-	run("yield_ring16", "ns/yield", 1, 16, yieldN(16))
+	runSw("yield_pingpong", "ns/yield", 1, 2, yieldN(2), true)
+	runSw("yield_ring16", "ns/yield", 1, 16, yieldN(16), true)
 	run("spawn_join_1w", "ns/op", 1, 1, spawnJoin)
 	run("spawn_join_allw", "ns/op", all, 1, spawnJoin)
 	run("spawn_batch_1w", "ns/op", 1, 1, spawnBatch)
@@ -236,4 +338,9 @@ func main() {
 	run("chan_pingpong_2w", "ns/msg", 2, 2, chanPingPong)
 	runOnce("skynet_1w", 1, skynetRun(leaves))
 	runOnce("skynet_2w", 2, skynetRun(leaves))
+	parked := 1000000
+	if *quick {
+		parked = 10000
+	}
+	park(parked)
 }
