@@ -26,6 +26,8 @@ void fiber__prepare_to_wait(struct wait_queue_head *wq, struct wait_queue_entry 
 	struct fiber *curr = current_fiber();
 
 	e->task = curr;
+	if (!atomic_load_explicit(&curr->wait_reason, memory_order_relaxed))
+		fiber__set_wait(curr, "wait queue", wq);
 	spin_lock(&wq->lock);
 	if (list_empty(&e->entry))
 		list_add_tail(&e->entry, &wq->head);
@@ -44,6 +46,7 @@ void fiber__finish_wait(struct wait_queue_head *wq, struct wait_queue_entry *e)
 		return;
 	}
 	atomic_store_explicit(&current_fiber()->state, TASK_RUNNING, memory_order_relaxed);
+	fiber__set_wait(current_fiber(), NULL, NULL);
 	/* Unlocked peek (list_empty_careful): pairs with the waker's release store when it unqueues us. */
 	if (__atomic_load_n(&e->entry.next, __ATOMIC_ACQUIRE) != &e->entry) {
 		spin_lock(&wq->lock);
