@@ -1424,7 +1424,7 @@ static struct fiber *attr_target_get(fiber_t *f, int *err)
 	if (!fiber__rt_enter())
 		return NULL;
 	p = f ? f : fiber_self();
-	if (!p || p->magic != FIBER_MAGIC_LIVE || p->rt_gen != fiber__rt.gen || (p->flags & PF_KTHREAD) ||
+	if (!p || READ_ONCE(p->magic) != FIBER_MAGIC_LIVE || p->rt_gen != fiber__rt.gen || (p->flags & PF_KTHREAD) ||
 	    atomic_load_explicit(&p->exited, memory_order_acquire)) {
 		fiber__rt_exit();
 		*err = f ? -ESRCH : -EINVAL;

@@ -198,7 +198,7 @@ struct fiber *fiber__desc_alloc(void)
 static void desc_free_global(struct fiber *p)
 {
 	spin_lock(&fiber__rt.desc_lock);
-	p->magic = FIBER_MAGIC_FREE;
+	WRITE_ONCE(p->magic, FIBER_MAGIC_FREE); /* stale handles peek at it */
 	p->desc_next = fiber__rt.desc_free;
 	fiber__rt.desc_free = p;
 	fiber__rt.desc_free_nr++;
@@ -213,7 +213,7 @@ void fiber__desc_free(struct fiber *p)
 		preempt_disable();
 		w = this_worker();
 		if (w->descs.nr < DESC_CACHE_MAX) {
-			p->magic = FIBER_MAGIC_FREE;
+			WRITE_ONCE(p->magic, FIBER_MAGIC_FREE); /* stale handles peek at it */
 			p->desc_next = w->descs.head;
 			w->descs.head = p;
 			w->descs.nr++;
@@ -557,7 +557,7 @@ static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*f
 
 	/* Everything but the descriptor-cache fields starts from zero. */
 	memset(p, 0, offsetof(struct fiber, desc_next));
-	p->magic = FIBER_MAGIC_LIVE;
+	WRITE_ONCE(p->magic, FIBER_MAGIC_LIVE);
 	p->rt_gen = fiber__rt.gen;
 	p->id = atomic_fetch_add_explicit(&fiber__rt.next_id, 1, memory_order_relaxed);
 	p->fn = fn;
@@ -788,7 +788,7 @@ int fiber_join(fiber_t *f, void **retval)
 		return -EINVAL;
 	if (self && !is_idle_task(self) && f == self)
 		return -EDEADLK;
-	if (f->magic != FIBER_MAGIC_LIVE)
+	if (READ_ONCE(f->magic) != FIBER_MAGIC_LIVE)
 		return stale_handle(f);
 	if (!atomic_compare_exchange_strong(&f->join_state, &expected, JOIN_JOINING))
 		return -EINVAL;
@@ -819,7 +819,7 @@ int fiber_detach(fiber_t *f)
 
 	if (!f)
 		return -EINVAL;
-	if (f->magic != FIBER_MAGIC_LIVE)
+	if (READ_ONCE(f->magic) != FIBER_MAGIC_LIVE)
 		return stale_handle(f);
 	if (!atomic_compare_exchange_strong(&f->join_state, &expected, JOIN_DETACHED))
 		return -EINVAL;
@@ -848,7 +848,7 @@ fiber_t *fiber_self(void)
 
 uint64_t fiber_id(const fiber_t *f)
 {
-	return f && f->magic == FIBER_MAGIC_LIVE ? f->id : 0;
+	return f && READ_ONCE(f->magic) == FIBER_MAGIC_LIVE ? f->id : 0;
 }
 
 int fiber_sleep(uint64_t ns)
@@ -904,7 +904,7 @@ int fiber_cancel(fiber_t *f)
 		return -EINVAL;
 	if (!fiber__rt_enter())
 		return -ESRCH;
-	if (f->magic != FIBER_MAGIC_LIVE || f->rt_gen != fiber__rt.gen ||
+	if (READ_ONCE(f->magic) != FIBER_MAGIC_LIVE || f->rt_gen != fiber__rt.gen ||
 	    atomic_load_explicit(&f->exited, memory_order_acquire)) {
 		fiber__rt_exit();
 		return -ESRCH;

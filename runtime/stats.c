@@ -46,7 +46,7 @@ int fiber_stats(fiber_t *f, struct fiber_stats *out)
 		return -ESRCH;
 	if (!p)
 		return -EINVAL;
-	if (p->magic != FIBER_MAGIC_LIVE || atomic_load_explicit(&p->join_state, memory_order_relaxed) == JOIN_DONE)
+	if (READ_ONCE(p->magic) != FIBER_MAGIC_LIVE || atomic_load_explicit(&p->join_state, memory_order_relaxed) == JOIN_DONE)
 		return -ESRCH;
 	rq = fiber__task_rq_lock(p);
 	/* A running fiber: charge it up to now first, so the numbers include the current run. */
