@@ -91,7 +91,8 @@ struct fiber_config {
 				 * (env FIBER_TRACE=FILE) */
 	int deadlock_ms;        /* report (fiber_dump to stderr, once) when every fiber has been blocked on fiber
 				 * primitives with nothing runnable and no timer armed for this long; the program goes
-				 * on. 0 = 2000 ms (env FIBER_DEADLOCK_MS, 0 there = off), -1 = off, at most 3600000 */
+				 * on. 0 = off unless env FIBER_DEADLOCK_MS=N; -1 = off; at most 3600000. Off by
+				 * default: the check wakes a thread 4 times per deadlock_ms, even in an idle runtime */
 };
 
 /*

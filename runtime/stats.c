@@ -581,7 +581,6 @@ void fiber_dump(int fd)
  * (fiber_config.deadlock_ms, FIBER_DEADLOCK_MS)
  * ---------------------------------------------------------------------------------------------------------- */
 
-#define DEADLOCK_MS_DEFAULT 2000
 
 static int dump_pipe[2] = { -1, -1 };
 static int dump_sig;
@@ -767,7 +766,7 @@ void fiber__debug_start(const struct fiber_config *c)
 	struct sigaction sa;
 	int sig = c->dump_signal;
 
-	deadlock_ms = c->deadlock_ms < 0 ? 0 : c->deadlock_ms ? (unsigned)c->deadlock_ms : DEADLOCK_MS_DEFAULT;
+	deadlock_ms = c->deadlock_ms > 0 ? (unsigned)c->deadlock_ms : 0;
 	if (!sig && !deadlock_ms)
 		return;
 	if (pipe2(dump_pipe, O_CLOEXEC)) {
