@@ -881,7 +881,7 @@ int fiber_sleep(uint64_t ns)
 	preempt_disable();
 	fiber__timer_add(&this_worker()->timers, t, expires, curr);
 	preempt_enable_no_resched();
-	fiber__set_wait(curr, "sleep", &t);
+	fiber__set_wait(curr, "sleep", t);
 	for (;;) {
 		fiber__set_current_state(TASK_INTERRUPTIBLE);
 		if (atomic_load_explicit(&t->fired, memory_order_acquire))

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "test_util.h"
 
@@ -418,6 +419,68 @@ static void test_dump_deadlock_bad_values(void **state)
 	unsetenv("FIBER_DEADLOCK_MS");
 }
 
+/* Two fibers that each hold one mutex and want the other's, in a child process (mutex_lock cannot be undone). */
+static fiber_mutex_t mx1 = FIBER_MUTEX_INITIALIZER, mx2 = FIBER_MUTEX_INITIALIZER;
+
+static void *mx_a(void *arg)
+{
+	fiber_mutex_lock(&mx1);
+	fiber_sleep(20000000);
+	fiber_mutex_lock(&mx2);
+	return NULL;
+}
+
+static void *mx_b(void *arg)
+{
+	fiber_mutex_lock(&mx2);
+	fiber_sleep(20000000);
+	fiber_mutex_lock(&mx1);
+	return NULL;
+}
+
+static void test_dump_deadlock_on_mutexes_reported(void **state)
+{
+	int pfd[2];
+	char buf[65536];
+	size_t len = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(pfd), 0);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		struct fiber_config c = test_cfg(2);
+
+		close(pfd[0]);
+		dup2(pfd[1], STDERR_FILENO);
+		c.deadlock_ms = 100;
+		if (fiber_runtime_start(&c))
+			_exit(2);
+		spawn_named("mx-a", mx_a, NULL);
+		spawn_named("mx-b", mx_b, NULL);
+		sleep(30); /* the parent kills us once it has read the report */
+		_exit(3);
+	}
+	close(pfd[1]);
+	while (len < sizeof(buf) - 1) {
+		ssize_t n = read(pfd[0], buf + len, sizeof(buf) - 1 - len);
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = 0;
+		if (strstr(buf, " fibers listed ("))
+			break;
+	}
+	buf[len] = 0;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(pfd[0]);
+	assert_non_null(strstr(buf, "libfiber: deadlock? all 2 fibers have been blocked"));
+	assert_true(line_has(buf, "mx-a", " sync ", NULL));
+	assert_true(line_has(buf, "mx-b", " sync ", NULL));
+}
+
 static void test_dump_no_runtime(void **state)
 {
 	int fd = memfd_create("dump", 0);
@@ -446,6 +509,7 @@ int main(void)
 		cmocka_unit_test(test_dump_deadlock_not_with_a_timer),
 		cmocka_unit_test(test_dump_deadlock_report_off),
 		cmocka_unit_test(test_dump_deadlock_bad_values),
+		cmocka_unit_test(test_dump_deadlock_on_mutexes_reported),
 		cmocka_unit_test(test_dump_no_runtime),
 	};
 
