@@ -84,6 +84,15 @@ struct fiber_config {
 	 */
 	int host_policy;
 	int host_priority;
+	/* Debugging (README "Debugging") */
+	int dump_signal;        /* on this signal fiber_dump() goes to stderr and the program continues; 0 = none
+				 * (env FIBER_DUMP_SIGNAL=SIGQUIT, a name or a number) */
+	const char *trace_file; /* timeline trace (Chrome trace-event JSON) written there at stop; NULL = none
+				 * (env FIBER_TRACE=FILE) */
+	int deadlock_ms;        /* report (fiber_dump to stderr, once) when every fiber has been blocked on fiber
+				 * primitives with nothing runnable and no timer armed for this long; the program goes
+				 * on. 0 = off unless env FIBER_DEADLOCK_MS=N; -1 = off; at most 3600000. Off by
+				 * default: the check wakes a thread 4 times per deadlock_ms, even in an idle runtime */
 };
 
 /*
@@ -715,7 +724,14 @@ struct fiber_worker_stats {
  * thread. */
 int fiber_worker_stats(int worker, struct fiber_worker_stats *out);
 
-/* fiber_dump - a sched_debug-like text dump of every worker and its queued fibers to @fd. Context: any thread. */
+/*
+ * fiber_dump - a sched_debug-like text dump to @fd: runtime totals, each worker's runqueue by class, and every fiber
+ * with its state, wait reason and, for a parked fiber, a symbolised backtrace (scanned from its saved stack: the
+ * first frame is exact, the ones marked '?' are return addresses found on the stack and may include stale ones;
+ * names come from each object's symbol table, else dladdr, else module+offset for `addr2line -f -e MODULE OFFSET`;
+ * gdb's `fiber bt` gives the exact unwind). It reads other fibers' stacks through process_vm_readv, so a fiber that
+ * exits meanwhile cannot make it fault. Context: any thread (not a signal handler: see fiber_config.dump_signal).
+ */
 void fiber_dump(int fd);
 
 #pragma GCC visibility pop

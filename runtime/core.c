@@ -151,7 +151,8 @@ static void set_task_cpu(struct fiber *p, int cpu)
 {
 	if (p->cpu != cpu) {
 		p->nr_migrations++;
-		p->cpu = cpu;
+		fiber__trace_migrate(p, p->cpu, cpu);
+		WRITE_ONCE(p->cpu, cpu); /* task_rq() peeks at it before taking the lock */
 	}
 	p->wake_cpu = cpu;
 }
@@ -266,7 +267,7 @@ static inline bool worker_idle(int cpu)
 {
 	struct rq *rq = cpu_rq(cpu);
 
-	return rq->curr == rq->idle && !atomic_load_explicit(&rq->nr_running, memory_order_relaxed);
+	return READ_ONCE(rq->curr) == rq->idle && !atomic_load_explicit(&rq->nr_running, memory_order_relaxed);
 }
 
 static int select_task_rq(struct fiber *p, int wake_flags)
@@ -492,6 +493,7 @@ int fiber__try_to_wake_up(struct fiber *p, unsigned state, int wake_flags)
 	}
 	ttwu_queue(p, cpu, wake_flags);
 unlock:
+	fiber__trace_wake(p, success);
 	spin_unlock(&p->pi_lock);
 	return success;
 }
@@ -711,6 +713,7 @@ static struct rq *finish_task_switch(struct fiber *prev)
 		fiber__timer_del(&prev->dl.timer);
 		bool user = !(prev->flags & PF_KTHREAD);
 
+		fiber__tsan_dead(prev);
 		fiber__stack_free(prev);
 		fiber__fiber_unlist(prev);
 		fiber__put_task_struct(prev); /* the reference the fiber held on itself while it ran */
@@ -744,6 +747,8 @@ static inline struct rq *context_switch(struct worker *w, struct rq *rq, struct 
 #else
 	(void)prev_dead;
 #endif
+	fiber__trace_switch(w, prev, next);
+	fiber__tsan_switch(prev, next);
 	last = fiber__switch(prev, next);
 	barrier();
 	/* Now on prev's stack again, resumed by "last", maybe on another worker: w and rq are stale here. */
@@ -830,7 +835,7 @@ static void __schedule(int sched_mode)
 
 	if (likely(prev != next)) {
 		rq->nr_switches++;
-		rq->curr = next;
+		WRITE_ONCE(rq->curr, next); /* remote workers peek at it unlocked (worker_idle) */
 		if (!preempt && prev_state)
 			prev->nvcsw++;
 		else
@@ -1419,7 +1424,7 @@ static struct fiber *attr_target_get(fiber_t *f, int *err)
 	if (!fiber__rt_enter())
 		return NULL;
 	p = f ? f : fiber_self();
-	if (!p || p->magic != FIBER_MAGIC_LIVE || p->rt_gen != fiber__rt.gen || (p->flags & PF_KTHREAD) ||
+	if (!p || READ_ONCE(p->magic) != FIBER_MAGIC_LIVE || p->rt_gen != fiber__rt.gen || (p->flags & PF_KTHREAD) ||
 	    atomic_load_explicit(&p->exited, memory_order_acquire)) {
 		fiber__rt_exit();
 		*err = f ? -ESRCH : -EINVAL;

@@ -198,7 +198,7 @@ struct fiber *fiber__desc_alloc(void)
 static void desc_free_global(struct fiber *p)
 {
 	spin_lock(&fiber__rt.desc_lock);
-	p->magic = FIBER_MAGIC_FREE;
+	WRITE_ONCE(p->magic, FIBER_MAGIC_FREE); /* stale handles peek at it */
 	p->desc_next = fiber__rt.desc_free;
 	fiber__rt.desc_free = p;
 	fiber__rt.desc_free_nr++;
@@ -213,7 +213,7 @@ void fiber__desc_free(struct fiber *p)
 		preempt_disable();
 		w = this_worker();
 		if (w->descs.nr < DESC_CACHE_MAX) {
-			p->magic = FIBER_MAGIC_FREE;
+			WRITE_ONCE(p->magic, FIBER_MAGIC_FREE); /* stale handles peek at it */
 			p->desc_next = w->descs.head;
 			w->descs.head = p;
 			w->descs.nr++;
@@ -297,6 +297,7 @@ static size_t page_round(size_t size)
 static int runtime_start(const struct fiber_config *cfg)
 {
 	struct fiber__start_cfg c;
+	struct fiber_config dbg;
 	int ret;
 
 	if (this_worker()) {
@@ -304,6 +305,13 @@ static int runtime_start(const struct fiber_config *cfg)
 		return -EBUSY;
 	}
 	ret = fiber__config_resolve(cfg, &c); /* env.c; prints what it refuses */
+	if (ret)
+		return ret;
+	/* The debugging fields (stats.c, trace.c) are resolved apart from the rest: env FIBER_DUMP_SIGNAL, ... */
+	fiber_config_init(&dbg);
+	if (cfg)
+		dbg = *cfg;
+	ret = fiber__debug_config(&dbg);
 	if (ret)
 		return ret;
 
@@ -314,6 +322,11 @@ static int runtime_start(const struct fiber_config *cfg)
 		return -EBUSY;
 	}
 	fiber__clock_init();
+	ret = fiber__trace_start(dbg.trace_file, c.workers); /* first: nothing to undo when it fails */
+	if (ret) {
+		pthread_mutex_unlock(&rt_lock);
+		return ret;
+	}
 	fiber__rt.stack_size = page_round(c.stack_size);
 	fiber__rt.tick_hz = c.tick_hz;
 	fiber__rt.cfg_flags = c.flags;
@@ -339,6 +352,7 @@ static int runtime_start(const struct fiber_config *cfg)
 		atomic_store(&fiber__rt.next_id, 1); /* id 0 is the idle fibers' */
 	ret = fiber__workers_start(c.workers);
 	if (ret) { /* worker.c printed what failed */
+		fiber__trace_stop();
 		fiber__stack_cache_drain(&fiber__rt.gstacks);
 		pthread_mutex_unlock(&rt_lock);
 		return ret;
@@ -355,6 +369,7 @@ static int runtime_start(const struct fiber_config *cfg)
 					   "fiber_config.workers", strerror(-ret));
 		fiber__stoppers_stop();
 		fiber__workers_stop();
+		fiber__trace_stop();
 		fiber__stack_cache_drain(&fiber__rt.gstacks);
 		desc_slabs_trim();
 		pthread_mutex_unlock(&rt_lock);
@@ -363,6 +378,7 @@ static int runtime_start(const struct fiber_config *cfg)
 	/* Open the gate for plain threads; the count of late callers that saw it closed stays balanced. */
 	atomic_fetch_and(&fiber__rt.gate, ~GATE_CLOSED);
 	atomic_store_explicit(&fiber__rt.running, 1, memory_order_release);
+	fiber__debug_start(&dbg);
 	pthread_mutex_unlock(&rt_lock);
 	return 0;
 }
@@ -449,9 +465,11 @@ int fiber_runtime_stop(void)
 		return -ESRCH;
 	}
 	wait_for_fibers();
+	fiber__debug_stop(); /* after the wait: a program that hangs in stop still gets its dump, its deadlock report */
 	fiber__monitor_stop();
 	fiber__stoppers_stop();
 	fiber__workers_stop();
+	fiber__trace_stop(); /* the workers are gone: the buffers are quiescent */
 	atomic_store(&fiber__rt.running, 0);
 	spin_lock(&fiber__rt.stack_lock);
 	fiber__stack_cache_drain(&fiber__rt.gstacks);
@@ -555,7 +573,7 @@ static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*f
 
 	/* Everything but the descriptor-cache fields starts from zero. */
 	memset(p, 0, offsetof(struct fiber, desc_next));
-	p->magic = FIBER_MAGIC_LIVE;
+	WRITE_ONCE(p->magic, FIBER_MAGIC_LIVE);
 	p->rt_gen = fiber__rt.gen;
 	p->id = atomic_fetch_add_explicit(&fiber__rt.next_id, 1, memory_order_relaxed);
 	p->fn = fn;
@@ -597,6 +615,7 @@ static void fiber_list(struct fiber *p)
 	spin_lock(&w->all_lock);
 	list_add_tail(&p->all, &w->all_fibers);
 	spin_unlock(&w->all_lock);
+	fiber__trace_name(p);
 }
 
 void fiber__fiber_unlist(struct fiber *p)
@@ -741,11 +760,12 @@ static int join_wait_fiber(struct fiber *f)
 		w = this_worker();
 		rq = &w->rq;
 		spin_lock(&rq->lock);
-		if (f->cpu == w->id && task_on_rq_queued(f))
+		if (READ_ONCE(f->cpu) == w->id && task_on_rq_queued(f)) /* f->cpu: a waker may move it */
 			fiber__set_next_buddy(rq, f);
 		spin_unlock(&rq->lock);
 		preempt_enable_no_resched();
 	}
+	fiber__set_wait(current_fiber(), "join", f);
 	for (;;) {
 		fiber__prepare_to_wait(&f->join_wq, &e, TASK_INTERRUPTIBLE);
 		if (atomic_load_explicit(&f->exited, memory_order_acquire))
@@ -784,7 +804,7 @@ int fiber_join(fiber_t *f, void **retval)
 		return -EINVAL;
 	if (self && !is_idle_task(self) && f == self)
 		return -EDEADLK;
-	if (f->magic != FIBER_MAGIC_LIVE)
+	if (READ_ONCE(f->magic) != FIBER_MAGIC_LIVE)
 		return stale_handle(f);
 	if (!atomic_compare_exchange_strong(&f->join_state, &expected, JOIN_JOINING))
 		return -EINVAL;
@@ -815,7 +835,7 @@ int fiber_detach(fiber_t *f)
 
 	if (!f)
 		return -EINVAL;
-	if (f->magic != FIBER_MAGIC_LIVE)
+	if (READ_ONCE(f->magic) != FIBER_MAGIC_LIVE)
 		return stale_handle(f);
 	if (!atomic_compare_exchange_strong(&f->join_state, &expected, JOIN_DETACHED))
 		return -EINVAL;
@@ -844,7 +864,7 @@ fiber_t *fiber_self(void)
 
 uint64_t fiber_id(const fiber_t *f)
 {
-	return f && f->magic == FIBER_MAGIC_LIVE ? f->id : 0;
+	return f && READ_ONCE(f->magic) == FIBER_MAGIC_LIVE ? f->id : 0;
 }
 
 int fiber_sleep(uint64_t ns)
@@ -877,6 +897,7 @@ int fiber_sleep(uint64_t ns)
 	preempt_disable();
 	fiber__timer_add(&this_worker()->timers, t, expires, curr);
 	preempt_enable_no_resched();
+	fiber__set_wait(curr, "sleep", t);
 	for (;;) {
 		fiber__set_current_state(TASK_INTERRUPTIBLE);
 		if (atomic_load_explicit(&t->fired, memory_order_acquire))
@@ -888,6 +909,7 @@ int fiber_sleep(uint64_t ns)
 		fiber__schedule();
 	}
 	atomic_store_explicit(&curr->state, TASK_RUNNING, memory_order_relaxed);
+	fiber__set_wait(curr, NULL, NULL);
 	fiber__timer_del(t);
 	return ret;
 }
@@ -898,7 +920,7 @@ int fiber_cancel(fiber_t *f)
 		return -EINVAL;
 	if (!fiber__rt_enter())
 		return -ESRCH;
-	if (f->magic != FIBER_MAGIC_LIVE || f->rt_gen != fiber__rt.gen ||
+	if (READ_ONCE(f->magic) != FIBER_MAGIC_LIVE || f->rt_gen != fiber__rt.gen ||
 	    atomic_load_explicit(&f->exited, memory_order_acquire)) {
 		fiber__rt_exit();
 		return -ESRCH;

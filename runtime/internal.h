@@ -92,6 +92,14 @@
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/*
+ * READ_ONCE / WRITE_ONCE: a plain-sized access the compiler may not tear, fuse or re-read, for fields that are
+ * written under a lock and peeked at without it (rq->curr, p->cpu). Relaxed atomics: plain movs on x86, and
+ * ThreadSanitizer sees them as the atomic accesses they are meant to be.
+ */
+#define READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define WRITE_ONCE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
 static inline void cpu_relax(void)
 {
 	__builtin_ia32_pause();
@@ -105,12 +113,20 @@ static inline void cpu_relax(void)
 #endif
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define FIBER_HAVE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FIBER_HAVE_TSAN 1
+#endif
+#endif
+
 /*
- * Runtime objects come from the C library's malloc under ASan (so that it checks them) and in the installed
+ * Runtime objects come from the C library's malloc under ASan and TSan (so that they check them) and in the installed
  * libfiber.a (FIBER_NO_JEMALLOC: linking jemalloc statically would replace the application's malloc with jemalloc's);
  * from jemalloc's explicit API (mallocx/sdallocx) otherwise.
  */
-#if defined(FIBER_HAVE_ASAN) || defined(FIBER_NO_JEMALLOC)
+#if defined(FIBER_HAVE_ASAN) || defined(FIBER_HAVE_TSAN) || defined(FIBER_NO_JEMALLOC)
 #define FIBER_LIBC_MALLOC 1
 #endif
 
@@ -490,8 +506,62 @@ struct fiber {
 	struct list_head all;      /* workers[home].all_fibers (fiber_dump) */
 	int home;                  /* the worker whose all_fibers list holds it */
 
+	/*
+	 * Debugging (fiber_dump, the trace, gdb/libfiber-gdb.py). wait_reason and wait_on are written by the fiber
+	 * itself just before it blocks and cleared when it runs again; readers on other threads only print them
+	 * (relaxed atomics: a stale value is fine, a torn one is not possible).
+	 */
+	const char *_Atomic wait_reason; /* static string ("sleep", "join", "wait queue", ...), NULL when not waiting */
+	const void *_Atomic wait_on;     /* the object waited on: the wait queue, the joined fiber, the timer */
+	void *tsan_fiber;                /* ThreadSanitizer's fiber context (FIBER_TSAN builds) */
+
 	struct fiber *desc_next; /* descriptor cache link */
 };
+
+/*
+ * fiber__set_wait - say why @p (the caller's own fiber) is about to block and on what; NULL, NULL when it runs
+ * again. Shown by fiber_dump, `info fibers` in gdb and the trace. Blocking primitives call it before their
+ * prepare_to_wait (which records "wait queue" when nothing more precise was said).
+ */
+static inline void fiber__set_wait(struct fiber *p, const char *reason, const void *on)
+{
+	atomic_store_explicit(&p->wait_reason, reason, memory_order_relaxed);
+	atomic_store_explicit(&p->wait_on, on, memory_order_relaxed);
+}
+
+/*
+ * ThreadSanitizer (FIBER_TSAN): each fiber is a TSan fiber, so that TSan keeps a shadow stack and a vector clock
+ * per fiber rather than per worker thread. The switch synchronizes prev -> next (flags 0), which is the
+ * happens-before the rq lock hand-off implies (taken by prev in __schedule, released by next in
+ * finish_task_switch). A fiber's context is made at its first switch-in; the worker's own context becomes its idle
+ * fiber's at the first switch-out; a dead fiber's is destroyed by the next fiber, after the switch.
+ */
+#ifdef FIBER_HAVE_TSAN
+#include <sanitizer/tsan_interface.h>
+static inline void fiber__tsan_switch(struct fiber *prev, struct fiber *next)
+{
+	if (!prev->tsan_fiber)
+		prev->tsan_fiber = __tsan_get_current_fiber();
+	if (!next->tsan_fiber)
+		next->tsan_fiber = __tsan_create_fiber(0);
+	__tsan_switch_to_fiber(next->tsan_fiber, 0);
+}
+static inline void fiber__tsan_dead(struct fiber *p)
+{
+	if (p->tsan_fiber)
+		__tsan_destroy_fiber(p->tsan_fiber);
+	p->tsan_fiber = NULL;
+}
+#else
+static inline void fiber__tsan_switch(struct fiber *prev, struct fiber *next)
+{
+	(void)prev, (void)next;
+}
+static inline void fiber__tsan_dead(struct fiber *p)
+{
+	(void)p;
+}
+#endif
 
 _Static_assert(offsetof(struct fiber, sp) == FIBER_SP_OFFSET, "asm/ and struct fiber disagree on sp");
 _Static_assert(FRAME_SIZE == 8 * 8, "switch frame is 8 slots");
@@ -630,7 +700,7 @@ static inline struct worker *rq_worker(struct rq *rq)
 }
 static inline struct rq *task_rq(struct fiber *p)
 {
-	return cpu_rq(p->cpu);
+	return cpu_rq(READ_ONCE(p->cpu));
 }
 static inline bool is_idle_task(struct fiber *p)
 {
@@ -897,6 +967,48 @@ __hidden bool fiber__signal_pending(struct fiber *p);
 __hidden void fiber__keys_exit(struct fiber *p);
 /* core.c: the priority-inheritance boost of fiber_mutex (rt_mutex_setprio); INT_MAX ends it */
 __hidden void fiber__pi_setprio(struct fiber *p, int prio);
+
+/* stats.c: debugging configuration (env FIBER_DUMP_SIGNAL, FIBER_DEADLOCK_MS, FIBER_TRACE), the debug thread */
+__hidden int fiber__debug_config(struct fiber_config *c);
+__hidden void fiber__debug_start(const struct fiber_config *c);
+__hidden void fiber__debug_stop(void);
+
+/* trace.c: the timeline trace. The hooks cost one load and a predicted branch while tracing is off. */
+extern __hidden atomic_int fiber__trace_on;
+__hidden int fiber__trace_start(const char *path, unsigned nr_workers);
+__hidden void fiber__trace_stop(void);
+__hidden void fiber__trace_switch_slow(struct worker *w, struct fiber *prev, struct fiber *next);
+__hidden void fiber__trace_wake_slow(struct fiber *p);
+__hidden void fiber__trace_migrate_slow(struct fiber *p, int from, int to);
+__hidden void fiber__trace_name_slow(struct fiber *p);
+static inline bool fiber__tracing(void)
+{
+	return unlikely(atomic_load_explicit(&fiber__trace_on, memory_order_relaxed));
+}
+/* context_switch, rq->lock held, rq clock fresh */
+static inline void fiber__trace_switch(struct worker *w, struct fiber *prev, struct fiber *next)
+{
+	if (fiber__tracing())
+		fiber__trace_switch_slow(w, prev, next);
+}
+/* try_to_wake_up, once it has made p runnable (@success) */
+static inline void fiber__trace_wake(struct fiber *p, int success)
+{
+	if (fiber__tracing() && success)
+		fiber__trace_wake_slow(p);
+}
+static inline void fiber__trace_migrate(struct fiber *p, int from, int to)
+{
+	if (fiber__tracing())
+		fiber__trace_migrate_slow(p, from, to);
+}
+/* a new fiber, once named and listed */
+static inline void fiber__trace_name(struct fiber *p)
+{
+	if (fiber__tracing())
+		fiber__trace_name_slow(p);
+}
+
 
 /*
  * Allocation of runtime objects (jemalloc's explicit API, or malloc: FIBER_LIBC_MALLOC).

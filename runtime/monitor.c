@@ -139,7 +139,7 @@ static bool worker_held(struct worker *w, uint64_t now)
 	ssize_t n = -1;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)w->tid);
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)READ_ONCE(w->tid));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		n = read(fd, buf, sizeof(buf) - 1);

@@ -139,13 +139,14 @@ int fiber__stoppers_start(void)
 {
 	atomic_store(&fiber__rt.stoppers_exit, 0);
 	for (unsigned i = 0; i < fiber__rt.nr_workers; i++) {
-		struct worker *w = &fiber__rt.workers[i];
 		char name[32];
 
 		snprintf(name, sizeof(name), "stopper/%u", i);
-		w->rq.stop = fiber__spawn_kthread((int)i, stopper_fn, (void *)(intptr_t)i, &fiber__stop_sched_class,
-						  name);
-		if (!w->rq.stop)
+		/*
+		 * fiber__spawn_kthread sets rq->stop before the wake-up publishes the stopper (under the rq lock); storing
+		 * it again here, unlocked, would race with the worker's pick_task_stop.
+		 */
+		if (!fiber__spawn_kthread((int)i, stopper_fn, (void *)(intptr_t)i, &fiber__stop_sched_class, name))
 			return -ENOMEM;
 		atomic_fetch_add(&fiber__rt.nr_stoppers, 1);
 	}

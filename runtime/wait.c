@@ -26,6 +26,8 @@ void fiber__prepare_to_wait(struct wait_queue_head *wq, struct wait_queue_entry 
 	struct fiber *curr = current_fiber();
 
 	e->task = curr;
+	if (!atomic_load_explicit(&curr->wait_reason, memory_order_relaxed))
+		fiber__set_wait(curr, "wait queue", wq);
 	spin_lock(&wq->lock);
 	if (list_empty(&e->entry))
 		list_add_tail(&e->entry, &wq->head);
@@ -44,6 +46,7 @@ void fiber__finish_wait(struct wait_queue_head *wq, struct wait_queue_entry *e)
 		return;
 	}
 	atomic_store_explicit(&current_fiber()->state, TASK_RUNNING, memory_order_relaxed);
+	fiber__set_wait(current_fiber(), NULL, NULL);
 	/* Unlocked peek (list_empty_careful): pairs with the waker's release store when it unqueues us. */
 	if (__atomic_load_n(&e->entry.next, __ATOMIC_ACQUIRE) != &e->entry) {
 		spin_lock(&wq->lock);
@@ -192,6 +195,11 @@ int fiber__park(atomic_int *word, int expect, unsigned state, struct fiber__time
 	int ret = 0;
 
 	if (curr) {
+		/* Shown by fiber_dump, gdb and the deadlock report, unless the caller said something more precise. */
+		bool said = !atomic_load_explicit(&curr->wait_reason, memory_order_relaxed);
+
+		if (said)
+			fiber__set_wait(curr, "sync", word);
 		/* D1: state store and full fence, then the condition; the waker stores it, then ttwu reads state. */
 		fiber__set_current_state(state);
 		if (atomic_load_explicit(word, memory_order_acquire) != expect)
@@ -205,9 +213,13 @@ int fiber__park(atomic_int *word, int expect, unsigned state, struct fiber__time
 			goto running;
 		}
 		fiber__schedule();
+		if (said)
+			fiber__set_wait(curr, NULL, NULL);
 		return 0;
 running:
 		atomic_store_explicit(&curr->state, TASK_RUNNING, memory_order_relaxed);
+		if (said)
+			fiber__set_wait(curr, NULL, NULL);
 		return ret;
 	}
 
@@ -339,6 +351,8 @@ int fiber_prepare_to_wait(struct fiber_waitq *wq, struct fiber_wait_entry *e)
 	unsigned state = (pe->flags & FIBER_WAIT_INTERRUPTIBLE) ? TASK_INTERRUPTIBLE : TASK_UNINTERRUPTIBLE;
 	int ret = 0;
 
+	if (curr && !atomic_load_explicit(&curr->wait_reason, memory_order_relaxed))
+		fiber__set_wait(curr, "wait queue", h); /* fiber_finish_wait clears it */
 	spin_lock(&h->lock);
 	if (list_empty(&pe->e.entry))
 		list_add_tail(&pe->e.entry, &h->head);

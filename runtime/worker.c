@@ -186,7 +186,7 @@ static void *worker_main(void *arg)
 
 	w->current = idle;
 	w->preempt_count = 1; /* the idle fiber runs with preemption disabled (init_idle_preempt_count) */
-	w->tid = gettid();
+	WRITE_ONCE(w->tid, gettid()); /* the monitor reads it */
 	/* Timer slack at its minimum: the idle sleep's timeout is the next fiber timer, and 50 us of slack is late. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	idle->exec_start = fiber__sched_clock();

@@ -135,7 +135,7 @@ static void *long_sleeper(void *arg)
 	return NULL;
 }
 
-static fiber_t *to_wake;
+static fiber_t *_Atomic to_wake; /* spawned by a fiber, read by the canceller pthread */
 
 static void *canceller(void *arg)
 {
@@ -154,7 +154,10 @@ static void *wake_main(void *arg)
 	(void)arg;
 	fiber_attr_init(&a);
 	CPU_SET(0, &a.affinity);
-	fiber_spawn(&to_wake, &a, long_sleeper, NULL);
+	fiber_t *t = NULL;
+
+	fiber_spawn(&t, &a, long_sleeper, NULL);
+	atomic_store(&to_wake, t);
 	wait_until_sleeping(to_wake);
 	CPU_ZERO(&all);
 	CPU_SET(0, &all);

@@ -218,8 +218,8 @@ static void test_stack_map_failure_names_limit(void **state)
 	int status, spawned_n = 0, err = 0;
 	const char *p, *q;
 
-#if defined(__SANITIZE_ADDRESS__)
-	skip(); /* ASan reserves terabytes of shadow: an RLIMIT_AS child cannot even start */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	skip(); /* ASan and TSan reserve terabytes of shadow: an RLIMIT_AS child cannot even start */
 #endif
 	status = run_child(child_map_limit, out, sizeof(out));
 	assert_true(status != -1 && WIFEXITED(status));
