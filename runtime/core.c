@@ -536,7 +536,7 @@ void fiber__wake_q_add(struct wake_q_head *head, struct fiber *p)
 					 __ATOMIC_RELAXED))
 		return;
 	fiber__get_task_struct(p);
-	*head->lastp = node;
+	__atomic_store_n(head->lastp, node, __ATOMIC_RELAXED);
 	head->lastp = &node->next;
 }
 
@@ -552,7 +552,8 @@ void fiber__wake_up_q(struct wake_q_head *head)
 	while (node != WAKE_Q_TAIL) {
 		struct fiber *p = container_of(node, struct fiber, wake_q);
 
-		node = node->next;
+		/* Atomic: another waker may be trying its cmpxchg on this field (it fails until we clear it). */
+		node = __atomic_load_n(&node->next, __ATOMIC_RELAXED);
 		/* Unqueue before waking, so a later wake_q_add after this point queues it again. */
 		__atomic_store_n(&p->wake_q.next, NULL, __ATOMIC_RELEASE);
 		if (held)
@@ -1045,11 +1046,10 @@ void fiber__exit(void *retval)
 	 * A joiner that returns may admit a new deadline fiber at once: give the bandwidth back before waking it,
 	 * not only in task_dead after the final switch (which stays, for a setattr that raced this exit).
 	 */
-	if (unlikely(dl_policy(p->policy))) {
-		spin_lock(&p->pi_lock);
+	spin_lock(&p->pi_lock); /* the policy and the reservation change under it (setattr) */
+	if (unlikely(dl_policy(p->policy)))
 		fiber__dl_release(p);
-		spin_unlock(&p->pi_lock);
-	}
+	spin_unlock(&p->pi_lock);
 	/* Pairs with the fence after a pthread joiner announces itself (D1 pattern on the exited flag). */
 	atomic_thread_fence(memory_order_seq_cst);
 	fiber__wake_up_sync(&p->join_wq, TASK_NORMAL);

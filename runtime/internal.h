@@ -168,9 +168,14 @@ struct list_head {
 	struct list_head *next, *prev;
 };
 
+/*
+ * The ->next stores are relaxed atomics (plain moves): finish_wait peeks at its entry's next without the lock
+ * (list_empty_careful), and every other access is under the list's lock.
+ */
 static inline void INIT_LIST_HEAD(struct list_head *h)
 {
-	h->next = h->prev = h;
+	__atomic_store_n(&h->next, h, __ATOMIC_RELAXED);
+	h->prev = h;
 }
 static inline bool list_empty(const struct list_head *h)
 {
@@ -179,9 +184,9 @@ static inline bool list_empty(const struct list_head *h)
 static inline void __list_add(struct list_head *n, struct list_head *prev, struct list_head *next)
 {
 	next->prev = n;
-	n->next = next;
+	__atomic_store_n(&n->next, next, __ATOMIC_RELAXED);
 	n->prev = prev;
-	prev->next = n;
+	__atomic_store_n(&prev->next, n, __ATOMIC_RELAXED);
 }
 static inline void list_add(struct list_head *n, struct list_head *h)
 {
@@ -194,7 +199,7 @@ static inline void list_add_tail(struct list_head *n, struct list_head *h)
 static inline void list_del_init(struct list_head *e)
 {
 	e->next->prev = e->prev;
-	e->prev->next = e->next;
+	__atomic_store_n(&e->prev->next, e->next, __ATOMIC_RELAXED);
 	INIT_LIST_HEAD(e);
 }
 static inline void list_move_tail(struct list_head *e, struct list_head *h)

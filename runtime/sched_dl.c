@@ -128,7 +128,8 @@ static bool start_dl_timer(struct rq *rq, struct fiber *p)
 	if (act <= rq->clock)
 		return false;
 	/* Re-arming an armed timer moves it (fiber__timer_add never queues a timer twice). */
-	if (fiber__timer_add(&w->timers, &dl->timer, act, p) && this_worker() != w)
+	/* t->fiber was set once, at task_fork_dl: the callback reads it without a lock. */
+	if (fiber__timer_add(&w->timers, &dl->timer, act, NULL) && this_worker() != w)
 		fiber__kick_worker(w);
 	return true;
 }

@@ -83,8 +83,9 @@ static bool mutex_try_acquire(struct mutex_impl *m, uintptr_t tok, bool first)
 			return false;
 		if ((cur & MUTEX_HANDOFF) && !first)
 			return false;
+		/* acq_rel: a spinner's acquire load of owner then sees the owner's descriptor as published (mutex_spin). */
 		if (atomic_compare_exchange_weak_explicit(&m->owner, &cur, tok | (cur & MUTEX_WAITERS),
-							  memory_order_acquire, memory_order_relaxed))
+							  memory_order_acq_rel, memory_order_relaxed))
 			return true;
 	}
 }
@@ -162,7 +163,8 @@ static bool mutex_spin(struct mutex_impl *m, uintptr_t tok)
 	if (!self || fiber__rt.nr_workers < 2)
 		return false;
 	for (int i = 0; i < 256; i++) {
-		uintptr_t cur = atomic_load_explicit(&m->owner, memory_order_relaxed);
+		/* Acquire: pairs with the owner's acq_rel CAS before we peek at its descriptor. */
+		uintptr_t cur = atomic_load_explicit(&m->owner, memory_order_acquire);
 		uintptr_t owner = cur & ~MUTEX_FLAGS;
 
 		if (!owner) {

@@ -97,7 +97,7 @@ static void __wake_up(struct wait_queue_head *wq, unsigned mode, int nr, int wak
 		 */
 		if (!fiber__try_to_wake_up(e->task, mode, wake_flags))
 			continue;
-		e->entry.prev->next = e->entry.next;
+		__atomic_store_n(&e->entry.prev->next, e->entry.next, __ATOMIC_RELAXED);
 		e->entry.next->prev = e->entry.prev;
 		e->entry.prev = &e->entry;
 		/* Release: pairs with the acquire peek in finish_wait; after it e may vanish. */
@@ -252,7 +252,7 @@ void fiber__wake_q_add_safe(struct wake_q_head *head, struct fiber *p)
 		fiber__put_task_struct(p);
 		return;
 	}
-	*head->lastp = node;
+	__atomic_store_n(head->lastp, node, __ATOMIC_RELAXED);
 	head->lastp = &node->next;
 }
 

@@ -196,8 +196,8 @@ static void test_env_out_of_memory_message(void **state)
 	char buf[1024];
 	pid_t pid;
 
-#if defined(__SANITIZE_ADDRESS__)
-	skip(); /* ASan reserves terabytes of shadow: an RLIMIT_AS child cannot even start */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	skip(); /* ASan and TSan reserve terabytes of shadow: an RLIMIT_AS child cannot even start */
 #endif
 	assert_int_equal(pipe(pfd), 0);
 	fflush(NULL);

@@ -29,11 +29,15 @@
 #define RUN_GAP_NS (100 * US)
 
 static atomic_int stop;
-static int err;
+static atomic_int err; /* or-ed from several fibers */
 
 static uint64_t exec_ns(fiber_t *f)
 {
-	return fiber_exec_ns(f, &err);
+	int e = 0;
+	uint64_t ns = fiber_exec_ns(f, &e);
+
+	atomic_fetch_or(&err, e);
+	return ns;
 }
 
 /* CPU-bound until told to stop (or for 10 s at most, so that a broken scheduler cannot hang the test). */
@@ -106,7 +110,7 @@ static void ep_main(void *arg)
 	uint64_t cap;
 
 	for (int i = 0; i < EP_N; i++)
-		err |= fiber_spawn(&f[i], NULL, ep_fiber, (void *)(intptr_t)i);
+		atomic_fetch_or(&err, fiber_spawn(&f[i], NULL, ep_fiber, (void *)(intptr_t)i));
 	/* This NORMAL fiber is the CPU-bound background the DEADLINE fibers have to preempt. */
 	cap = now_ns() + 3 * EP_RUN_NS;
 	while (atomic_load(&ep_done) < EP_N && now_ns() < cap)
@@ -173,8 +177,8 @@ static void ov_main(void *arg)
 	fiber_t *d = NULL, *n = NULL;
 	uint64_t d0, n0, t0;
 
-	err |= fiber_spawn(&d, NULL, ov_dl_fiber, NULL);
-	err |= fiber_spawn(&n, NULL, hog, NULL);
+	atomic_fetch_or(&err, fiber_spawn(&d, NULL, ov_dl_fiber, NULL));
+	atomic_fetch_or(&err, fiber_spawn(&n, NULL, hog, NULL));
 	if (!d || !n)
 		goto out;
 	fiber_sleep(100 * MS);
@@ -255,8 +259,8 @@ static void yd_main(void *arg)
 {
 	fiber_t *y = NULL, *n = NULL;
 
-	err |= fiber_spawn(&y, NULL, yd_fiber, NULL);
-	err |= fiber_spawn(&n, NULL, hog, NULL); /* takes the worker whenever the DEADLINE fiber does not */
+	atomic_fetch_or(&err, fiber_spawn(&y, NULL, yd_fiber, NULL));
+	atomic_fetch_or(&err, fiber_spawn(&n, NULL, hog, NULL)); /* takes the worker whenever the DEADLINE fiber does not */
 	fiber_join(y, NULL);
 	atomic_store(&stop, 1);
 	fiber_join(n, NULL);
@@ -313,7 +317,7 @@ static void *ad_fiber(void *arg)
 	ad[i].set = fiber_setattr(NULL, &ATTR_DL(ad_runtime[i], 10 * MS, 10 * MS));
 	fiber_sleep(1 * MS); /* a DEADLINE fiber wakes up on the worker it was given */
 	ad[i].worker = fiber_worker_id();
-	err |= fiber_getattr(NULL, &ad[i].after);
+	atomic_fetch_or(&err, fiber_getattr(NULL, &ad[i].after));
 	atomic_store(&ad[i].done, 1);
 	while (!atomic_load(&ad_release))
 		fiber_sleep(2 * MS);
@@ -328,7 +332,7 @@ static void ad_main(void *arg)
 	for (int i = 0; i < AD_N; i++) {
 		uint64_t cap = now_ns() + 1000 * MS;
 
-		err |= fiber_spawn(&f[i], NULL, ad_fiber, (void *)(intptr_t)i);
+		atomic_fetch_or(&err, fiber_spawn(&f[i], NULL, ad_fiber, (void *)(intptr_t)i));
 		while (!atomic_load(&ad[i].done) && now_ns() < cap)
 			fiber_sleep(1 * MS);
 	}
