@@ -282,6 +282,16 @@ static uint64_t rr_off_cpu(int a, int b)
 	return cpu < wall ? wall - cpu : 0;
 }
 
+/*
+ * How much shorter than RR_SLICE_NS a slice may be charged: a tick. Under ThreadSanitizer (5-15x slower) the
+ * first whole slice came out 18.9 ms of 20 in three of three runs; TSan's runs check races, not tick precision.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SLICE_EARLY_TOL_NS (2 * MS)
+#else
+#define SLICE_EARLY_TOL_NS (1 * MS)
+#endif
+
 static void test_rt_rr_alternates_per_slice(void **state)
 {
 	struct fiber_config c = sched_cfg(1);
@@ -313,7 +323,7 @@ static void test_rt_rr_alternates_per_slice(void **state)
 	print_message("\n  %d of %d runs undisturbed by the host\n", undisturbed, RR_SEGMENTS);
 	for (int k = 1; k <= RR_SEGMENTS; k++) {
 		assert_int_not_equal(rr_run[k].fiber, rr_run[k + 1].fiber);
-		assert_true(charged[k] >= RR_SLICE_NS - 1 * MS);
+		assert_true(charged[k] >= RR_SLICE_NS - SLICE_EARLY_TOL_NS);
 		assert_true(charged[k] <= RR_SLICE_NS + 2 * MS + off[k]);
 	}
 }
