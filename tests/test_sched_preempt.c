@@ -221,8 +221,9 @@ static void *mig_controller(void *arg)
 	fiber_spawn(&s, &a, mig_starter, NULL);
 	while (!atomic_load(&mig_go))
 		fiber_cond_resched(); /* busy: worker 1 is not idle while the hog is placed */
+	/* Still busy until the hog has run once: an idle worker 1 would pull the queued hog (newidle). */
 	while (atomic_load(&mig_started_on) < 0)
-		fiber_sleep(100000);
+		fiber_cond_resched();
 	setattr_ret = fiber_setattr(mig_f, &d);
 	for (int i = 0; i < 200 && atomic_load(&moved_to) < 0; i++)
 		fiber_sleep(1000000);
