@@ -2,9 +2,9 @@
  * runtime/balance.c - moving queued fibers to idle workers (the kernel's newidle balance, Go's work stealing).
  *
  * A worker about to idle (and while it polls in its idle loop) looks for the busiest other worker - the largest
- * nr_running of two or more, read lock-free - and pulls one queued fiber that may run here: fair or rt, not running
- * (on_cpu), allowed on this worker, not migration-disabled. Deadline fibers are partitioned and never pulled; the
- * stoppers never move. The pull never holds two rq locks: detach under the busiest rq's lock (on_rq = MIGRATING
+ * nr_running of two or more, read lock-free - and pulls one queued fiber that may run here: one that a class's
+ * pick_migratable_task finds (rt, then fair), not running (on_cpu), allowed on this worker, not migration-disabled.
+ * Deadline fibers are partitioned and never pulled (their class has no such hook); the stoppers never move. The pull never holds two rq locks: detach under the busiest rq's lock (on_rq = MIGRATING
  * covers the gap), attach under our own (sched_balance_rq's detach_tasks/attach_tasks).
  *
  * To get a sleeping worker to do this, an enqueue that leaves a worker with queued work while another worker is
@@ -20,53 +20,11 @@ void fiber__idle_polling(bool on)
 	atomic_fetch_add_explicit(&nr_polling, on ? 1 : -1, memory_order_relaxed);
 }
 
-static bool can_migrate_task(struct rq *src, struct fiber *p, int dst)
+/* The class-independent half of the kernel's can_migrate_task; the class's pick_migratable_task walks its queue. */
+bool fiber__can_migrate_task(struct rq *src, struct fiber *p, int dst)
 {
 	return p != src->curr && !atomic_load_explicit(&p->on_cpu, memory_order_relaxed) &&
-	       !p->migration_disabled && CPU_ISSET(dst, &p->cpus_mask) && !(p->flags & PF_KTHREAD) &&
-	       (p->sched_class == &fiber__fair_sched_class || p->sched_class == &fiber__rt_sched_class);
-}
-
-/* In-order walk of the fair tree for the first movable fiber, looking at no more than a few. */
-static struct fiber *detach_fair(struct rq *src, int dst)
-{
-	struct tnode *n = treap_first(&src->cfs.tree);
-	int budget = 16;
-
-	while (n && budget--) {
-		struct fiber *p = container_of(container_of(n, struct sched_entity, node), struct fiber, se);
-
-		if (can_migrate_task(src, p, dst))
-			return p;
-		/* in-order successor */
-		if (n->r) {
-			n = n->r;
-			while (n->l)
-				n = n->l;
-		} else {
-			while (n->parent && n->parent->r == n)
-				n = n->parent;
-			n = n->parent;
-		}
-	}
-	return NULL;
-}
-
-static struct fiber *detach_rt(struct rq *src, int dst)
-{
-	for (int idx = 0; idx < RT_PRIO_LEVELS; idx++) {
-		struct list_head *h = &src->rt.queue[idx], *pos;
-
-		if (!(src->rt.bitmap[idx / 64] & (1ull << (idx % 64))))
-			continue;
-		for (pos = h->next; pos != h; pos = pos->next) {
-			struct fiber *p = container_of(list_entry(pos, struct sched_rt_entity, run_list), struct fiber, rt);
-
-			if (can_migrate_task(src, p, dst))
-				return p;
-		}
-	}
-	return NULL;
+	       !p->migration_disabled && CPU_ISSET(dst, &p->cpus_mask) && !(p->flags & PF_KTHREAD);
 }
 
 /*
@@ -75,10 +33,11 @@ static struct fiber *detach_rt(struct rq *src, int dst)
  */
 static bool move_one_locked(struct rq *src, int dst)
 {
-	struct fiber *p = detach_rt(src, dst);
+	struct fiber *p = NULL;
 
-	if (!p)
-		p = detach_fair(src, dst);
+	for (unsigned i = 0; i < NR_SCHED_CLASSES && !p; i++)
+		if (fiber__classes[i]->pick_migratable_task)
+			p = fiber__classes[i]->pick_migratable_task(src, dst);
 	if (!p) {
 		spin_unlock(&src->lock);
 		return false;

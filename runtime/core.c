@@ -35,10 +35,21 @@ atomic_int fiber__preempt_notifier_key __hidden;
  * The ordered class table: the only thing core.c knows about policy.
  * ---------------------------------------------------------------------------------------------------------- */
 
-const struct sched_class *const fiber__classes[] = {
+const struct sched_class *const fiber__classes[NR_SCHED_CLASSES] = {
 	&fiber__stop_sched_class, &fiber__dl_sched_class, &fiber__rt_sched_class,
 	&fiber__fair_sched_class, &fiber__idle_sched_class,
 };
+
+const struct sched_class *fiber__policy_classes[NR_POLICIES] __hidden;
+
+/* policy -> class, from the table (at load time: fiber_setattr's checks may run before any runtime start). */
+__attribute__((constructor)) static void policy_classes_init(void)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(fiber__classes); i++)
+		for (unsigned policy = 0; policy < NR_POLICIES; policy++)
+			if (fiber__classes[i]->policies & (1u << policy))
+				fiber__policy_classes[policy] = fiber__classes[i];
+}
 
 /* ------------------------------------------------------------------------------------------------------------
  * Small helpers
@@ -93,6 +104,7 @@ void fiber__put_task_struct(struct fiber *p)
 }
 
 static void affine_move_task(struct rq *rq, struct fiber *p);
+static int migration_dest(struct fiber *p);
 
 /* ------------------------------------------------------------------------------------------------------------
  * Enqueue, dequeue, activate, block (they own rq->nr_running and p->on_rq)
@@ -211,8 +223,7 @@ void fiber__wakeup_preempt(struct rq *rq, struct fiber *p, int flags)
 
 static inline bool tick_needed(struct rq *rq, struct fiber *curr)
 {
-	return atomic_load_explicit(&rq->nr_running, memory_order_relaxed) >= 2 ||
-	       curr->sched_class == &fiber__dl_sched_class;
+	return atomic_load_explicit(&rq->nr_running, memory_order_relaxed) >= 2 || curr->sched_class->needs_tick;
 }
 
 /*
@@ -257,11 +268,6 @@ static inline void note_progress(struct worker *w)
  * Placement (select_task_rq): the balancing work will refine this; for now idle first, then prev.
  * ---------------------------------------------------------------------------------------------------------- */
 
-static inline bool cpu_allowed(struct fiber *p, int cpu)
-{
-	return CPU_ISSET(cpu, &p->cpus_mask);
-}
-
 /* A worker with nothing to do: its idle fiber runs and nothing is queued (lock-free peek, may be stale). */
 static inline bool worker_idle(int cpu)
 {
@@ -281,12 +287,13 @@ static int select_task_rq(struct fiber *p, int wake_flags)
 		return prev;
 	if (p->nr_cpus_allowed == 1 && cpu_allowed(p, prev))
 		return prev;
+	/* The class's own placement (partitioned EDF: the worker that holds the bandwidth) goes first. */
+	cpu = class_select_cpu(p, prev, wake_flags);
+	if (cpu >= 0)
+		return cpu;
 	/* A worker the monitor found stuck (a fiber blocking it, or a CPU loop) is the last choice. */
-	if (worker_stuck(prev) && !(dl_policy(p->policy) && p->dl.dl_cpu >= 0))
+	if (worker_stuck(prev))
 		prev = -1;
-	/* Partitioned EDF: a deadline fiber runs on the worker that holds its bandwidth. */
-	if (dl_policy(p->policy) && p->dl.dl_cpu >= 0)
-		return p->dl.dl_cpu;
 	/*
 	 * Fork: stay on the spawning worker (its caches are warm and the spawner often blocks next, in a join);
 	 * idle workers pull queued fibers (balance.c), and wakep kicks one when work piles up here.
@@ -376,8 +383,8 @@ static void ttwu_do_activate(struct rq *rq, struct fiber *p, int wake_flags)
 		en_flags |= ENQUEUE_MIGRATED;
 	fiber__activate_task(rq, p, en_flags);
 	/* A sync wake-up on the waker's own worker: the waker is about to block, the wakee runs next. */
-	if ((wake_flags & WF_SYNC) && this_worker() && &this_worker()->rq == rq)
-		fiber__set_next_buddy(rq, p);
+	if ((wake_flags & WF_SYNC) && this_worker() && &this_worker()->rq == rq && p->sched_class->yield_to_task)
+		p->sched_class->yield_to_task(rq, p);
 	fiber__wakeup_preempt(rq, p, wake_flags);
 	atomic_store_explicit(&p->state, TASK_RUNNING, memory_order_relaxed);
 }
@@ -1047,8 +1054,8 @@ void fiber__exit(void *retval)
 	 * not only in task_dead after the final switch (which stays, for a setattr that raced this exit).
 	 */
 	spin_lock(&p->pi_lock); /* the policy and the reservation change under it (setattr) */
-	if (unlikely(dl_policy(p->policy)))
-		fiber__dl_release(p);
+	if (unlikely(p->sched_class->release))
+		p->sched_class->release(p);
 	spin_unlock(&p->pi_lock);
 	/* Pairs with the fence after a pthread joiner announces itself (D1 pattern on the exited flag). */
 	atomic_thread_fence(memory_order_seq_cst);
@@ -1133,7 +1140,7 @@ void fiber_migrate_enable(void)
 	 * fiber_setaffinity: either it saw migration enabled and moved us, or we see its new mask here.
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (unlikely(!cpu_allowed(p, p->cpu) || (dl_policy(p->policy) && p->dl.dl_cpu >= 0 && p->dl.dl_cpu != p->cpu))) {
+	if (unlikely(!cpu_allowed(p, p->cpu) || migration_dest(p) >= 0)) {
 		affine_move_task(fiber__task_rq_lock(p), p);
 		fiber__preempt_point();
 	}
@@ -1182,47 +1189,16 @@ void fiber_blocking_end(void)
  * Scheduling attributes: sched_setattr's validation and the change pattern (KERNEL_MAP §5.3, §9.1)
  * ---------------------------------------------------------------------------------------------------------- */
 
-#define DL_PERIOD_MIN_NS 100000ull        /* sysctl_sched_dl_period_min: 100 us */
-#define DL_PERIOD_MAX_NS 4194304000ull    /* sysctl_sched_dl_period_max: 2^22 us */
-
-static int clamp_nice(int32_t nice)
-{
-	return nice < -20 ? -20 : nice > 19 ? 19 : nice;
-}
-
-/* __checkparam_dl */
-static bool checkparam_dl(const struct fiber_sched_attr *a)
-{
-	uint64_t period;
-
-	if (a->deadline_ns == 0)
-		return false;
-	if (a->runtime_ns < (1ull << 10)) /* DL_SCALE: at least 1024 ns */
-		return false;
-	if ((a->deadline_ns | a->period_ns) & (1ull << 63))
-		return false;
-	period = a->period_ns ? a->period_ns : a->deadline_ns;
-	if (period < a->deadline_ns || a->deadline_ns < a->runtime_ns)
-		return false;
-	if (period < DL_PERIOD_MIN_NS || period > DL_PERIOD_MAX_NS)
-		return false;
-	return true;
-}
-
-/* The checks of __sched_setscheduler that do not depend on the target fiber, in the kernel's order. */
+/* The checks of __sched_setscheduler that do not depend on the target fiber: a policy a class runs, its checks. */
 static int sched_attr_validate(const struct fiber_sched_attr *a)
 {
+	const struct sched_class *cls;
+
 	if (!a)
 		return -EINVAL;
 	/* valid_policy */
-	if (!fair_policy(a->policy) && !rt_policy(a->policy) && !dl_policy(a->policy))
-		return -EINVAL;
-	/* 1..99 for FIFO/RR, 0 for the others */
-	if (a->priority > MAX_RT_PRIO - 1)
-		return -EINVAL;
-	if (dl_policy(a->policy) && !checkparam_dl(a))
-		return -EINVAL;
-	if (rt_policy(a->policy) != (a->priority != 0))
+	cls = policy_class(a->policy);
+	if (!cls || !cls->check_params(a))
 		return -EINVAL;
 	return 0;
 }
@@ -1237,56 +1213,50 @@ int fiber__sched_attr_check_spawn(const struct fiber_sched_attr *a)
 	return sched_attr_validate(a);
 }
 
-/* Admission of a new DEADLINE fiber before anyone can see it: 0, or -EBUSY and the fiber must never run. */
-int fiber__sched_admit_new(struct fiber *p)
+/*
+ * Admission of a new fiber with attributes @a (its class's admit: a DEADLINE reservation) before anyone can see
+ * it: 0, or -EBUSY and the fiber must never run.
+ */
+int fiber__sched_admit_new(struct fiber *p, const struct fiber_sched_attr *a)
 {
-	int ret, cpu;
+	int ret;
 
-	if (!dl_policy(p->policy))
+	if (!p->sched_class->admit)
 		return 0;
 	spin_lock(&p->pi_lock);
-	ret = fiber__dl_admit(p, p->dl.dl_runtime, p->dl.dl_period, &p->cpus_mask, &cpu);
+	ret = p->sched_class->admit(p, a, &p->cpus_mask);
 	spin_unlock(&p->pi_lock);
 	return ret;
 }
 
-static const struct sched_class *policy_class(uint32_t policy)
-{
-	if (dl_policy(policy))
-		return &fiber__dl_sched_class;
-	if (rt_policy(policy))
-		return &fiber__rt_sched_class;
-	return &fiber__fair_sched_class;
-}
-
-/* __setscheduler_params: policy, static/normal prio and the class's parameters. */
+/* __setscheduler_params: policy, normal prio and the class's parameters (its set_params), from validated @a. */
 static void setscheduler_params(struct fiber *p, const struct fiber_sched_attr *a)
 {
+	const struct sched_class *cls = policy_class(a->policy);
+
 	p->policy = a->policy;
-	if (fair_policy(a->policy))
-		p->static_prio = NICE_TO_PRIO(clamp_nice(a->nice));
-	p->rt_priority = rt_policy(a->policy) ? a->priority : 0;
-	if (dl_policy(a->policy)) {
-		p->normal_prio = -1;
-		fiber__dl_set_params(p, a);
-	} else if (rt_policy(a->policy)) {
-		p->normal_prio = MAX_RT_PRIO - 1 - (int)a->priority;
-	} else {
-		p->normal_prio = p->static_prio;
-	}
+	p->rt_priority = 0; /* the rt class sets its own */
+	cls->set_params(p, a);
 	p->prio = p->normal_prio;
-	p->sched_class = policy_class(a->policy);
+	p->sched_class = cls;
 }
 
-/* sched_fork: the new fiber's class and priority (p is not visible to anyone yet). */
+/* Every class recomputes what it derives from the attributes (the fair weight, kept for a fiber in any class). */
+static void reweight_task(struct rq *rq, struct fiber *p)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(fiber__classes); i++)
+		if (fiber__classes[i]->reweight_task)
+			fiber__classes[i]->reweight_task(rq, p);
+}
+
+/* sched_fork: the new fiber's class and priority, and every class's entity (p is not visible to anyone yet). */
 void fiber__sched_fork(struct fiber *p, const struct fiber_sched_attr *a)
 {
 	p->static_prio = NICE_TO_PRIO(0);
-	fiber__dl_sched_class.task_fork(p);
 	setscheduler_params(p, a);
-	fiber__set_load_weight(p);
-	fiber__fair_sched_class.task_fork(p);
-	fiber__rt_sched_class.task_fork(p);
+	for (unsigned i = 0; i < ARRAY_SIZE(fiber__classes); i++)
+		if (fiber__classes[i]->task_fork)
+			fiber__classes[i]->task_fork(p);
 }
 
 /* task_rq_lock: pi_lock, then the rq lock of the rq p is on, retried while p moves. */
@@ -1337,8 +1307,9 @@ static int migration_dest(struct fiber *p)
 {
 	int cpu;
 
-	if (dl_policy(p->policy) && p->dl.dl_cpu >= 0)
-		return p->cpu == p->dl.dl_cpu ? -1 : p->dl.dl_cpu;
+	cpu = class_select_cpu(p, p->cpu, 0);
+	if (cpu >= 0)
+		return p->cpu == cpu ? -1 : cpu;
 	if (cpu_allowed(p, p->cpu))
 		return -1;
 	for (cpu = 0; cpu < (int)fiber__rt.nr_workers; cpu++)
@@ -1435,12 +1406,11 @@ static struct fiber *attr_target_get(fiber_t *f, int *err)
 
 int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a)
 {
-	const struct sched_class *prev_class;
+	const struct sched_class *prev_class, *old_pclass, *new_pclass;
 	struct fiber *p;
 	struct rq *rq;
-	bool queued, running, was_dl;
-	int ret, oldprio, dl_cpu = -1;
-	uint64_t new_weight;
+	bool queued, running;
+	int ret, oldprio;
 
 	if (!a)
 		return -EINVAL;
@@ -1457,15 +1427,15 @@ int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a)
 		fiber__rt_exit();
 		return -ESRCH;
 	}
-	was_dl = dl_policy(p->policy);
+	old_pclass = policy_class(p->policy);
+	new_pclass = policy_class(a->policy);
 	/*
 	 * Admission (sched_dl_overflow) under pi_lock and the rq lock, as __sched_setscheduler does it: -EBUSY when no
 	 * allowed worker has the bandwidth left, and nothing has changed then. Two concurrent changes of one fiber
 	 * are serialized here, so a reservation always matches the parameters that were applied.
 	 */
-	if (dl_policy(a->policy)) {
-		ret = fiber__dl_admit(p, a->runtime_ns, a->period_ns ? a->period_ns : a->deadline_ns, &p->cpus_mask,
-				      &dl_cpu);
+	if (new_pclass->admit) {
+		ret = new_pclass->admit(p, a, &p->cpus_mask);
 		if (ret) {
 			fiber__task_rq_unlock(rq, p);
 			fiber__rt_exit();
@@ -1485,9 +1455,7 @@ int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a)
 	prev_class = p->sched_class;
 	oldprio = p->prio;
 	setscheduler_params(p, a);
-	new_weight = p->policy == FIBER_SCHED_IDLE ? 3 : fiber__nice_weight(PRIO_TO_NICE(p->static_prio));
-	if (fiber__fair_sched_class.reweight_task)
-		fiber__fair_sched_class.reweight_task(rq, p, new_weight);
+	reweight_task(rq, p);
 	if (prev_class != p->sched_class && prev_class->switched_from)
 		prev_class->switched_from(rq, p);
 
@@ -1510,15 +1478,15 @@ int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a)
 		/* A running fiber that moved to a lower class lets a higher waiting one run. */
 		if (running && sched_class_above(prev_class, p->sched_class))
 			fiber__resched_curr(rq);
-	} else if ((oldprio != p->prio || dl_policy(p->policy)) && p->sched_class->prio_changed) {
-		p->sched_class->prio_changed(rq, p, oldprio);
+	} else if (p->sched_class->prio_changed) {
+		p->sched_class->prio_changed(rq, p, oldprio); /* it tells a new priority or new parameters */
 	}
 	if (running && !queued)
 		fiber__resched_curr(rq);
 	/* A fiber that became DEADLINE while it runs needs the tick from now on, to have its budget enforced. */
 	tick_update(rq_worker(rq), rq, rq->curr);
-	if (was_dl && !dl_policy(p->policy))
-		fiber__dl_release(p);
+	if (old_pclass != new_pclass && old_pclass->release)
+		old_pclass->release(p);
 	/* Partitioned EDF: the fiber goes to the worker that holds its bandwidth (releases both locks). */
 	affine_move_task(rq, p);
 	fiber__rt_exit();
@@ -1537,7 +1505,7 @@ int fiber_setaffinity(fiber_t *f, const cpu_set_t *set)
 	cpu_set_t mask;
 	struct fiber *p;
 	struct rq *rq;
-	int n = 0, ret = 0, dl_cpu;
+	int n = 0, ret = 0;
 
 	if (!set)
 		return -EINVAL;
@@ -1561,8 +1529,8 @@ int fiber_setaffinity(fiber_t *f, const cpu_set_t *set)
 		fiber__rt_exit();
 		return -ESRCH;
 	}
-	if (dl_policy(p->policy) && p->dl.dl_cpu >= 0 && !CPU_ISSET(p->dl.dl_cpu, &mask)) {
-		ret = fiber__dl_admit(p, p->dl.dl_runtime, p->dl.dl_period, &mask, &dl_cpu);
+	if (policy_class(p->policy)->admit) {
+		ret = policy_class(p->policy)->admit(p, NULL, &mask);
 		if (ret) {
 			fiber__task_rq_unlock(rq, p);
 			fiber__rt_exit();
@@ -1615,12 +1583,19 @@ void fiber__pi_setprio(struct fiber *p, int prio)
 		prio = 0; /* a DEADLINE waiter lends the highest realtime priority (rt queues are 0..98) */
 	rq = fiber__task_rq_lock(p);
 	newprio = prio < p->normal_prio ? prio : p->normal_prio;
-	if (dl_policy(p->policy) || newprio == p->prio ||
-	    atomic_load_explicit(&p->state, memory_order_relaxed) == TASK_DEAD) {
+	/* A DEADLINE fiber (normal_prio -1, above any lender) is left alone: newprio == p->prio. */
+	if (newprio == p->prio || atomic_load_explicit(&p->state, memory_order_relaxed) == TASK_DEAD) {
 		fiber__task_rq_unlock(rq, p);
 		return;
 	}
-	cls = newprio < MAX_RT_PRIO ? &fiber__rt_sched_class : policy_class(p->policy);
+	/* The first class that takes the boosted priority (rt: below MAX_RT_PRIO), else the policy's own. */
+	cls = policy_class(p->policy);
+	for (unsigned i = 0; i < ARRAY_SIZE(fiber__classes); i++) {
+		if (newprio < fiber__classes[i]->prio_limit) {
+			cls = fiber__classes[i];
+			break;
+		}
+	}
 	fiber__update_rq_clock(rq);
 	queued = task_on_rq_queued(p);
 	running = rq->curr == p;
@@ -1669,14 +1644,8 @@ int fiber_getattr(fiber_t *f, struct fiber_sched_attr *a)
 	spin_lock(&p->pi_lock);
 	memset(a, 0, sizeof(*a));
 	a->policy = p->policy;
-	if (fair_policy(p->policy))
-		a->nice = PRIO_TO_NICE(p->static_prio);
-	a->priority = p->rt_priority;
-	if (dl_policy(p->policy)) {
-		a->runtime_ns = p->dl.dl_runtime;
-		a->deadline_ns = p->dl.dl_deadline;
-		a->period_ns = p->dl.dl_period;
-	}
+	if (policy_class(p->policy)->get_params)
+		policy_class(p->policy)->get_params(p, a);
 	spin_unlock(&p->pi_lock);
 	fiber__rt_exit();
 	fiber__preempt_point();

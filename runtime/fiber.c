@@ -711,7 +711,7 @@ int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *
 		goto out;
 	}
 	fiber__sched_fork(p, &attr->sched);
-	ret = fiber__sched_admit_new(p);
+	ret = fiber__sched_admit_new(p, &attr->sched);
 	if (ret) {
 		fiber__stack_free(p);
 		fiber__desc_free(p);
@@ -760,8 +760,9 @@ static int join_wait_fiber(struct fiber *f)
 		w = this_worker();
 		rq = &w->rq;
 		spin_lock(&rq->lock);
-		if (READ_ONCE(f->cpu) == w->id && task_on_rq_queued(f)) /* f->cpu: a waker may move it */
-			fiber__set_next_buddy(rq, f);
+		/* f->cpu: a waker may move it */
+		if (READ_ONCE(f->cpu) == w->id && task_on_rq_queued(f) && f->sched_class->yield_to_task)
+			f->sched_class->yield_to_task(rq, f);
 		spin_unlock(&rq->lock);
 		preempt_enable_no_resched();
 	}

@@ -743,9 +743,19 @@ static inline void clear_tsk_need_resched(struct fiber *p)
  * Scheduling classes (KERNEL_MAP §5.4). core.c knows only the ordered table fiber__classes[].
  * ---------------------------------------------------------------------------------------------------------- */
 
+/*
+ * The hooks. Every class has enqueue_task, dequeue_task, yield_task, wakeup_preempt, pick_task, put_prev_task,
+ * set_next_task and task_tick; every other hook may be NULL (the core then does nothing for that class, or the
+ * generic thing where a hook says so). The params hooks (check_params .. get_params) are asked through the class
+ * that owns a policy (@policies): a fiber's policy class, which is not its sched_class while a PI boost lends it
+ * the rt class; the others through p->sched_class.
+ */
 struct sched_class {
 	const char *name;
 	unsigned rank; /* position in fiber__classes[]: stop 0, dl 1, rt 2, fair 3, idle 4 */
+	unsigned policies; /* bit 1u << FIBER_SCHED_*: the policies this class runs; 0 for the runtime's own classes */
+	int prio_limit;    /* a PI boost to a kernel priority below this runs the fiber in this class; 0: none */
+	bool needs_tick;   /* a running fiber of this class needs the tick (a budget to enforce) */
 	void (*enqueue_task)(struct rq *rq, struct fiber *p, int flags);  /* rq->lock */
 	bool (*dequeue_task)(struct rq *rq, struct fiber *p, int flags);  /* rq->lock; false = delayed */
 	void (*yield_task)(struct rq *rq);                                /* rq->lock */
@@ -754,13 +764,39 @@ struct sched_class {
 	void (*put_prev_task)(struct rq *rq, struct fiber *prev, struct fiber *next); /* rq->lock */
 	void (*set_next_task)(struct rq *rq, struct fiber *p, bool first); /* rq->lock */
 	void (*task_tick)(struct rq *rq, struct fiber *curr, int queued); /* rq->lock */
-	void (*task_fork)(struct fiber *p);                               /* p not yet visible */
+	/* Called for every class on every new fiber (p not yet visible): its entity, so that it can enter later. */
+	void (*task_fork)(struct fiber *p);
 	void (*task_dead)(struct fiber *p);                               /* after the switch, no rq lock */
 	void (*switched_from)(struct rq *rq, struct fiber *p);
 	void (*switched_to)(struct rq *rq, struct fiber *p);
+	/* Same class after a change: the priority or (a class with parameters) the parameters may be new. */
 	void (*prio_changed)(struct rq *rq, struct fiber *p, int oldprio);
 	void (*update_curr)(struct rq *rq);
-	void (*reweight_task)(struct rq *rq, struct fiber *p, uint64_t weight); /* fair: nice change */
+	/* Called for every class on every attribute change, p dequeued: recompute what the class derives (weight). */
+	void (*reweight_task)(struct rq *rq, struct fiber *p);
+	/*
+	 * Placement: the worker the class wants p on (partitioned deadline), or -1 for the generic placement
+	 * (balance.c). @cpu is p's current worker. pi_lock held (or only p itself looking, fiber_migrate_enable).
+	 */
+	int (*select_task_rq)(struct fiber *p, int cpu, int wake_flags);
+	/* Balancing: a queued fiber of this class on @src (locked) that may move to @dst (fiber__can_migrate_task). */
+	struct fiber *(*pick_migratable_task)(struct rq *src, int dst);
+	/* yield_to's buddy half: p (queued on rq, not running) runs next while its class allows it. rq->lock */
+	void (*yield_to_task)(struct rq *rq, struct fiber *p);
+	/* params (policy class): the attribute checks that depend on the policy; true if @a is valid */
+	bool (*check_params)(const struct fiber_sched_attr *a);
+	/* params: apply @a (validated) to p: normal_prio and the class's own parameters. Under the change pattern. */
+	void (*set_params)(struct fiber *p, const struct fiber_sched_attr *a);
+	/* params: p's policy-specific fields of fiber_getattr. pi_lock */
+	void (*get_params)(const struct fiber *p, struct fiber_sched_attr *a);
+	/*
+	 * params: reserve what p needs for parameters @a on a worker of @mask; @a NULL: p's current parameters, on a
+	 * new affinity mask (nothing to do while what it holds stays allowed). 0, or -EBUSY with nothing changed.
+	 * pi_lock held (and the rq lock for a change of a visible fiber).
+	 */
+	int (*admit)(struct fiber *p, const struct fiber_sched_attr *a, const cpu_set_t *mask);
+	/* params: give back what admit reserved (p leaves the policy or exits). pi_lock */
+	void (*release)(struct fiber *p);
 };
 
 extern __hidden const struct sched_class fiber__stop_sched_class;
@@ -768,12 +804,32 @@ extern __hidden const struct sched_class fiber__dl_sched_class;
 extern __hidden const struct sched_class fiber__rt_sched_class;
 extern __hidden const struct sched_class fiber__fair_sched_class;
 extern __hidden const struct sched_class fiber__idle_sched_class;
-extern __hidden const struct sched_class *const fiber__classes[];
+#define NR_SCHED_CLASSES 5
+extern __hidden const struct sched_class *const fiber__classes[NR_SCHED_CLASSES];
 
 /* sched_class_above(a, b): a has a higher priority than b (the kernel compares section addresses). */
 static inline bool sched_class_above(const struct sched_class *a, const struct sched_class *b)
 {
 	return a->rank < b->rank;
+}
+
+/* The class that runs each policy (from the classes' @policies, filled in when the library is loaded); NULL: none. */
+#define NR_POLICIES 32
+extern __hidden const struct sched_class *fiber__policy_classes[NR_POLICIES];
+static inline const struct sched_class *policy_class(uint32_t policy)
+{
+	return policy < NR_POLICIES ? fiber__policy_classes[policy] : NULL;
+}
+
+/* The worker p's class places it on (its select_task_rq hook), or -1: the generic placement decides. */
+static inline int class_select_cpu(struct fiber *p, int cpu, int wake_flags)
+{
+	return p->sched_class->select_task_rq ? p->sched_class->select_task_rq(p, cpu, wake_flags) : -1;
+}
+
+static inline bool cpu_allowed(struct fiber *p, int cpu)
+{
+	return CPU_ISSET(cpu, &p->cpus_mask);
 }
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -839,28 +895,6 @@ static inline int64_t fiber__update_curr_common(struct rq *rq)
 #define DEFAULT_PRIO 120
 #define NICE_TO_PRIO(nice) ((nice) + DEFAULT_PRIO)
 #define PRIO_TO_NICE(prio) ((prio)-DEFAULT_PRIO)
-static inline bool dl_policy(uint32_t policy)
-{
-	return policy == FIBER_SCHED_DEADLINE;
-}
-static inline bool rt_policy(uint32_t policy)
-{
-	return policy == FIBER_SCHED_FIFO || policy == FIBER_SCHED_RR;
-}
-static inline bool fair_policy(uint32_t policy)
-{
-	return policy == FIBER_SCHED_NORMAL || policy == FIBER_SCHED_BATCH || policy == FIBER_SCHED_IDLE;
-}
-
-/* sched_fair.c */
-__hidden uint64_t fiber__nice_weight(int nice);
-__hidden void fiber__set_load_weight(struct fiber *p);
-__hidden void fiber__set_next_buddy(struct rq *rq, struct fiber *p);
-
-/* sched_dl.c: admission and the replenishment timer */
-__hidden int fiber__dl_admit(struct fiber *p, uint64_t runtime, uint64_t period, const cpu_set_t *mask, int *cpu);
-__hidden void fiber__dl_release(struct fiber *p);
-__hidden void fiber__dl_set_params(struct fiber *p, const struct fiber_sched_attr *a);
 
 /* sched_stop.c: per-worker stopper fibers and their work */
 __hidden int fiber__stoppers_start(void);
@@ -873,7 +907,7 @@ __hidden void fiber__init_rt_rq(struct rt_rq *rt);
 __hidden void fiber__init_dl_rq(struct dl_rq *dl);
 
 __hidden int fiber__sched_attr_check_spawn(const struct fiber_sched_attr *a);
-__hidden int fiber__sched_admit_new(struct fiber *p);
+__hidden int fiber__sched_admit_new(struct fiber *p, const struct fiber_sched_attr *a);
 __hidden void fiber__sched_fork(struct fiber *p, const struct fiber_sched_attr *a);
 
 /* wake_q (collect wake-ups under a lock, issue them after it) */
@@ -903,6 +937,7 @@ __hidden void fiber__idle_mask_set(int cpu, bool idle);
 __hidden int fiber__first_idle_worker(const cpu_set_t *allowed);
 
 /* balance.c */
+__hidden bool fiber__can_migrate_task(struct rq *src, struct fiber *p, int dst);
 __hidden bool fiber__newidle_balance(struct worker *w);
 __hidden bool fiber__balance_move_one(struct rq *src, struct rq *dst);
 __hidden void fiber__wakep(struct rq *rq);

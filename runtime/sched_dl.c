@@ -242,10 +242,12 @@ static void task_tick_dl(struct rq *rq, struct fiber *p, int queued)
 		fiber__resched_curr(rq);
 }
 
+static void dl_release(struct fiber *p);
+
 /* After the final switch-out of a dead DL fiber, without the rq lock (the core deletes the timer). */
 static void task_dead_dl(struct fiber *p)
 {
-	fiber__dl_release(p);
+	dl_release(p);
 }
 
 /* The replenishment timer lives in the entity: nothing to allocate, so entering the class cannot fail. */
@@ -269,6 +271,7 @@ static void switched_to_dl(struct rq *rq, struct fiber *p)
 		fiber__wakeup_preempt(rq, p, 0);
 }
 
+/* Called for a new priority or new parameters alike (the parameters set the deadline). */
 static void prio_changed_dl(struct rq *rq, struct fiber *p, int oldprio)
 {
 	(void)oldprio;
@@ -276,9 +279,72 @@ static void prio_changed_dl(struct rq *rq, struct fiber *p, int oldprio)
 		wakeup_preempt_dl(rq, p, 0);
 }
 
+/* Partitioned EDF: a deadline fiber runs on the worker that holds its bandwidth (-1 before admission). */
+static int select_task_rq_dl(struct fiber *p, int cpu, int wake_flags)
+{
+	(void)cpu, (void)wake_flags;
+	return p->dl.dl_cpu;
+}
+
+/* ---- parameters (sched_attr's DEADLINE fields: __checkparam_dl, __setparam_dl, __getparam_dl) ---- */
+
+#define DL_PERIOD_MIN_NS 100000ull        /* sysctl_sched_dl_period_min: 100 us */
+#define DL_PERIOD_MAX_NS 4194304000ull    /* sysctl_sched_dl_period_max: 2^22 us */
+
+/* __checkparam_dl */
+static bool checkparam_dl(const struct fiber_sched_attr *a)
+{
+	uint64_t period;
+
+	if (a->deadline_ns == 0)
+		return false;
+	if (a->runtime_ns < (1ull << 10)) /* DL_SCALE: at least 1024 ns */
+		return false;
+	if ((a->deadline_ns | a->period_ns) & (1ull << 63))
+		return false;
+	period = a->period_ns ? a->period_ns : a->deadline_ns;
+	if (period < a->deadline_ns || a->deadline_ns < a->runtime_ns)
+		return false;
+	if (period < DL_PERIOD_MIN_NS || period > DL_PERIOD_MAX_NS)
+		return false;
+	return true;
+}
+
+/* The priority field is 0 for DEADLINE. */
+static bool check_params_dl(const struct fiber_sched_attr *a)
+{
+	return a->priority == 0 && checkparam_dl(a);
+}
+
+/* Under the change pattern: new parameters start a new period at the next enqueue. */
+static void set_params_dl(struct fiber *p, const struct fiber_sched_attr *a)
+{
+	struct sched_dl_entity *dl = &p->dl;
+
+	p->normal_prio = -1;
+	dl->dl_runtime = a->runtime_ns;
+	dl->dl_deadline = a->deadline_ns;
+	dl->dl_period = a->period_ns ? a->period_ns : a->deadline_ns;
+	dl->deadline = 0;
+	dl->runtime = 0;
+	dl->dl_throttled = false;
+	dl->dl_yielded = false;
+}
+
+static void get_params_dl(const struct fiber *p, struct fiber_sched_attr *a)
+{
+	a->runtime_ns = p->dl.dl_runtime;
+	a->deadline_ns = p->dl.dl_deadline;
+	a->period_ns = p->dl.dl_period;
+}
+
+static int admit_dl(struct fiber *p, const struct fiber_sched_attr *a, const cpu_set_t *mask);
+
 const struct sched_class fiber__dl_sched_class = {
 	.name = "dl",
 	.rank = 1,
+	.policies = 1u << FIBER_SCHED_DEADLINE,
+	.needs_tick = true,
 	.enqueue_task = enqueue_task_dl,
 	.dequeue_task = dequeue_task_dl,
 	.yield_task = yield_task_dl,
@@ -293,6 +359,12 @@ const struct sched_class fiber__dl_sched_class = {
 	.switched_to = switched_to_dl,
 	.prio_changed = prio_changed_dl,
 	.update_curr = update_curr_dl,
+	.select_task_rq = select_task_rq_dl,
+	.check_params = check_params_dl,
+	.set_params = set_params_dl,
+	.get_params = get_params_dl,
+	.admit = admit_dl,
+	.release = dl_release,
 };
 
 __hidden void fiber__init_dl_rq(struct dl_rq *dl)
@@ -314,7 +386,7 @@ static bool dl_fits(int cpu, uint64_t add, uint64_t sub)
  * -EBUSY (nothing changed). Called under p's pi_lock and rq lock (sched_dl_overflow's place in
  * __sched_setscheduler), so two attribute changes of one fiber cannot interleave their reservations.
  */
-int fiber__dl_admit(struct fiber *p, uint64_t runtime, uint64_t period, const cpu_set_t *mask, int *cpu)
+static int dl_admit(struct fiber *p, uint64_t runtime, uint64_t period, const cpu_set_t *mask, int *cpu)
 {
 	uint64_t bw = to_ratio(period, runtime);
 	int old = p->dl.dl_cpu, best = -1;
@@ -348,7 +420,7 @@ int fiber__dl_admit(struct fiber *p, uint64_t runtime, uint64_t period, const cp
 	return 0;
 }
 
-void fiber__dl_release(struct fiber *p)
+static void dl_release(struct fiber *p)
 {
 	spin_lock(&fiber__rt.dl_lock);
 	if (p->dl.dl_cpu >= 0) {
@@ -359,16 +431,18 @@ void fiber__dl_release(struct fiber *p)
 	spin_unlock(&fiber__rt.dl_lock);
 }
 
-/* Under the change pattern: new parameters start a new period at the next enqueue. */
-void fiber__dl_set_params(struct fiber *p, const struct fiber_sched_attr *a)
+/*
+ * The class's admit hook: the parameters of @a (fiber_setattr, fiber_spawn), or with @a NULL p's own on a new
+ * affinity mask, re-admitted only when the worker holding its bandwidth is not in @mask (fiber_setaffinity).
+ */
+static int admit_dl(struct fiber *p, const struct fiber_sched_attr *a, const cpu_set_t *mask)
 {
-	struct sched_dl_entity *dl = &p->dl;
+	int cpu;
 
-	dl->dl_runtime = a->runtime_ns;
-	dl->dl_deadline = a->deadline_ns;
-	dl->dl_period = a->period_ns ? a->period_ns : a->deadline_ns;
-	dl->deadline = 0;
-	dl->runtime = 0;
-	dl->dl_throttled = false;
-	dl->dl_yielded = false;
+	if (!a) {
+		if (p->dl.dl_cpu < 0 || CPU_ISSET(p->dl.dl_cpu, mask))
+			return 0;
+		return dl_admit(p, p->dl.dl_runtime, p->dl.dl_period, mask, &cpu);
+	}
+	return dl_admit(p, a->runtime_ns, a->period_ns ? a->period_ns : a->deadline_ns, mask, &cpu);
 }

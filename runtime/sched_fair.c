@@ -33,18 +33,23 @@ static const uint32_t prio_to_weight[40] = {
 #define WEIGHT_IDLEPRIO 3
 #define NICE_0_LOAD 1024
 
-uint64_t fiber__nice_weight(int nice)
+static uint64_t nice_weight(int nice)
 {
 	return prio_to_weight[nice + 20];
 }
 
+/* The weight p's policy and static_prio give (kept for a fiber of any policy: it may become fair later). */
+static uint64_t task_weight(const struct fiber *p)
+{
+	return p->policy == FIBER_SCHED_IDLE ? WEIGHT_IDLEPRIO : nice_weight(PRIO_TO_NICE(p->static_prio));
+}
+
 /* set_load_weight: from policy and static_prio. */
-void fiber__set_load_weight(struct fiber *p)
+static void set_load_weight(struct fiber *p)
 {
 	struct sched_entity *se = &p->se;
 
-	se->load_weight = p->policy == FIBER_SCHED_IDLE ? WEIGHT_IDLEPRIO
-							: fiber__nice_weight(PRIO_TO_NICE(p->static_prio));
+	se->load_weight = task_weight(p);
 	se->inv_weight = (1ull << 32) / se->load_weight;
 }
 
@@ -592,7 +597,7 @@ static void task_fork_fair(struct fiber *p)
 {
 	struct sched_entity *se = &p->se;
 
-	fiber__set_load_weight(p);
+	set_load_weight(p);
 	se->slice = fiber__rt.base_slice_ns;
 	se->vlag = 0;
 	se->rel_deadline = false;
@@ -600,10 +605,10 @@ static void task_fork_fair(struct fiber *p)
 }
 
 /* A nice change on a dequeued entity (the change pattern): keep the real lag w * vlag. */
-static void reweight_task_fair(struct rq *rq, struct fiber *p, uint64_t weight)
+static void reweight_task_fair(struct rq *rq, struct fiber *p)
 {
 	struct sched_entity *se = &p->se;
-	uint64_t old = se->load_weight;
+	uint64_t old = se->load_weight, weight = task_weight(p);
 
 	(void)rq;
 	if (old == weight)
@@ -623,14 +628,73 @@ static void switched_to_fair(struct rq *rq, struct fiber *p)
 
 static void prio_changed_fair(struct rq *rq, struct fiber *p, int oldprio)
 {
-	(void)oldprio;
+	if (oldprio == p->prio)
+		return;
 	if (rq->curr != p && task_on_rq_queued(p) && rq->curr->sched_class == p->sched_class)
 		wakeup_preempt_fair(rq, p, 0);
+}
+
+/* yield_to_task (set_next_buddy): @p (queued here, fair, not running) is picked next while it is eligible. */
+static void yield_to_task_fair(struct rq *rq, struct fiber *p)
+{
+	lockdep_assert_held(&rq->lock);
+	/* Never for the SCHED_IDLE policy: a buddy must not lift it above the normal ones. */
+	if (p->policy != FIBER_SCHED_IDLE && p->se.on_rq && rq->cfs.curr != &p->se)
+		rq->cfs.next = &p->se;
+}
+
+/* In-order walk of the tree for the first movable fiber, looking at no more than a few (balance.c). */
+static struct fiber *pick_migratable_task_fair(struct rq *src, int dst)
+{
+	struct tnode *n = treap_first(&src->cfs.tree);
+	int budget = 16;
+
+	while (n && budget--) {
+		struct fiber *p = container_of(container_of(n, struct sched_entity, node), struct fiber, se);
+
+		if (fiber__can_migrate_task(src, p, dst))
+			return p;
+		/* in-order successor */
+		if (n->r) {
+			n = n->r;
+			while (n->l)
+				n = n->l;
+		} else {
+			while (n->parent && n->parent->r == n)
+				n = n->parent;
+			n = n->parent;
+		}
+	}
+	return NULL;
+}
+
+/* ---- parameters: nice -20..19 (clamped), priority 0 ---- */
+
+static int clamp_nice(int32_t nice)
+{
+	return nice < -20 ? -20 : nice > 19 ? 19 : nice;
+}
+
+static bool check_params_fair(const struct fiber_sched_attr *a)
+{
+	return a->priority == 0;
+}
+
+static void set_params_fair(struct fiber *p, const struct fiber_sched_attr *a)
+{
+	p->static_prio = NICE_TO_PRIO(clamp_nice(a->nice));
+	p->normal_prio = p->static_prio;
+}
+
+static void get_params_fair(const struct fiber *p, struct fiber_sched_attr *a)
+{
+	a->nice = PRIO_TO_NICE(p->static_prio);
 }
 
 const struct sched_class fiber__fair_sched_class = {
 	.name = "fair",
 	.rank = 3,
+	.policies = 1u << FIBER_SCHED_NORMAL | 1u << FIBER_SCHED_BATCH | 1u << FIBER_SCHED_IDLE,
 	.enqueue_task = enqueue_task_fair,
 	.dequeue_task = dequeue_task_fair,
 	.yield_task = yield_task_fair,
@@ -644,16 +708,12 @@ const struct sched_class fiber__fair_sched_class = {
 	.prio_changed = prio_changed_fair,
 	.update_curr = update_curr_fair_hook,
 	.reweight_task = reweight_task_fair,
+	.pick_migratable_task = pick_migratable_task_fair,
+	.yield_to_task = yield_to_task_fair,
+	.check_params = check_params_fair,
+	.set_params = set_params_fair,
+	.get_params = get_params_fair,
 };
-
-/* set_next_buddy: @p (queued here, fair, not running) is picked next while it is eligible. rq->lock held. */
-void fiber__set_next_buddy(struct rq *rq, struct fiber *p)
-{
-	/* Never for the SCHED_IDLE policy: a buddy must not lift it above the normal ones. */
-	if (p->sched_class == &fiber__fair_sched_class && p->policy != FIBER_SCHED_IDLE && p->se.on_rq &&
-	    rq->cfs.curr != &p->se)
-		rq->cfs.next = &p->se;
-}
 
 /* Init a cfs_rq (worker start). */
 __hidden void fiber__init_cfs_rq(struct cfs_rq *cfs)

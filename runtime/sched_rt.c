@@ -142,7 +142,7 @@ static void switched_to_rt(struct rq *rq, struct fiber *p)
 
 static void prio_changed_rt(struct rq *rq, struct fiber *p, int oldprio)
 {
-	if (!task_on_rq_queued(p))
+	if (oldprio == p->prio || !task_on_rq_queued(p))
 		return;
 	if (rq->curr == p) {
 		/* Lowered below the highest waiting: let it run. */
@@ -163,9 +163,47 @@ static void task_fork_rt(struct fiber *p)
 	p->rt.time_slice = (int64_t)fiber__rt.rr_timeslice_ns;
 }
 
+/* The first movable fiber in priority order (balance.c: a queued rt fiber waits behind a running one). */
+static struct fiber *pick_migratable_task_rt(struct rq *src, int dst)
+{
+	for (int idx = 0; idx < RT_PRIO_LEVELS; idx++) {
+		struct list_head *h = &src->rt.queue[idx], *pos;
+
+		if (!(src->rt.bitmap[idx / 64] & (1ull << (idx % 64))))
+			continue;
+		for (pos = h->next; pos != h; pos = pos->next) {
+			struct fiber *p = container_of(list_entry(pos, struct sched_rt_entity, run_list), struct fiber, rt);
+
+			if (fiber__can_migrate_task(src, p, dst))
+				return p;
+		}
+	}
+	return NULL;
+}
+
+/* ---- parameters: priority 1..99 ---- */
+
+static bool check_params_rt(const struct fiber_sched_attr *a)
+{
+	return a->priority >= 1 && a->priority <= MAX_RT_PRIO - 1;
+}
+
+static void set_params_rt(struct fiber *p, const struct fiber_sched_attr *a)
+{
+	p->rt_priority = a->priority;
+	p->normal_prio = MAX_RT_PRIO - 1 - (int)a->priority;
+}
+
+static void get_params_rt(const struct fiber *p, struct fiber_sched_attr *a)
+{
+	a->priority = p->rt_priority;
+}
+
 const struct sched_class fiber__rt_sched_class = {
 	.name = "rt",
 	.rank = 2,
+	.policies = 1u << FIBER_SCHED_FIFO | 1u << FIBER_SCHED_RR,
+	.prio_limit = MAX_RT_PRIO,
 	.enqueue_task = enqueue_task_rt,
 	.dequeue_task = dequeue_task_rt,
 	.yield_task = yield_task_rt,
@@ -178,6 +216,10 @@ const struct sched_class fiber__rt_sched_class = {
 	.switched_to = switched_to_rt,
 	.prio_changed = prio_changed_rt,
 	.update_curr = update_curr_rt,
+	.pick_migratable_task = pick_migratable_task_rt,
+	.check_params = check_params_rt,
+	.set_params = set_params_rt,
+	.get_params = get_params_rt,
 };
 
 __hidden void fiber__init_rt_rq(struct rt_rq *rt)
