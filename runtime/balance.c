@@ -114,3 +114,72 @@ bool fiber__balance_move_one(struct rq *src, struct rq *dst)
 	spin_lock(&src->lock);
 	return move_one_locked(src, dst->cpu);
 }
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Placement (select_task_rq): the worker a waking or new fiber is queued on. pi_lock held (try_to_wake_up,
+ * wake_up_new_task).
+ * ---------------------------------------------------------------------------------------------------------- */
+
+/* A worker with nothing to do: its idle fiber runs and nothing is queued (lock-free peek, may be stale). */
+static inline bool worker_idle(int cpu)
+{
+	struct rq *rq = cpu_rq(cpu);
+
+	return READ_ONCE(rq->curr) == rq->idle && !atomic_load_explicit(&rq->nr_running, memory_order_relaxed);
+}
+
+int fiber__select_task_rq(struct fiber *p, int wake_flags)
+{
+	int prev = p->cpu, cpu, best = -1;
+	struct worker *w = this_worker();
+	unsigned best_load = UINT_MAX;
+
+	/* migrate_disable wins over everything: the fiber stays where it is until migrate_enable. */
+	if (p->migration_disabled)
+		return prev;
+	if (p->nr_cpus_allowed == 1 && cpu_allowed(p, prev))
+		return prev;
+	/* The class's own placement (partitioned EDF: the worker that holds the bandwidth) goes first. */
+	cpu = class_select_cpu(p, prev, wake_flags);
+	if (cpu >= 0)
+		return cpu;
+	/* A worker the monitor found stuck (a fiber blocking it, or a CPU loop) is the last choice. */
+	if (worker_stuck(prev))
+		prev = -1;
+	/*
+	 * Fork: stay on the spawning worker (its caches are warm and the spawner often blocks next, in a join);
+	 * idle workers pull queued fibers (balance.c), and wakep kicks one when work piles up here.
+	 */
+	if ((wake_flags & WF_FORK) && w && cpu_allowed(p, w->id))
+		return w->id;
+	/* Sync wake-up (the waker exits or blocks right after): the waker's worker, unless it has other work. */
+	if ((wake_flags & WF_SYNC) && w && cpu_allowed(p, w->id) &&
+	    atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed) <= 1)
+		return w->id;
+	/* Wake-up: the previous worker if it is idle (cache affinity), then the waker's if it is idle. */
+	if (!(wake_flags & WF_FORK) && prev >= 0 && cpu_allowed(p, prev) && worker_idle(prev))
+		return prev;
+	if (w && cpu_allowed(p, w->id) && worker_idle(w->id))
+		return w->id;
+	/* Any idle worker (the idle mask), re-checked. */
+	cpu = fiber__first_idle_worker(&p->cpus_mask);
+	if (cpu >= 0 && worker_idle(cpu))
+		return cpu;
+	if (!(wake_flags & WF_FORK) && prev >= 0 && cpu_allowed(p, prev))
+		return prev;
+	/* Fork from outside a worker, prev not allowed or stuck: the least loaded allowed worker, stuck ones last. */
+	for (cpu = 0; cpu < (int)fiber__rt.nr_workers; cpu++) {
+		unsigned load;
+
+		if (!cpu_allowed(p, cpu))
+			continue;
+		load = atomic_load_explicit(&cpu_rq(cpu)->nr_running, memory_order_relaxed);
+		if (worker_stuck(cpu))
+			load += 1u << 20;
+		if (load < best_load) {
+			best_load = load;
+			best = cpu;
+		}
+	}
+	return best;
+}

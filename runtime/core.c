@@ -1,7 +1,9 @@
 /*
- * runtime/core.c - the scheduler core: schedule, __schedule, context_switch, prepare/finish_task_switch,
- * schedule_tail, try_to_wake_up and the remote wakelist, wake_q, resched_curr, the preemption points and the
- * preempt notifiers.
+ * runtime/core.c - the scheduler core (the mechanism): schedule, __schedule, context_switch,
+ * prepare/finish_task_switch, schedule_tail, try_to_wake_up and the remote wakelist, wake_q, resched_curr, the
+ * preemption points, the preempt notifiers, the change pattern, migration (move_queued_task, affine_move_task, the
+ * stopper's migration_cpu_stop), the PI boost, migrate_disable/enable and blocking_begin/end. The attribute calls
+ * of the API are in syscalls.c, placement (select_task_rq) in balance.c.
  *
  * It promises the kernel's switch safety (KERNEL_MAP §4, §6):
  *   A1  rq->lock is taken in __schedule before prev->state is read and released exactly once, by the fiber that
@@ -62,25 +64,6 @@ void fiber__bug(const char *file, int line, const char *cond)
 	abort();
 }
 
-void fiber__spin_lock_slow(spinlock_t *l)
-{
-	unsigned spins = 0;
-
-	for (;;) {
-		while (atomic_load_explicit(&l->locked, memory_order_relaxed)) {
-			if (++spins < 128) {
-				cpu_relax();
-			} else {
-				/* The holder may be a preempted pthread (more workers than cores): let it run. */
-				sched_yield();
-				spins = 0;
-			}
-		}
-		if (!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire))
-			return;
-	}
-}
-
 static inline long futex_wake(atomic_uint *uaddr, int nr)
 {
 	return fiber__futex(uaddr, FUTEX_WAKE_PRIVATE, nr, NULL);
@@ -103,7 +86,6 @@ void fiber__put_task_struct(struct fiber *p)
 		fiber__desc_free(p);
 }
 
-static void affine_move_task(struct rq *rq, struct fiber *p);
 static int migration_dest(struct fiber *p);
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -262,74 +244,6 @@ static inline void note_progress(struct worker *w)
 	if (unlikely(atomic_load_explicit(&w->stuck, memory_order_relaxed)) &&
 	    !atomic_load_explicit(&w->blocking, memory_order_relaxed))
 		atomic_store_explicit(&w->stuck, 0, memory_order_relaxed);
-}
-
-/* ------------------------------------------------------------------------------------------------------------
- * Placement (select_task_rq): the balancing work will refine this; for now idle first, then prev.
- * ---------------------------------------------------------------------------------------------------------- */
-
-/* A worker with nothing to do: its idle fiber runs and nothing is queued (lock-free peek, may be stale). */
-static inline bool worker_idle(int cpu)
-{
-	struct rq *rq = cpu_rq(cpu);
-
-	return READ_ONCE(rq->curr) == rq->idle && !atomic_load_explicit(&rq->nr_running, memory_order_relaxed);
-}
-
-static int select_task_rq(struct fiber *p, int wake_flags)
-{
-	int prev = p->cpu, cpu, best = -1;
-	struct worker *w = this_worker();
-	unsigned best_load = UINT_MAX;
-
-	/* migrate_disable wins over everything: the fiber stays where it is until migrate_enable. */
-	if (p->migration_disabled)
-		return prev;
-	if (p->nr_cpus_allowed == 1 && cpu_allowed(p, prev))
-		return prev;
-	/* The class's own placement (partitioned EDF: the worker that holds the bandwidth) goes first. */
-	cpu = class_select_cpu(p, prev, wake_flags);
-	if (cpu >= 0)
-		return cpu;
-	/* A worker the monitor found stuck (a fiber blocking it, or a CPU loop) is the last choice. */
-	if (worker_stuck(prev))
-		prev = -1;
-	/*
-	 * Fork: stay on the spawning worker (its caches are warm and the spawner often blocks next, in a join);
-	 * idle workers pull queued fibers (balance.c), and wakep kicks one when work piles up here.
-	 */
-	if ((wake_flags & WF_FORK) && w && cpu_allowed(p, w->id))
-		return w->id;
-	/* Sync wake-up (the waker exits or blocks right after): the waker's worker, unless it has other work. */
-	if ((wake_flags & WF_SYNC) && w && cpu_allowed(p, w->id) &&
-	    atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed) <= 1)
-		return w->id;
-	/* Wake-up: the previous worker if it is idle (cache affinity), then the waker's if it is idle. */
-	if (!(wake_flags & WF_FORK) && prev >= 0 && cpu_allowed(p, prev) && worker_idle(prev))
-		return prev;
-	if (w && cpu_allowed(p, w->id) && worker_idle(w->id))
-		return w->id;
-	/* Any idle worker (the idle mask), re-checked. */
-	cpu = fiber__first_idle_worker(&p->cpus_mask);
-	if (cpu >= 0 && worker_idle(cpu))
-		return cpu;
-	if (!(wake_flags & WF_FORK) && prev >= 0 && cpu_allowed(p, prev))
-		return prev;
-	/* Fork from outside a worker, prev not allowed or stuck: the least loaded allowed worker, stuck ones last. */
-	for (cpu = 0; cpu < (int)fiber__rt.nr_workers; cpu++) {
-		unsigned load;
-
-		if (!cpu_allowed(p, cpu))
-			continue;
-		load = atomic_load_explicit(&cpu_rq(cpu)->nr_running, memory_order_relaxed);
-		if (worker_stuck(cpu))
-			load += 1u << 20;
-		if (load < best_load) {
-			best_load = load;
-			best = cpu;
-		}
-	}
-	return best;
 }
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -493,7 +407,7 @@ int fiber__try_to_wake_up(struct fiber *p, unsigned state, int wake_flags)
 	}
 	/* on_cpu == 0 seen with acquire: p's switch-out is complete, everything it wrote is visible (B2). */
 
-	cpu = select_task_rq(p, wake_flags | WF_TTWU);
+	cpu = fiber__select_task_rq(p, wake_flags | WF_TTWU);
 	if (cpu != p->cpu) {
 		wake_flags |= WF_MIGRATED;
 		set_task_cpu(p, cpu);
@@ -518,7 +432,7 @@ void fiber__wake_up_new_task(struct fiber *p)
 
 	spin_lock(&p->pi_lock);
 	atomic_store_explicit(&p->state, TASK_RUNNING, memory_order_relaxed);
-	cpu = select_task_rq(p, WF_FORK);
+	cpu = fiber__select_task_rq(p, WF_FORK);
 	p->cpu = p->wake_cpu = cpu;
 	rq = cpu_rq(cpu);
 	spin_lock(&rq->lock);
@@ -1067,18 +981,9 @@ void fiber__exit(void *retval)
 	do_task_dead();
 }
 
-/* ------------------------------------------------------------------------------------------------------------
- * Public scheduling calls that belong to the core
- * ---------------------------------------------------------------------------------------------------------- */
-
-void fiber_yield(void)
+/* do_sched_yield: fiber_yield's switch (syscalls.c), for the fiber that runs on @w. */
+void fiber__do_sched_yield(struct worker *w)
 {
-	struct worker *w = this_worker();
-
-	if (!w || is_idle_task(w->current)) {
-		sched_yield();
-		return;
-	}
 	if (unlikely(w->preempt_count))
 		schedule_atomic_fixup(w, w->current, "yielded");
 	sched_submit_work(w);
@@ -1094,6 +999,10 @@ void fiber_yield(void)
 		preempt_schedule();
 	schedule_atomic_restore();
 }
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Public scheduling calls that belong to the core
+ * ---------------------------------------------------------------------------------------------------------- */
 
 void fiber_preempt_disable(void)
 {
@@ -1141,7 +1050,7 @@ void fiber_migrate_enable(void)
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (unlikely(!cpu_allowed(p, p->cpu) || migration_dest(p) >= 0)) {
-		affine_move_task(fiber__task_rq_lock(p), p);
+		fiber__affine_move_task(fiber__task_rq_lock(p), p);
 		fiber__preempt_point();
 	}
 }
@@ -1186,78 +1095,66 @@ void fiber_blocking_end(void)
 }
 
 /* ------------------------------------------------------------------------------------------------------------
- * Scheduling attributes: sched_setattr's validation and the change pattern (KERNEL_MAP §5.3, §9.1)
+ * The change pattern (KERNEL_MAP §5.3, §9.1): take a fiber out, change it, put it back. fiber_setattr
+ * (syscalls.c) and fiber__pi_setprio use it; task_rq_lock(p) held, rq clock fresh.
  * ---------------------------------------------------------------------------------------------------------- */
 
-/* The checks of __sched_setscheduler that do not depend on the target fiber: a policy a class runs, its checks. */
-static int sched_attr_validate(const struct fiber_sched_attr *a)
+void fiber__sched_change_begin(struct rq *rq, struct fiber *p, struct sched_change *ch)
 {
-	const struct sched_class *cls;
-
-	if (!a)
-		return -EINVAL;
-	/* valid_policy */
-	cls = policy_class(a->policy);
-	if (!cls || !cls->check_params(a))
-		return -EINVAL;
-	return 0;
+	lockdep_assert_held(&rq->lock);
+	ch->queued = task_on_rq_queued(p);
+	ch->running = rq->curr == p;
+	if (ch->queued)
+		dequeue_task(rq, p, DEQUEUE_SAVE | DEQUEUE_MOVE);
+	if (ch->running)
+		p->sched_class->put_prev_task(rq, p, p);
+	ch->prev_class = p->sched_class;
+	ch->oldprio = p->prio;
 }
 
-/*
- * The checks of a spawn's attributes. A DEADLINE policy is allowed: Linux's "deadline tasks cannot fork" is about a
- * DEADLINE parent's child inheriting the policy, while a spawn that asks for DEADLINE is an explicit request, which
- * fiber_spawn admits as fiber_setattr does (fiber__sched_admit_new).
- */
-int fiber__sched_attr_check_spawn(const struct fiber_sched_attr *a)
+/* After the change of p's class, priority or parameters: put it back and tell the classes (check_class_changed). */
+void fiber__sched_change_end(struct rq *rq, struct fiber *p, struct sched_change *ch)
 {
-	return sched_attr_validate(a);
+	const struct sched_class *prev_class = ch->prev_class;
+	bool queued = ch->queued, running = ch->running;
+	int oldprio = ch->oldprio;
+
+	if (prev_class != p->sched_class && prev_class->switched_from)
+		prev_class->switched_from(rq, p);
+
+	if (queued) {
+		int flags = ENQUEUE_RESTORE | ENQUEUE_MOVE;
+
+		/* POSIX: a lowered priority goes to the head of its new level, a raised one to the tail. */
+		if (prev_class == p->sched_class && oldprio < p->prio)
+			flags |= ENQUEUE_HEAD;
+		enqueue_task(rq, p, flags);
+	}
+	if (running) {
+		p->sched_class->set_next_task(rq, p, false);
+		p->exec_start = rq->clock;
+	}
+	/* check_class_changed */
+	if (prev_class != p->sched_class) {
+		if (p->sched_class->switched_to)
+			p->sched_class->switched_to(rq, p);
+		/* A running fiber that moved to a lower class lets a higher waiting one run. */
+		if (running && sched_class_above(prev_class, p->sched_class))
+			fiber__resched_curr(rq);
+	} else if (p->sched_class->prio_changed) {
+		p->sched_class->prio_changed(rq, p, oldprio); /* it tells a new priority or new parameters */
+	}
 }
 
-/*
- * Admission of a new fiber with attributes @a (its class's admit: a DEADLINE reservation) before anyone can see
- * it: 0, or -EBUSY and the fiber must never run.
- */
-int fiber__sched_admit_new(struct fiber *p, const struct fiber_sched_attr *a)
+/* After a change: whether rq's worker needs the tick now (a fiber that became DEADLINE while it runs does). */
+void fiber__tick_update(struct rq *rq)
 {
-	int ret;
-
-	if (!p->sched_class->admit)
-		return 0;
-	spin_lock(&p->pi_lock);
-	ret = p->sched_class->admit(p, a, &p->cpus_mask);
-	spin_unlock(&p->pi_lock);
-	return ret;
+	tick_update(rq_worker(rq), rq, rq->curr);
 }
 
-/* __setscheduler_params: policy, normal prio and the class's parameters (its set_params), from validated @a. */
-static void setscheduler_params(struct fiber *p, const struct fiber_sched_attr *a)
-{
-	const struct sched_class *cls = policy_class(a->policy);
-
-	p->policy = a->policy;
-	p->rt_priority = 0; /* the rt class sets its own */
-	cls->set_params(p, a);
-	p->prio = p->normal_prio;
-	p->sched_class = cls;
-}
-
-/* Every class recomputes what it derives from the attributes (the fair weight, kept for a fiber in any class). */
-static void reweight_task(struct rq *rq, struct fiber *p)
-{
-	for (unsigned i = 0; i < ARRAY_SIZE(fiber__classes); i++)
-		if (fiber__classes[i]->reweight_task)
-			fiber__classes[i]->reweight_task(rq, p);
-}
-
-/* sched_fork: the new fiber's class and priority, and every class's entity (p is not visible to anyone yet). */
-void fiber__sched_fork(struct fiber *p, const struct fiber_sched_attr *a)
-{
-	p->static_prio = NICE_TO_PRIO(0);
-	setscheduler_params(p, a);
-	for (unsigned i = 0; i < ARRAY_SIZE(fiber__classes); i++)
-		if (fiber__classes[i]->task_fork)
-			fiber__classes[i]->task_fork(p);
-}
+/* ------------------------------------------------------------------------------------------------------------
+ * Migration: task_rq_lock, move_queued_task, affine_move_task and the stopper's migration_cpu_stop
+ * ---------------------------------------------------------------------------------------------------------- */
 
 /* task_rq_lock: pi_lock, then the rq lock of the rq p is on, retried while p moves. */
 struct rq *fiber__task_rq_lock(struct fiber *p)
@@ -1329,7 +1226,7 @@ static void migration_cpu_stop(void *data);
  * on its own rq - must not have p->cpu changed under it: its worker's stopper moves it once it is only queued
  * there. A migration-disabled fiber is moved by its own fiber_migrate_enable.
  */
-static void affine_move_task(struct rq *rq, struct fiber *p)
+void fiber__affine_move_task(struct rq *rq, struct fiber *p)
 {
 	int dest = migration_dest(p), cpu;
 	unsigned state = atomic_load_explicit(&p->state, memory_order_relaxed);
@@ -1378,191 +1275,8 @@ static void migration_cpu_stop(void *data)
 	fiber__sched_ttwu_pending(this_worker());
 	rq = fiber__task_rq_lock(p);
 	p->migration_pending = false;
-	affine_move_task(rq, p);
+	fiber__affine_move_task(rq, p);
 	fiber__put_task_struct(p);
-}
-
-/*
- * The fiber an attribute call is about (@f, or the caller for NULL), with the runtime held open for a plain
- * thread (fiber__rt_enter). NULL with *err = -ESRCH (no runtime; @f exited, is of an earlier runtime or is a
- * runtime fiber) or -EINVAL (NULL outside a fiber). On success the caller ends with fiber__rt_exit().
- */
-static struct fiber *attr_target_get(fiber_t *f, int *err)
-{
-	struct fiber *p;
-
-	*err = -ESRCH;
-	if (!fiber__rt_enter())
-		return NULL;
-	p = f ? f : fiber_self();
-	if (!p || READ_ONCE(p->magic) != FIBER_MAGIC_LIVE || p->rt_gen != fiber__rt.gen || (p->flags & PF_KTHREAD) ||
-	    atomic_load_explicit(&p->exited, memory_order_acquire)) {
-		fiber__rt_exit();
-		*err = f ? -ESRCH : -EINVAL;
-		return NULL;
-	}
-	return p;
-}
-
-int fiber_setattr(fiber_t *f, const struct fiber_sched_attr *a)
-{
-	const struct sched_class *prev_class, *old_pclass, *new_pclass;
-	struct fiber *p;
-	struct rq *rq;
-	bool queued, running;
-	int ret, oldprio;
-
-	if (!a)
-		return -EINVAL;
-	ret = sched_attr_validate(a);
-	if (ret)
-		return ret;
-	p = attr_target_get(f, &ret);
-	if (!p)
-		return ret;
-
-	rq = fiber__task_rq_lock(p);
-	if (atomic_load_explicit(&p->state, memory_order_relaxed) == TASK_DEAD) {
-		fiber__task_rq_unlock(rq, p);
-		fiber__rt_exit();
-		return -ESRCH;
-	}
-	old_pclass = policy_class(p->policy);
-	new_pclass = policy_class(a->policy);
-	/*
-	 * Admission (sched_dl_overflow) under pi_lock and the rq lock, as __sched_setscheduler does it: -EBUSY when no
-	 * allowed worker has the bandwidth left, and nothing has changed then. Two concurrent changes of one fiber
-	 * are serialized here, so a reservation always matches the parameters that were applied.
-	 */
-	if (new_pclass->admit) {
-		ret = new_pclass->admit(p, a, &p->cpus_mask);
-		if (ret) {
-			fiber__task_rq_unlock(rq, p);
-			fiber__rt_exit();
-			return ret;
-		}
-	}
-	fiber__update_rq_clock(rq);
-
-	/* The change pattern: take p out, change it, put it back. */
-	queued = task_on_rq_queued(p);
-	running = rq->curr == p;
-	if (queued)
-		dequeue_task(rq, p, DEQUEUE_SAVE | DEQUEUE_MOVE);
-	if (running)
-		p->sched_class->put_prev_task(rq, p, p);
-
-	prev_class = p->sched_class;
-	oldprio = p->prio;
-	setscheduler_params(p, a);
-	reweight_task(rq, p);
-	if (prev_class != p->sched_class && prev_class->switched_from)
-		prev_class->switched_from(rq, p);
-
-	if (queued) {
-		int flags = ENQUEUE_RESTORE | ENQUEUE_MOVE;
-
-		/* POSIX: a lowered priority goes to the head of its new level, a raised one to the tail. */
-		if (prev_class == p->sched_class && oldprio < p->prio)
-			flags |= ENQUEUE_HEAD;
-		enqueue_task(rq, p, flags);
-	}
-	if (running) {
-		p->sched_class->set_next_task(rq, p, false);
-		p->exec_start = rq->clock;
-	}
-	/* check_class_changed */
-	if (prev_class != p->sched_class) {
-		if (p->sched_class->switched_to)
-			p->sched_class->switched_to(rq, p);
-		/* A running fiber that moved to a lower class lets a higher waiting one run. */
-		if (running && sched_class_above(prev_class, p->sched_class))
-			fiber__resched_curr(rq);
-	} else if (p->sched_class->prio_changed) {
-		p->sched_class->prio_changed(rq, p, oldprio); /* it tells a new priority or new parameters */
-	}
-	if (running && !queued)
-		fiber__resched_curr(rq);
-	/* A fiber that became DEADLINE while it runs needs the tick from now on, to have its budget enforced. */
-	tick_update(rq_worker(rq), rq, rq->curr);
-	if (old_pclass != new_pclass && old_pclass->release)
-		old_pclass->release(p);
-	/* Partitioned EDF: the fiber goes to the worker that holds its bandwidth (releases both locks). */
-	affine_move_task(rq, p);
-	fiber__rt_exit();
-	fiber__preempt_point();
-	return 0;
-}
-
-/*
- * fiber_setaffinity: the kernel's sched_setaffinity. The mask is intersected with the worker set; a deadline fiber
- * whose worker is not in the new mask is re-admitted on one that is (-EBUSY, nothing changed, when none has the
- * bandwidth). A fiber on a worker it may no longer use moves at once if it is queued, at its next preemption point
- * if it runs, and at its wake-up if it sleeps.
- */
-int fiber_setaffinity(fiber_t *f, const cpu_set_t *set)
-{
-	cpu_set_t mask;
-	struct fiber *p;
-	struct rq *rq;
-	int n = 0, ret = 0;
-
-	if (!set)
-		return -EINVAL;
-	p = attr_target_get(f, &ret);
-	if (!p)
-		return ret;
-	CPU_ZERO(&mask);
-	for (int i = 0; i < (int)fiber__rt.nr_workers; i++) {
-		if (CPU_ISSET(i, set)) {
-			CPU_SET(i, &mask);
-			n++;
-		}
-	}
-	if (!n) {
-		fiber__rt_exit();
-		return -EINVAL;
-	}
-	rq = fiber__task_rq_lock(p);
-	if (atomic_load_explicit(&p->state, memory_order_relaxed) == TASK_DEAD) {
-		fiber__task_rq_unlock(rq, p);
-		fiber__rt_exit();
-		return -ESRCH;
-	}
-	if (policy_class(p->policy)->admit) {
-		ret = policy_class(p->policy)->admit(p, NULL, &mask);
-		if (ret) {
-			fiber__task_rq_unlock(rq, p);
-			fiber__rt_exit();
-			return ret;
-		}
-	}
-	p->cpus_mask = mask;
-	p->nr_cpus_allowed = n;
-	/* Pairs with the fence in fiber_migrate_enable: either it sees the new mask, or we see it enabled. */
-	atomic_thread_fence(memory_order_seq_cst);
-	affine_move_task(rq, p);
-	fiber__rt_exit();
-	fiber__preempt_point();
-	return 0;
-}
-
-int fiber_getaffinity(fiber_t *f, cpu_set_t *set)
-{
-	struct fiber *p;
-	int ret;
-
-	if (!set)
-		return -EINVAL;
-	p = attr_target_get(f, &ret);
-	if (!p)
-		return ret;
-	spin_lock(&p->pi_lock);
-	*set = p->cpus_mask;
-	spin_unlock(&p->pi_lock);
-	fiber__rt_exit();
-	fiber__preempt_point();
-	return 0;
 }
 
 /*
@@ -1574,9 +1288,9 @@ int fiber_getaffinity(fiber_t *f, cpu_set_t *set)
  */
 void fiber__pi_setprio(struct fiber *p, int prio)
 {
-	const struct sched_class *prev_class, *cls;
-	bool queued, running;
-	int oldprio, newprio;
+	const struct sched_class *cls;
+	struct sched_change ch;
+	int newprio;
 	struct rq *rq;
 
 	if (prio < 0)
@@ -1597,57 +1311,9 @@ void fiber__pi_setprio(struct fiber *p, int prio)
 		}
 	}
 	fiber__update_rq_clock(rq);
-	queued = task_on_rq_queued(p);
-	running = rq->curr == p;
-	if (queued)
-		dequeue_task(rq, p, DEQUEUE_SAVE | DEQUEUE_MOVE);
-	if (running)
-		p->sched_class->put_prev_task(rq, p, p);
-	prev_class = p->sched_class;
-	oldprio = p->prio;
+	fiber__sched_change_begin(rq, p, &ch);
 	p->prio = newprio;
 	p->sched_class = cls;
-	if (prev_class != cls && prev_class->switched_from)
-		prev_class->switched_from(rq, p);
-	if (queued) {
-		int flags = ENQUEUE_RESTORE | ENQUEUE_MOVE;
-
-		if (prev_class == cls && oldprio < newprio)
-			flags |= ENQUEUE_HEAD; /* lowered: the head of its new level, as fiber_setattr */
-		enqueue_task(rq, p, flags);
-	}
-	if (running) {
-		cls->set_next_task(rq, p, false);
-		p->exec_start = rq->clock;
-	}
-	if (prev_class != cls) {
-		if (cls->switched_to)
-			cls->switched_to(rq, p);
-		if (running && sched_class_above(prev_class, cls))
-			fiber__resched_curr(rq);
-	} else if (cls->prio_changed) {
-		cls->prio_changed(rq, p, oldprio);
-	}
+	fiber__sched_change_end(rq, p, &ch); /* a lowered one goes to the head of its new level, as fiber_setattr */
 	fiber__task_rq_unlock(rq, p);
-}
-
-int fiber_getattr(fiber_t *f, struct fiber_sched_attr *a)
-{
-	struct fiber *p;
-	int ret;
-
-	if (!a)
-		return -EINVAL;
-	p = attr_target_get(f, &ret);
-	if (!p)
-		return ret;
-	spin_lock(&p->pi_lock);
-	memset(a, 0, sizeof(*a));
-	a->policy = p->policy;
-	if (policy_class(p->policy)->get_params)
-		policy_class(p->policy)->get_params(p, a);
-	spin_unlock(&p->pi_lock);
-	fiber__rt_exit();
-	fiber__preempt_point();
-	return 0;
 }

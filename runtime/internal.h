@@ -1,7 +1,7 @@
 /*
- * runtime/internal.h - the one internal header: the structs, the lock order and the switch invariants.
+ * runtime/internal.h - the internal header: the structs, the lock order and the switch invariants.
  *
- * Every runtime file includes it. Names follow kernel/sched so that a reader who knows the kernel finds their way:
+ * Every runtime file includes it (and through it list.h, spinlock.h and treap.h, which are not included alone). Names follow kernel/sched so that a reader who knows the kernel finds their way:
  * struct rq is a worker's runqueue, struct fiber is a task, this_worker() is smp_processor_id()'s per-CPU data.
  *
  * Serialization rules (the kernel's, KERNEL_MAP.md §2.4, §4, §6):
@@ -160,112 +160,8 @@ static inline long fiber__futex(void *uaddr, int op, int val, const struct times
 	return ret;
 }
 
-/* ------------------------------------------------------------------------------------------------------------
- * Lists (intrusive, as in include/linux/list.h)
- * ---------------------------------------------------------------------------------------------------------- */
-
-struct list_head {
-	struct list_head *next, *prev;
-};
-
-/*
- * The ->next stores are relaxed atomics (plain moves): finish_wait peeks at its entry's next without the lock
- * (list_empty_careful), and every other access is under the list's lock.
- */
-static inline void INIT_LIST_HEAD(struct list_head *h)
-{
-	__atomic_store_n(&h->next, h, __ATOMIC_RELAXED);
-	h->prev = h;
-}
-static inline bool list_empty(const struct list_head *h)
-{
-	return h->next == h;
-}
-static inline void __list_add(struct list_head *n, struct list_head *prev, struct list_head *next)
-{
-	next->prev = n;
-	__atomic_store_n(&n->next, next, __ATOMIC_RELAXED);
-	n->prev = prev;
-	__atomic_store_n(&prev->next, n, __ATOMIC_RELAXED);
-}
-static inline void list_add(struct list_head *n, struct list_head *h)
-{
-	__list_add(n, h, h->next);
-}
-static inline void list_add_tail(struct list_head *n, struct list_head *h)
-{
-	__list_add(n, h->prev, h);
-}
-static inline void list_del_init(struct list_head *e)
-{
-	e->next->prev = e->prev;
-	__atomic_store_n(&e->prev->next, e->next, __ATOMIC_RELAXED);
-	INIT_LIST_HEAD(e);
-}
-static inline void list_move_tail(struct list_head *e, struct list_head *h)
-{
-	list_del_init(e);
-	list_add_tail(e, h);
-}
-#define list_entry(ptr, type, member) container_of(ptr, type, member)
-#define list_first_entry(h, type, member) list_entry((h)->next, type, member)
-#define list_for_each_safe(pos, n, head) for (pos = (head)->next, n = pos->next; pos != (head); pos = n, n = pos->next)
-
-/* ------------------------------------------------------------------------------------------------------------
- * Spinlock: test-and-test-and-set; after a short spin it yields the CPU, because with more workers than cores the
- * holder may be a pthread the kernel has preempted. Acquired and released by the same pthread, possibly by
- * different fibers (the rq lock across a switch), so it records no owner fiber.
- * ---------------------------------------------------------------------------------------------------------- */
-
-typedef struct {
-	atomic_int locked;
-} spinlock_t;
-
-#define SPINLOCK_INIT                                                                                            \
-	{                                                                                                        \
-		0                                                                                                \
-	}
-
-__hidden void fiber__spin_lock_slow(spinlock_t *l);
-
-static inline void spin_lock_init(spinlock_t *l)
-{
-	atomic_init(&l->locked, 0);
-}
-/* acq_rel: nothing before the lock sinks below it (smp_mb__after_spinlock relies on that). */
-static inline void spin_lock(spinlock_t *l)
-{
-	if (likely(!atomic_exchange_explicit(&l->locked, 1, memory_order_acq_rel)))
-		return;
-	fiber__spin_lock_slow(l);
-}
-static inline bool spin_trylock(spinlock_t *l)
-{
-	return !atomic_load_explicit(&l->locked, memory_order_relaxed) &&
-	       !atomic_exchange_explicit(&l->locked, 1, memory_order_acquire);
-}
-static inline void spin_unlock(spinlock_t *l)
-{
-	atomic_store_explicit(&l->locked, 0, memory_order_release);
-}
-static inline bool spin_is_locked(spinlock_t *l)
-{
-	return atomic_load_explicit(&l->locked, memory_order_relaxed) != 0;
-}
-/* lockdep_assert_held: a FIBER_DEBUG check at the entry of helpers that need @l (it cannot tell who holds it). */
-#define lockdep_assert_held(l) FIBER_DEBUG_BUG_ON(!spin_is_locked(l))
-
-/*
- * smp_mb__after_spinlock: a full barrier right after spin_lock(). The lock is taken with an xchg, and on x86 an
- * xchg (like every LOCK-prefixed instruction) is a full barrier; the acq_rel exchange keeps the compiler from moving
- * earlier accesses below it or later ones above it. So, as in the kernel's x86 definition, only the compiler needs
- * stopping here. (C11 alone would not promise a full fence; the ISA does.)
- */
-#if defined(__x86_64__)
-#define smp_mb__after_spinlock() atomic_signal_fence(memory_order_seq_cst)
-#else
-#define smp_mb__after_spinlock() atomic_thread_fence(memory_order_seq_cst)
-#endif
+#include "list.h"
+#include "spinlock.h"
 
 /* ------------------------------------------------------------------------------------------------------------
  * Task state, on_rq, flags (the kernel's values)
@@ -740,7 +636,8 @@ static inline void clear_tsk_need_resched(struct fiber *p)
 }
 
 /* ------------------------------------------------------------------------------------------------------------
- * Scheduling classes (KERNEL_MAP §5.4). core.c knows only the ordered table fiber__classes[].
+ * Scheduling classes (KERNEL_MAP §5.4). core.c knows only the ordered table fiber__classes[] (and, as the kernel's
+ * __pick_next_task, the fair class for the pick's fast path).
  * ---------------------------------------------------------------------------------------------------------- */
 
 /*
@@ -865,6 +762,18 @@ __hidden void fiber__task_rq_unlock(struct rq *rq, struct fiber *p);
 __hidden void fiber__sched_tick(struct worker *w);
 __hidden void fiber__tick_dep(struct rq *rq);
 __hidden void fiber__move_queued_task(struct rq *rq, struct fiber *p, int new_cpu, bool balance);
+__hidden void fiber__affine_move_task(struct rq *rq, struct fiber *p);
+__hidden void fiber__do_sched_yield(struct worker *w);
+__hidden void fiber__tick_update(struct rq *rq);
+
+/* core.c: the change pattern (fiber_setattr, fiber__pi_setprio): begin, change class/prio/params, end */
+struct sched_change {
+	const struct sched_class *prev_class;
+	int oldprio;
+	bool queued, running;
+};
+__hidden void fiber__sched_change_begin(struct rq *rq, struct fiber *p, struct sched_change *ch);
+__hidden void fiber__sched_change_end(struct rq *rq, struct fiber *p, struct sched_change *ch);
 
 static inline void add_nr_running(struct rq *rq, unsigned n)
 {
@@ -906,6 +815,7 @@ __hidden void fiber__init_cfs_rq(struct cfs_rq *cfs);
 __hidden void fiber__init_rt_rq(struct rt_rq *rt);
 __hidden void fiber__init_dl_rq(struct dl_rq *dl);
 
+/* syscalls.c: a spawn's side of the attributes */
 __hidden int fiber__sched_attr_check_spawn(const struct fiber_sched_attr *a);
 __hidden int fiber__sched_admit_new(struct fiber *p, const struct fiber_sched_attr *a);
 __hidden void fiber__sched_fork(struct fiber *p, const struct fiber_sched_attr *a);
@@ -936,7 +846,8 @@ static inline bool worker_stuck(int cpu)
 __hidden void fiber__idle_mask_set(int cpu, bool idle);
 __hidden int fiber__first_idle_worker(const cpu_set_t *allowed);
 
-/* balance.c */
+/* balance.c: placement and balancing */
+__hidden int fiber__select_task_rq(struct fiber *p, int wake_flags);
 __hidden bool fiber__can_migrate_task(struct rq *src, struct fiber *p, int dst);
 __hidden bool fiber__newidle_balance(struct worker *w);
 __hidden bool fiber__balance_move_one(struct rq *src, struct rq *dst);
@@ -971,19 +882,28 @@ __hidden void fiber__stack_cache_init(struct stack_cache *c, unsigned cap);
 __hidden void *fiber__frame_init(void *stack_top, void (*entry)(void));
 __hidden void *fiber__fiber_frame_init(struct fiber *p);
 __hidden size_t fiber__page_size(void);
+static inline size_t page_round(size_t size)
+{
+	size_t pg = fiber__page_size();
+
+	return (size + pg - 1) & ~(pg - 1);
+}
 __hidden size_t fiber__stack_guard_size(void);
 __hidden void fiber__stack_guard_markers(bool on);
 __hidden void fiber__overflow_setup(void);
 __hidden void fiber__overflow_teardown(void);
 
-/* fiber.c: plain threads inside a runtime call hold the runtime open (see fiber.c) */
+/* runtime.c: plain threads inside a runtime call hold the runtime open (see runtime.c) */
 __hidden bool fiber__rt_enter(void);
 __hidden void fiber__rt_exit(void);
 
-/* fiber.c: descriptors */
+/* alloc.c: descriptors */
 __hidden struct fiber *fiber__desc_alloc(void);
 __hidden void fiber__desc_free(struct fiber *p);
 __hidden void fiber__desc_cache_drain(struct fiber_cache *c);
+__hidden void fiber__desc_slabs_trim(void);
+
+/* fiber.c */
 __hidden void fiber__fiber_unlist(struct fiber *p);
 
 /* timer.c */
