@@ -139,20 +139,179 @@ static void test_fiber_bad_config(void **state)
 	unsetenv("FIBER_WORKERS");
 }
 
-/* ---- bad input inside the runtime ---- */
+/*
+ * ---- bad input inside the runtime: one test per case ----
+ *
+ * Each case runs in the main fiber of its own runtime (run_in_fiber, 2 workers) and returns the call's result; the
+ * test asserts on it after the runtime stopped. A refused spawn never runs its function (ran stays 0).
+ */
 
-struct bad_results {
-	int null_fn, tiny_stack, huge_stack, max_stack, bad_flags, bad_affinity, bad_policy, bad_prio, dl_overbooked;
-	int join_detached, double_join, join_self, detach_twice, join_null, stop_in_fiber, run_in_fiber,
-		start_in_fiber;
-	int second_joiner, first_joiner;
-	int default_stack_ok;
-	void *retval;
-} br;
-
-static void *self_join(void *arg)
+static int spawn_with(const struct fiber_attr *a)
 {
-	return (void *)(intptr_t)fiber_join(fiber_self(), NULL);
+	fiber_t *f;
+
+	return fiber_spawn(&f, a, count_run, NULL);
+}
+
+static int spawn_null_fn(void)
+{
+	fiber_t *f;
+
+	return fiber_spawn(&f, NULL, NULL, NULL);
+}
+
+static void test_fiber_spawn_null_fn_einval(void **state)
+{
+	atomic_store(&ran, 0);
+	assert_int_equal(run_in_fiber(2, spawn_null_fn), -EINVAL);
+}
+
+static int spawn_tiny_stack(void)
+{
+	struct fiber_attr a;
+
+	fiber_attr_init(&a);
+	a.stack_size = 1;
+	return spawn_with(&a);
+}
+
+static void test_fiber_spawn_tiny_stack_einval(void **state)
+{
+	atomic_store(&ran, 0);
+	assert_int_equal(run_in_fiber(2, spawn_tiny_stack), -EINVAL);
+	assert_int_equal(atomic_load(&ran), 0);
+}
+
+static int spawn_huge_stack(void)
+{
+	struct fiber_attr a;
+
+	fiber_attr_init(&a);
+	a.stack_size = FIBER_STACK_MAX + 1;
+	return spawn_with(&a);
+}
+
+static void test_fiber_spawn_huge_stack_einval(void **state)
+{
+	atomic_store(&ran, 0);
+	assert_int_equal(run_in_fiber(2, spawn_huge_stack), -EINVAL);
+	assert_int_equal(atomic_load(&ran), 0);
+}
+
+static int spawn_max_size_stack(void)
+{
+	struct fiber_attr a;
+
+	fiber_attr_init(&a);
+	a.stack_size = (size_t)-1;
+	return spawn_with(&a);
+}
+
+static void test_fiber_spawn_size_max_stack_einval(void **state)
+{
+	atomic_store(&ran, 0);
+	assert_int_equal(run_in_fiber(2, spawn_max_size_stack), -EINVAL);
+	assert_int_equal(atomic_load(&ran), 0);
+}
+
+static int spawn_bad_flags(void)
+{
+	struct fiber_attr a;
+
+	fiber_attr_init(&a);
+	a.flags = 0x100;
+	return spawn_with(&a);
+}
+
+static void test_fiber_spawn_bad_flags_einval(void **state)
+{
+	atomic_store(&ran, 0);
+	assert_int_equal(run_in_fiber(2, spawn_bad_flags), -EINVAL);
+	assert_int_equal(atomic_load(&ran), 0);
+}
+
+static int spawn_bad_affinity(void)
+{
+	struct fiber_attr a;
+
+	fiber_attr_init(&a);
+	CPU_SET(1000, &a.affinity); /* no such worker */
+	return spawn_with(&a);
+}
+
+static void test_fiber_spawn_no_such_worker_einval(void **state)
+{
+	atomic_store(&ran, 0);
+	assert_int_equal(run_in_fiber(2, spawn_bad_affinity), -EINVAL);
+	assert_int_equal(atomic_load(&ran), 0);
+}
+
+static int spawn_bad_policy(void)
+{
+	struct fiber_attr a;
+
+	fiber_attr_init(&a);
+	a.sched.policy = 4; /* not a Linux policy number */
+	return spawn_with(&a);
+}
+
+static void test_fiber_spawn_bad_policy_einval(void **state)
+{
+	atomic_store(&ran, 0);
+	assert_int_equal(run_in_fiber(2, spawn_bad_policy), -EINVAL);
+	assert_int_equal(atomic_load(&ran), 0);
+}
+
+static int spawn_normal_with_priority(void)
+{
+	struct fiber_attr a;
+
+	fiber_attr_init(&a);
+	a.sched.priority = 5; /* a priority with NORMAL */
+	return spawn_with(&a);
+}
+
+static void test_fiber_spawn_normal_with_priority_einval(void **state)
+{
+	atomic_store(&ran, 0);
+	assert_int_equal(run_in_fiber(2, spawn_normal_with_priority), -EINVAL);
+	assert_int_equal(atomic_load(&ran), 0);
+}
+
+static int spawn_dl_overbooked(void)
+{
+	struct fiber_attr a;
+
+	fiber_attr_init(&a);
+	a.sched.policy = FIBER_SCHED_DEADLINE;
+	/* A DEADLINE spawn is admitted like fiber_setattr: 100% of a worker never fits (95% at most). */
+	a.sched.runtime_ns = a.sched.deadline_ns = a.sched.period_ns = 10000000;
+	return spawn_with(&a);
+}
+
+static void test_fiber_spawn_dl_overbooked_ebusy(void **state)
+{
+	atomic_store(&ran, 0);
+	assert_int_equal(run_in_fiber(2, spawn_dl_overbooked), -EBUSY);
+	assert_int_equal(atomic_load(&ran), 0);
+}
+
+/* 0 means the runtime default stack */
+static int spawn_default_stack(void)
+{
+	struct fiber_attr a;
+	fiber_t *f;
+
+	fiber_attr_init(&a);
+	a.stack_size = 0;
+	return fiber_spawn(&f, &a, count_run, NULL) == 0 && fiber_join(f, NULL) == 0;
+}
+
+static void test_fiber_spawn_zero_stack_is_default(void **state)
+{
+	atomic_store(&ran, 0);
+	assert_int_equal(run_in_fiber(2, spawn_default_stack), 1);
+	assert_int_equal(atomic_load(&ran), 1);
 }
 
 static void *sleepy(void *arg)
@@ -161,112 +320,167 @@ static void *sleepy(void *arg)
 	return (void *)0x5a;
 }
 
+/* a detached spawn hands back no handle: 1 if it did not */
+static int spawn_detached_handle(void)
+{
+	struct fiber_attr a;
+	fiber_t *f = (fiber_t *)&a;
+
+	fiber_attr_init(&a);
+	a.flags = FIBER_ATTR_DETACHED;
+	fiber_spawn(&f, &a, sleepy, (void *)1000000);
+	return f == NULL;
+}
+
+static void test_fiber_spawn_detached_gives_no_handle(void **state)
+{
+	assert_int_equal(run_in_fiber(2, spawn_detached_handle), 1);
+}
+
+static int join_after_detach(void)
+{
+	fiber_t *f;
+
+	fiber_spawn(&f, NULL, sleepy, (void *)2000000);
+	fiber_detach(f);
+	return fiber_join(f, NULL);
+}
+
+static void test_fiber_join_after_detach_einval(void **state)
+{
+	assert_int_equal(run_in_fiber(2, join_after_detach), -EINVAL);
+}
+
+static int detach_twice(void)
+{
+	fiber_t *f;
+
+	fiber_spawn(&f, NULL, sleepy, (void *)2000000);
+	fiber_detach(f);
+	return fiber_detach(f);
+}
+
+static void test_fiber_detach_twice_einval(void **state)
+{
+	assert_int_equal(run_in_fiber(2, detach_twice), -EINVAL);
+}
+
+static void *join_retval;
+static int join_once(void)
+{
+	fiber_t *f;
+
+	fiber_spawn(&f, NULL, sleepy, (void *)1000);
+	join_retval = NULL;
+	return fiber_join(f, &join_retval);
+}
+
+static void test_fiber_join_returns_retval(void **state)
+{
+	assert_int_equal(run_in_fiber(2, join_once), 0);
+	assert_ptr_equal(join_retval, (void *)0x5a);
+}
+
+static int join_twice(void)
+{
+	fiber_t *f;
+
+	fiber_spawn(&f, NULL, sleepy, (void *)1000);
+	fiber_join(f, NULL);
+	return fiber_join(f, NULL);
+}
+
+static void test_fiber_join_twice_einval(void **state)
+{
+	assert_int_equal(run_in_fiber(2, join_twice), -EINVAL);
+}
+
+static void *self_join(void *arg)
+{
+	return (void *)(intptr_t)fiber_join(fiber_self(), NULL);
+}
+
+static int join_self(void)
+{
+	fiber_t *f;
+	void *r = NULL;
+
+	fiber_spawn(&f, NULL, self_join, NULL);
+	fiber_join(f, &r);
+	return (int)(intptr_t)r;
+}
+
+static void test_fiber_join_self_edeadlk(void **state)
+{
+	assert_int_equal(run_in_fiber(2, join_self), -EDEADLK);
+}
+
+static int join_null(void)
+{
+	return fiber_join(NULL, NULL);
+}
+
+static void test_fiber_join_null_einval(void **state)
+{
+	assert_int_equal(run_in_fiber(2, join_null), -EINVAL);
+}
+
 static void *first_joiner(void *arg)
 {
 	return (void *)(intptr_t)fiber_join((fiber_t *)arg, NULL);
 }
 
-static void bad_main(void *arg)
+/* Two joiners at once: g joins first and waits; a second join meanwhile is refused, the first gets 0. */
+static int first_join_ret;
+static int second_joiner(void)
 {
-	struct fiber_attr a;
 	fiber_t *f, *g;
-	void *r;
+	void *r = NULL;
+	int ret;
 
-	br.null_fn = fiber_spawn(&f, NULL, NULL, NULL);
-	fiber_attr_init(&a);
-	a.stack_size = 1;
-	br.tiny_stack = fiber_spawn(&f, &a, count_run, NULL);
-	a.stack_size = FIBER_STACK_MAX + 1;
-	br.huge_stack = fiber_spawn(&f, &a, count_run, NULL);
-	a.stack_size = (size_t)-1;
-	br.max_stack = fiber_spawn(&f, &a, count_run, NULL);
-	fiber_attr_init(&a);
-	a.flags = 0x100;
-	br.bad_flags = fiber_spawn(&f, &a, count_run, NULL);
-	fiber_attr_init(&a);
-	CPU_SET(1000, &a.affinity); /* no such worker */
-	br.bad_affinity = fiber_spawn(&f, &a, count_run, NULL);
-	fiber_attr_init(&a);
-	a.sched.policy = 4; /* not a Linux policy number */
-	br.bad_policy = fiber_spawn(&f, &a, count_run, NULL);
-	fiber_attr_init(&a);
-	a.sched.priority = 5; /* a priority with NORMAL */
-	br.bad_prio = fiber_spawn(&f, &a, count_run, NULL);
-	fiber_attr_init(&a);
-	a.sched.policy = FIBER_SCHED_DEADLINE;
-	/* A DEADLINE spawn is admitted like fiber_setattr: 100% of a worker never fits (95% at most). */
-	a.sched.runtime_ns = a.sched.deadline_ns = a.sched.period_ns = 10000000;
-	br.dl_overbooked = fiber_spawn(&f, &a, count_run, NULL);
-
-	/* 0 means the runtime default stack */
-	fiber_attr_init(&a);
-	a.stack_size = 0;
-	br.default_stack_ok = fiber_spawn(&f, &a, count_run, NULL) == 0 && fiber_join(f, NULL) == 0;
-
-	fiber_attr_init(&a);
-	a.flags = FIBER_ATTR_DETACHED;
-	fiber_spawn(&f, &a, sleepy, (void *)1000000);
-	/* a detached spawn hands back no handle */
-	br.join_detached = f == NULL ? -EINVAL : fiber_join(f, NULL);
-
-	fiber_spawn(&f, NULL, sleepy, (void *)2000000);
-	fiber_detach(f);
-	br.detach_twice = fiber_detach(f);
-	br.join_detached = br.join_detached == -EINVAL ? fiber_join(f, NULL) : br.join_detached;
-
-	fiber_spawn(&f, NULL, sleepy, (void *)1000);
-	br.retval = NULL;
-	fiber_join(f, &br.retval);
-	br.double_join = fiber_join(f, NULL);
-
-	fiber_spawn(&f, NULL, self_join, NULL);
-	fiber_join(f, &r);
-	br.join_self = (int)(intptr_t)r;
-	br.join_null = fiber_join(NULL, NULL);
-
-	/* Two joiners at once: g joins first and waits; a second join meanwhile is refused. */
 	fiber_spawn(&f, NULL, sleepy, (void *)50000000);
 	fiber_spawn(&g, NULL, first_joiner, f);
 	fiber_sleep(10000000); /* g is waiting in its join by now */
-	br.second_joiner = fiber_join(f, NULL);
+	ret = fiber_join(f, NULL);
 	fiber_join(g, &r);
-	br.first_joiner = (int)(intptr_t)r;
-
-	br.stop_in_fiber = fiber_runtime_stop();
-	br.run_in_fiber = fiber_run(NULL, bad_main, NULL);
-	br.start_in_fiber = fiber_runtime_start(NULL);
+	first_join_ret = (int)(intptr_t)r;
+	return ret;
 }
 
-static void test_fiber_bad_input(void **state)
+static void test_fiber_join_second_joiner_einval(void **state)
 {
-	struct fiber_config c = test_cfg(2);
+	first_join_ret = INT_MIN;
+	assert_int_equal(run_in_fiber(2, second_joiner), -EINVAL);
+	assert_int_equal(first_join_ret, 0);
+}
 
-	atomic_store(&ran, 0);
-	memset(&br, 0x7f, sizeof(br));
-	assert_int_equal(fiber_run(&c, bad_main, NULL), 0);
-	assert_int_equal(br.null_fn, -EINVAL);
-	assert_int_equal(br.tiny_stack, -EINVAL);
-	assert_int_equal(br.huge_stack, -EINVAL);
-	assert_int_equal(br.max_stack, -EINVAL);
-	assert_int_equal(br.bad_flags, -EINVAL);
-	assert_int_equal(br.bad_affinity, -EINVAL);
-	assert_int_equal(br.bad_policy, -EINVAL);
-	assert_int_equal(br.bad_prio, -EINVAL);
-	assert_int_equal(br.dl_overbooked, -EBUSY);
-	assert_true(br.default_stack_ok);
-	/* Only the one valid spawn ran; no failed spawn ever called its function. */
-	assert_int_equal(atomic_load(&ran), 1);
-	assert_int_equal(br.join_detached, -EINVAL);
-	assert_int_equal(br.detach_twice, -EINVAL);
-	assert_ptr_equal(br.retval, (void *)0x5a);
-	assert_int_equal(br.double_join, -EINVAL);
-	assert_int_equal(br.join_self, -EDEADLK);
-	assert_int_equal(br.join_null, -EINVAL);
-	assert_int_equal(br.second_joiner, -EINVAL);
-	assert_int_equal(br.first_joiner, 0);
-	assert_int_equal(br.stop_in_fiber, -EDEADLK);
-	assert_int_equal(br.run_in_fiber, -EBUSY);
-	assert_int_equal(br.start_in_fiber, -EBUSY);
+static void test_fiber_runtime_stop_in_fiber_edeadlk(void **state)
+{
+	assert_int_equal(run_in_fiber(2, fiber_runtime_stop), -EDEADLK);
+}
+
+static void nothing(void *arg)
+{
+}
+
+static int run_nested(void)
+{
+	return fiber_run(NULL, nothing, NULL);
+}
+
+static void test_fiber_run_in_fiber_ebusy(void **state)
+{
+	assert_int_equal(run_in_fiber(2, run_nested), -EBUSY);
+}
+
+static int start_nested(void)
+{
+	return fiber_runtime_start(NULL);
+}
+
+static void test_fiber_runtime_start_in_fiber_ebusy(void **state)
+{
+	assert_int_equal(run_in_fiber(2, start_nested), -EBUSY);
 }
 
 /* ---- join from a plain pthread, self/id, exit ---- */
@@ -428,7 +642,27 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fiber_calls_before_start),
 		cmocka_unit_test(test_fiber_bad_config),
-		cmocka_unit_test(test_fiber_bad_input),
+		cmocka_unit_test(test_fiber_spawn_null_fn_einval),
+		cmocka_unit_test(test_fiber_spawn_tiny_stack_einval),
+		cmocka_unit_test(test_fiber_spawn_huge_stack_einval),
+		cmocka_unit_test(test_fiber_spawn_size_max_stack_einval),
+		cmocka_unit_test(test_fiber_spawn_bad_flags_einval),
+		cmocka_unit_test(test_fiber_spawn_no_such_worker_einval),
+		cmocka_unit_test(test_fiber_spawn_bad_policy_einval),
+		cmocka_unit_test(test_fiber_spawn_normal_with_priority_einval),
+		cmocka_unit_test(test_fiber_spawn_dl_overbooked_ebusy),
+		cmocka_unit_test(test_fiber_spawn_zero_stack_is_default),
+		cmocka_unit_test(test_fiber_spawn_detached_gives_no_handle),
+		cmocka_unit_test(test_fiber_join_after_detach_einval),
+		cmocka_unit_test(test_fiber_detach_twice_einval),
+		cmocka_unit_test(test_fiber_join_returns_retval),
+		cmocka_unit_test(test_fiber_join_twice_einval),
+		cmocka_unit_test(test_fiber_join_self_edeadlk),
+		cmocka_unit_test(test_fiber_join_null_einval),
+		cmocka_unit_test(test_fiber_join_second_joiner_einval),
+		cmocka_unit_test(test_fiber_runtime_stop_in_fiber_edeadlk),
+		cmocka_unit_test(test_fiber_run_in_fiber_ebusy),
+		cmocka_unit_test(test_fiber_runtime_start_in_fiber_ebusy),
 		cmocka_unit_test(test_fiber_join_from_pthread),
 		cmocka_unit_test(test_fiber_cancel),
 		cmocka_unit_test(test_fiber_affinity),

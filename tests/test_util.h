@@ -3,6 +3,7 @@
 #define TEST_UTIL_H
 
 #define _GNU_SOURCE
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -55,6 +56,33 @@ static inline struct fiber_config test_cfg(unsigned workers)
 	fiber_config_init(&c);
 	c.workers = workers;
 	return c;
+}
+
+/*
+ * run_in_fiber - run @fn in the main fiber of a runtime with @workers workers (fiber_run) and return its result,
+ * or INT_MIN if the runtime did not run. For tests of one call's result: @fn only records, the test asserts on
+ * what comes back, after the runtime has stopped.
+ */
+struct run_in_fiber_call {
+	int (*fn)(void);
+	int ret;
+};
+
+static inline void run_in_fiber_main(void *arg)
+{
+	struct run_in_fiber_call *call = arg;
+
+	call->ret = call->fn();
+}
+
+static inline int run_in_fiber(unsigned workers, int (*fn)(void))
+{
+	struct fiber_config c = test_cfg(workers);
+	struct run_in_fiber_call call = { fn, INT_MIN };
+
+	if (fiber_run(&c, run_in_fiber_main, &call))
+		return INT_MIN;
+	return call.ret;
 }
 
 /* ---- shared by the scheduling-class tests (test_sched_*.c) ---- */
