@@ -809,8 +809,10 @@ static inline int64_t fiber__update_curr_common(struct rq *rq)
 __hidden int fiber__stoppers_start(void);
 __hidden void fiber__stoppers_stop(void);
 __hidden void fiber__stop_one_cpu_nowait(int cpu, struct cpu_stop_work *work);
+/* fiber.c: a runtime fiber (the stoppers) */
 __hidden struct fiber *fiber__spawn_kthread(int cpu, void *(*fn)(void *), void *arg, const struct sched_class *cls,
 					     const char *name);
+/* sched_fair.c, sched_rt.c, sched_dl.c: a worker's class runqueues */
 __hidden void fiber__init_cfs_rq(struct cfs_rq *cfs);
 __hidden void fiber__init_rt_rq(struct rt_rq *rt);
 __hidden void fiber__init_dl_rq(struct dl_rq *dl);

@@ -445,8 +445,8 @@ static struct sched_entity *pick_eevdf(struct cfs_rq *cfs, uint64_t now)
 #define ELIGIBLE(v) (avg >= ((v)-v0) * load)
 	/*
 	 * NEXT_BUDDY: a fiber someone waits on (join) or hands the CPU to (sync wake-up) goes first if it is eligible,
-	 * or, like Go's runnext, while the chain of such hand-offs has not used up one base slice: the waiter has just
-	 * given up the CPU for it. After a slice the fair pick takes over again, so a chain cannot starve the queue.
+	 * or, like Go's runnext, while the chain of such hand-offs has not used up 8 base slices: the waiter has just
+	 * given up the CPU for it. After that the fair pick takes over again, so a chain cannot starve the queue.
 	 */
 	if (cfs->next && cfs->next->on_rq &&
 	    (ELIGIBLE(cfs->next->vruntime) || now - cfs->chain_start < 8 * fiber__rt.base_slice_ns))
