@@ -136,14 +136,21 @@ static uint64_t io_deadline(uint64_t ns)
 	return now + ns < now ? UINT64_MAX : now + ns;
 }
 
+/* Every CQE the op asked for is in: its own and those of the cancels sent after it. */
+static inline bool io_op_finished(struct io_op *op)
+{
+	return atomic_load_explicit(&op->done, memory_order_acquire) &&
+	       atomic_load_explicit(&op->cancel_done, memory_order_acquire) ==
+		       atomic_load_explicit(&op->cancels, memory_order_relaxed);
+}
+
 /* Sleep until the op's CQEs are all in; fiber_cancel turns into a cancellation sent to the ring that took it. */
 static void io_wait(struct fiber *p, struct io_op *op, bool cancellable)
 {
 	for (;;) {
 		fiber__set_current_state(op->cancel_requested || !cancellable ? TASK_UNINTERRUPTIBLE
 									     : TASK_INTERRUPTIBLE);
-		if (atomic_load_explicit(&op->done, memory_order_acquire) &&
-		    (!op->cancel_requested || atomic_load_explicit(&op->cancel_done, memory_order_acquire)))
+		if (io_op_finished(op))
 			break;
 		if (cancellable && !op->cancel_requested && fiber__signal_pending(p)) {
 			atomic_store_explicit(&p->state, TASK_RUNNING, memory_order_relaxed);
@@ -154,6 +161,15 @@ static void io_wait(struct fiber *p, struct io_op *op, bool cancellable)
 		fiber__schedule();
 	}
 	atomic_store_explicit(&p->state, TASK_RUNNING, memory_order_relaxed);
+}
+
+/* IO_TIMEOUT_TIMER: the op's time is up; cancel it where it was submitted (no lock held, any thread). */
+static void io_timeout_fire(struct fiber_timer *t)
+{
+	struct io_op *op = container_of(t, struct io_op, timer);
+
+	atomic_store_explicit(&op->timed_out, true, memory_order_relaxed);
+	fiber__io_cancel(op);
 }
 
 /*
@@ -175,7 +191,8 @@ static ssize_t io_uring_op(struct fiber *p, const struct io_req *r, uint64_t dea
 		op.ts.tv_sec = (long long)((deadline - now) / 1000000000ull);
 		op.ts.tv_nsec = (long long)((deadline - now) % 1000000000ull);
 		op.timed = true;
-		nr = 2;
+		if (fiber__io_timeout_mode == IO_TIMEOUT_LINKED)
+			nr = 2;
 	}
 	for (;;) {
 		preempt_disable();
@@ -190,21 +207,30 @@ static ssize_t io_uring_op(struct fiber *p, const struct io_req *r, uint64_t dea
 	op.ring = io;
 	io_prep(sqe, r);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
-	if (op.timed) {
+	if (op.timed && nr == 2) {
 		sqe->flags |= IOSQE_IO_LINK;
 		sqe = io_uring_get_sqe(&io->ring); /* fiber__io_get_sqe made room for both */
 		io_uring_prep_link_timeout(sqe, &op.ts, 0);
 		io_uring_sqe_set_data64(sqe, IO_UD_IGNORE);
+	} else if (op.timed) {
+		fiber__timer_init(&op.timer, io_timeout_fire, p);
+		fiber__timer_add(&this_worker()->timers, &op.timer, deadline, p);
 	}
 	fiber__io_queued(io, nr);
 	fiber__set_wait(p, io_names[r->kind], (const void *)(intptr_t)r->fd);
 	preempt_enable_no_resched(); /* no preemption point until schedule(): the SQE stays on this worker's ring */
 	io_wait(p, &op, cancellable);
+	if (op.timed && nr == 1) {
+		/* After timer_del the callback is not running; if it ran, wait for the cancel it sent. */
+		fiber__timer_del(&op.timer);
+		if (!io_op_finished(&op))
+			io_wait(p, &op, false);
+	}
 	fiber__set_wait(p, NULL, NULL);
 	if (op.res == -ECANCELED && op.cancel_requested)
 		return -ECANCELED;
 	if (op.res == -ECANCELED && op.timed)
-		return -ETIMEDOUT;
+		return -ETIMEDOUT; /* the linked timeout fired, or the timer's cancel */
 	return op.res;
 }
 

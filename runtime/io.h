@@ -28,12 +28,22 @@ struct io_op {
 	struct io_ring *ring;     /* the ring that took it: its cancellation goes there */
 	int res;                  /* cqe->res, written by the owning worker before done */
 	atomic_int done;          /* the op's CQE was reaped (release: res is valid) */
-	atomic_int cancel_done;   /* the cancel's CQE was reaped */
-	bool cancel_requested;    /* only the issuing fiber */
-	bool timed;               /* a linked timeout rides with it */
+	atomic_int cancels;       /* ASYNC_CANCELs asked for (by the fiber, or by the timeout timer) */
+	atomic_int cancel_done;   /* ... and their CQEs reaped */
+	bool cancel_requested;    /* fiber_cancel's; only the issuing fiber */
+	bool timed;               /* a timeout rides with it */
+	atomic_bool timed_out;    /* the timeout timer fired (IO_TIMEOUT_TIMER) */
 	struct io_op *_Atomic cancel_next; /* ring->cancel_list link */
 	struct __kernel_timespec ts;       /* the linked timeout (copied by the kernel at submission) */
+	struct fiber_timer timer;          /* the per-worker timer (IO_TIMEOUT_TIMER) */
 };
+
+/*
+ * How fiber_io_timeout is carried out: an IORING_OP_LINK_TIMEOUT behind each op, or a per-worker fiber timer
+ * whose expiry cancels the op. FIBER_IO_TIMEOUT=linked|timer chooses (bench/bench_io measures both).
+ */
+enum io_timeout_mode { IO_TIMEOUT_LINKED, IO_TIMEOUT_TIMER };
+extern __hidden enum io_timeout_mode fiber__io_timeout_mode;
 
 struct io_ring {
 	struct io_uring ring;

@@ -45,6 +45,7 @@
 #define IO_STAT_ADD(c, n) __atomic_store_n(&(c), (c) + (n), __ATOMIC_RELAXED)
 
 enum io_mode fiber__io_mode __hidden = IO_MODE_URING;
+enum io_timeout_mode fiber__io_timeout_mode __hidden = IO_TIMEOUT_LINKED;
 
 /* The setups tried, best first: each later one is what an older kernel accepts. */
 static const unsigned setup_candidates[] = {
@@ -82,6 +83,13 @@ int fiber__io_select(void)
 		fiber__start_error("FIBER_IO=\"%s\": expected \"uring\" or \"poll\"", env);
 		return -EINVAL;
 	}
+	const char *tm = getenv("FIBER_IO_TIMEOUT");
+
+	if (tm && *tm && strcmp(tm, "linked") && strcmp(tm, "timer")) {
+		fiber__start_error("FIBER_IO_TIMEOUT=\"%s\": expected \"linked\" or \"timer\"", tm);
+		return -EINVAL;
+	}
+	fiber__io_timeout_mode = tm && !strcmp(tm, "timer") ? IO_TIMEOUT_TIMER : IO_TIMEOUT_LINKED;
 	if (env && !strcmp(env, "poll")) {
 		fiber__io_mode = IO_MODE_POLL;
 		return 0;
@@ -193,6 +201,8 @@ static void io_complete(struct io_ring *io, const struct io_uring_cqe *cqe)
 		io->efd_armed = false;
 		return;
 	}
+	if (ud == LIBURING_UDATA_TIMEOUT)
+		return; /* the wait's own timeout SQE, on kernels without IORING_FEAT_EXT_ARG */
 	io_expected_add(io, -1);
 	if (ud == IO_UD_IGNORE)
 		return;
@@ -203,7 +213,7 @@ static void io_complete(struct io_ring *io, const struct io_uring_cqe *cqe)
 	f = op->f;
 	fiber__get_task_struct(f);
 	if ((ud & 7ull) == IO_UD_CANCEL) {
-		atomic_store_explicit(&op->cancel_done, 1, memory_order_release);
+		atomic_fetch_add_explicit(&op->cancel_done, 1, memory_order_release);
 	} else {
 		op->res = cqe->res;
 		IO_STAT_ADD(io->nr_completed, 1);
@@ -374,12 +384,18 @@ void fiber__io_queued(struct io_ring *io, unsigned nr)
 	io->unsubmitted += nr;
 }
 
-/* From the issuing fiber, wherever it runs now: ask the ring that took @op to cancel it. */
+/*
+ * From the issuing fiber wherever it runs now, or from its timeout timer (the owning worker, or the monitor for a
+ * stuck one): ask the ring that took @op to cancel it. The fiber waits for the cancel's CQE before it returns, so
+ * @op outlives the list entry.
+ */
 void fiber__io_cancel(struct io_op *op)
 {
 	struct io_ring *io = op->ring;
 	struct io_op *head = atomic_load_explicit(&io->cancel_list, memory_order_relaxed);
 	struct worker *owner = NULL;
+
+	atomic_fetch_add_explicit(&op->cancels, 1, memory_order_relaxed);
 
 	do
 		atomic_store_explicit(&op->cancel_next, head, memory_order_relaxed);
