@@ -534,6 +534,18 @@ void fiber_dump(int fd)
 			  (unsigned long long)(rq->dl.this_bw >> (BW_SHIFT - 10)));
 		dump_rq(&b, rq);
 		spin_unlock(&rq->lock);
+		if (fiber__rt.workers[i].io) {
+			struct io_ring *io = fiber__rt.workers[i].io;
+
+			db_printf(&b, "  io_uring: setup flags %#x, %u CQEs awaited, submitted %llu completed %llu "
+				      "io_uring_enter %llu\n",
+				  io->setup_flags, __atomic_load_n(&io->expected, __ATOMIC_RELAXED),
+				  (unsigned long long)__atomic_load_n(&io->nr_submitted, __ATOMIC_RELAXED),
+				  (unsigned long long)__atomic_load_n(&io->nr_completed, __ATOMIC_RELAXED),
+				  (unsigned long long)__atomic_load_n(&io->nr_enter, __ATOMIC_RELAXED));
+		} else if (fiber__io_mode == IO_MODE_POLL) {
+			db_printf(&b, "  io: the poll readiness path (no io_uring)\n");
+		}
 		db_flush(&b, fd);
 	}
 	db_printf(&b, "\n%8s %-16s %-8s %-12s %-8s %5s %4s %12s %12s %10s %10s %9s\n", "id", "name", "state", "reason",

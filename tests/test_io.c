@@ -772,6 +772,68 @@ static void test_io_submissions_are_batched(void **state)
 	assert_true(enter * 2 <= sub);
 }
 
+/* ---- a full submission queue is flushed and the call retried, never dropped ---- */
+
+static void test_io_full_sq_is_flushed_not_dropped(void **state)
+{
+	struct fiber_config c = test_cfg(1);
+
+	c.io_entries = 4; /* 64 fibers with SQEs to queue: the SQ fills over and over */
+	atomic_store(&batch_ok, 0);
+	for (int i = 0; i < BATCH_FIBERS; i++)
+		assert_int_equal(pipe(batch_fds[i]), 0);
+	assert_int_equal(fiber_run(&c, batch_main, NULL), 0);
+	for (int i = 0; i < BATCH_FIBERS; i++) {
+		close(batch_fds[i][0]);
+		close(batch_fds[i][1]);
+	}
+	assert_int_equal(atomic_load(&batch_ok), BATCH_FIBERS * 20);
+}
+
+/* ---- the dump names the I/O a fiber waits for ---- */
+
+static int dump_fds[2];
+
+static void *dump_reader(void *arg)
+{
+	char b;
+
+	fiber_read(dump_fds[0], &b, 1);
+	return NULL;
+}
+
+static void dump_main(void *arg)
+{
+	int *out = arg;
+	fiber_t *r;
+
+	fiber_spawn(&r, NULL, dump_reader, NULL);
+	fiber_sleep(5 * MS);
+	fiber_dump(out[1]);
+	fiber_write(dump_fds[1], "x", 1);
+	fiber_join(r, NULL);
+}
+
+static void test_io_dump_shows_the_io_wait(void **state)
+{
+	struct fiber_config c = test_cfg(2);
+	static char buf[65536];
+	int out[2];
+
+	assert_int_equal(pipe(dump_fds), 0);
+	assert_int_equal(pipe2(out, O_NONBLOCK), 0);
+	fcntl(out[1], F_SETPIPE_SZ, 1 << 20);
+	assert_int_equal(fiber_run(&c, dump_main, out), 0);
+	close(out[1]);
+	read_all(out[0], buf, sizeof(buf));
+	close(out[0]);
+	close(dump_fds[0]);
+	close(dump_fds[1]);
+	assert_non_null(strstr(buf, "io:read"));
+	if (!getenv("FIBER_IO") || strcmp(getenv("FIBER_IO"), "poll"))
+		assert_non_null(strstr(buf, "io_uring: setup flags"));
+}
+
 /* ---- the readiness path when the kernel refuses io_uring (a seccomp filter, as in containers) ---- */
 
 #include <linux/filter.h>
@@ -848,6 +910,8 @@ int main(void)
 		cmocka_unit_test(test_io_completes_once_while_fibers_migrate),
 		cmocka_unit_test(test_io_idle_with_1000_parked_in_recv),
 		cmocka_unit_test(test_io_submissions_are_batched),
+		cmocka_unit_test(test_io_full_sq_is_flushed_not_dropped),
+		cmocka_unit_test(test_io_dump_shows_the_io_wait),
 		cmocka_unit_test(test_io_without_io_uring_falls_back_and_says_so),
 	};
 
