@@ -24,6 +24,9 @@
 #include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h> /* socklen_t, struct sockaddr, struct msghdr (the I/O calls) */
+#include <sys/types.h>  /* ssize_t, off_t, mode_t */
+#include <sys/uio.h>    /* struct iovec */
 
 #if !defined(__GLIBC__) && !defined(_GNU_SOURCE)
 #error "fiber.h needs cpu_set_t: define _GNU_SOURCE before the first #include (or compile with -D_GNU_SOURCE)"
@@ -350,6 +353,79 @@ void fiber_blocking_begin(void);
 
 /* fiber_blocking_end - end the region of fiber_blocking_begin(); a preemption point. Context: fiber. */
 void fiber_blocking_end(void);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * I/O (io_uring, one ring per worker)
+ *
+ * In a fiber, each call puts its operation on the io_uring of the worker the fiber runs on and sleeps until it
+ * completes; the worker's other fibers run meanwhile, and the fiber may resume on another worker. Submissions are
+ * batched: the ring is entered once per scheduling decision that needs it (when the worker runs out of work, or
+ * at least every 32 switches or 50 us while it stays busy), not once per call. Outside a fiber each call makes the
+ * plain blocking system call. The results are those of the system call named, as -errno (errno is left alone):
+ * short reads and writes happen as with read(2) and write(2). A file descriptor the caller made O_NONBLOCK
+ * behaves like a blocking one inside a fiber (the call waits for readiness instead of failing with -EAGAIN).
+ *
+ * Cancellation: every call except fiber_close is a cancellation point. A fiber cancelled (fiber_cancel) before
+ * or while a call waits gets -ECANCELED, unless the operation completed first (then its result: no byte read or
+ * written is lost). The kernel is done with the caller's buffers when any call returns.
+ * Timeouts: fiber_io_timeout(ns) makes every later call of the fiber (fiber_close excepted) fail with
+ * -ETIMEDOUT once it has waited ns; fiber_poll's own timeout, when >= 0, takes its place for that call.
+ * fiber_send and fiber_sendmsg add MSG_NOSIGNAL: a closed peer is -EPIPE, not SIGPIPE (as Go's net package does);
+ * fiber_write to a closed pipe or socket raises SIGPIPE as write(2) does unless the application ignores it.
+ *
+ * Without io_uring (the kernel refuses it: kernel.io_uring_disabled, a seccomp filter; or FIBER_IO=poll in the
+ * environment) the runtime says so once on stderr at fiber_runtime_start and the same calls work through a
+ * readiness path: the nonblocking system call, and a wait for readiness when it would block. Regular files, open,
+ * close and fsync have no readiness: on that path the call blocks its worker inside fiber_blocking_begin/end.
+ * A worker's ring is served by its own thread: while a fiber holds that thread in a blocking system call, the
+ * completions of I/O submitted on that worker wait for it.
+ * Context: any thread; in a fiber they sleep, elsewhere they block.
+ * ---------------------------------------------------------------------------------------------------------- */
+
+/* fiber_read - read(2): bytes read, 0 at end of file, -EBADF, -EINVAL, -EFAULT, -ECANCELED, -ETIMEDOUT, ... */
+ssize_t fiber_read(int fd, void *buf, size_t len);
+/* fiber_write - write(2): bytes written (may be short), -EPIPE, -EBADF, -ECANCELED, -ETIMEDOUT, ... */
+ssize_t fiber_write(int fd, const void *buf, size_t len);
+/* fiber_pread - pread(2) at @off; -EINVAL for a negative @off, -ESPIPE on a pipe or socket. */
+ssize_t fiber_pread(int fd, void *buf, size_t len, off_t off);
+/* fiber_pwrite - pwrite(2) at @off; -EINVAL for a negative @off, -ESPIPE on a pipe or socket. */
+ssize_t fiber_pwrite(int fd, const void *buf, size_t len, off_t off);
+/* fiber_readv - readv(2); -EINVAL for a negative @iovcnt or a NULL @iov with entries. */
+ssize_t fiber_readv(int fd, const struct iovec *iov, int iovcnt);
+/* fiber_writev - writev(2); -EINVAL for a negative @iovcnt or a NULL @iov with entries. */
+ssize_t fiber_writev(int fd, const struct iovec *iov, int iovcnt);
+/* fiber_recv - recv(2) with MSG_* @flags: bytes, 0 when the peer shut down, -ENOTSOCK, -ECONNRESET, ... */
+ssize_t fiber_recv(int fd, void *buf, size_t len, int flags);
+/* fiber_send - send(2) with MSG_NOSIGNAL added: bytes (may be short), -EPIPE, -ECONNRESET, -ENOTSOCK, ... */
+ssize_t fiber_send(int fd, const void *buf, size_t len, int flags);
+/* fiber_recvmsg - recvmsg(2); -EINVAL for a NULL @msg. */
+ssize_t fiber_recvmsg(int fd, struct msghdr *msg, int flags);
+/* fiber_sendmsg - sendmsg(2) with MSG_NOSIGNAL added; -EINVAL for a NULL @msg. */
+ssize_t fiber_sendmsg(int fd, const struct msghdr *msg, int flags);
+/*
+ * fiber_accept - accept4(2): the new fd, -EINVAL (@addr and @addrlen not both NULL or both set, @flags other than
+ * SOCK_NONBLOCK | SOCK_CLOEXEC, or @fd not listening), -EBADF, -ENOTSOCK, -EMFILE, -ECANCELED, -ETIMEDOUT, ...
+ */
+int fiber_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+/* fiber_connect - connect(2) to completion: 0, -ECONNREFUSED, -ETIMEDOUT, -EINVAL (NULL @addr), ... */
+int fiber_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+/* fiber_openat - openat(2): the fd, -ENOENT, -EACCES, -EINVAL (NULL @path), ... */
+int fiber_openat(int dfd, const char *path, int flags, mode_t mode);
+/* fiber_close - close(2): 0 or -EBADF, -EIO. Not a cancellation point: the fd is closed either way. */
+int fiber_close(int fd);
+/* fiber_fsync - fsync(2): 0, -EBADF, -EIO, -EINVAL (an fd that cannot be synced). */
+int fiber_fsync(int fd);
+/*
+ * fiber_poll - wait until @fd is ready for @events (POLLIN, POLLOUT, ...): the revents (> 0), -ETIMEDOUT once
+ * @timeout_ns has passed (0: only look; < 0: no timeout of its own, fiber_io_timeout applies), -EBADF, -ECANCELED.
+ */
+int fiber_poll(int fd, short events, int64_t timeout_ns);
+/*
+ * fiber_io_timeout - every later I/O call of the calling fiber (fiber_close excepted) fails with -ETIMEDOUT
+ * after waiting @ns; 0 = no timeout (the default). Returns 0, or -EPERM outside a fiber.
+ * Context: fiber.
+ */
+int fiber_io_timeout(uint64_t ns);
 
 /* ------------------------------------------------------------------------------------------------------------
  * Preempt notifiers (the kernel's preempt_notifier)

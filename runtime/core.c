@@ -19,7 +19,7 @@
  *   P1  preempt_count == 2 across every fiber__switch (checked under FIBER_DEBUG).
  * core.c knows only the ordered class table; policy lives in runtime/sched_*.c.
  */
-#include "internal.h"
+#include "io.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -164,8 +164,12 @@ void fiber__kick_worker(struct worker *w)
 {
 	unsigned old = atomic_fetch_or_explicit(&w->idle_fiber.tif, TIF_NEED_RESCHED, memory_order_seq_cst);
 
-	if (!(old & TIF_POLLING))
-		futex_wake(&w->idle_fiber.tif, 1);
+	if (!(old & TIF_POLLING)) {
+		if (w->io)
+			fiber__io_kick(w); /* asleep in its ring: the eventfd read it keeps armed ends the wait */
+		else
+			futex_wake(&w->idle_fiber.tif, 1);
+	}
 }
 
 void fiber__resched_curr(struct rq *rq)
@@ -783,6 +787,8 @@ static inline void sched_submit_work(struct worker *w)
 	}
 	if (unlikely(atomic_load_explicit(&w->wake_list, memory_order_relaxed)))
 		fiber__sched_ttwu_pending(w);
+	/* The plug flush: SQEs this worker's fibers prepared go to the kernel once their batch is due (uring.c). */
+	fiber__io_sched_work(w);
 }
 
 /*

@@ -416,6 +416,10 @@ struct fiber {
 	const void *_Atomic wait_on;     /* the object waited on: the wait queue, the joined fiber, the timer */
 	void *tsan_fiber;                /* ThreadSanitizer's fiber context (FIBER_TSAN builds) */
 
+	/* I/O (io.c, uring.c): only the fiber itself, and its ring notifier on its behalf. */
+	struct fiber_preempt_notifier io_pn; /* binds the fiber to its worker's ring (KVM's vcpu_load pattern) */
+	struct io_ring *io_ring;             /* the ring of the worker it runs on; NULL while switched out */
+	uint64_t io_timeout_ns;              /* fiber_io_timeout */
 	struct fiber *desc_next; /* descriptor cache link */
 };
 
@@ -530,6 +534,8 @@ struct worker {
 	struct list_head stop_work;
 	void *native_stack_bottom;
 	size_t native_stack_size;
+	struct io_ring *io;        /* this worker's io_uring (io.h); NULL on the poll path. Kickers read it */
+	atomic_int io_state;       /* 0 while the worker sets its ring up, then 1 or -errno; futex word */
 } __cacheline_aligned;
 
 /* The runtime (one per process). */
@@ -562,6 +568,7 @@ struct runtime {
 	bool pin_workers;          /* FIBER_CFG_PIN / FIBER_PIN=1 */
 	int host_policy;           /* the workers' host policy (SCHED_OTHER: inherited) */
 	int host_priority;
+	unsigned io_entries;       /* fiber_config.io_entries */
 };
 
 extern __hidden struct runtime fiber__rt;

@@ -7,7 +7,7 @@
  * before it frees the workers and waits until the calls in flight have left. Fibers need no gate: while one runs,
  * nr_fibers is not 0 and stop waits.
  */
-#include "internal.h"
+#include "io.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -75,6 +75,7 @@ static int runtime_start(const struct fiber_config *cfg)
 	fiber__rt.pin_workers = c.pin;
 	fiber__rt.host_policy = c.host_policy;
 	fiber__rt.host_priority = c.host_priority;
+	fiber__rt.io_entries = c.io_entries;
 	/* sysctl_sched_base_slice: 0.75 ms scaled by 1 + ilog2(min(cpus, 8)), as the kernel's tunable scaling */
 	fiber__rt.base_slice_ns = 750000ull * (1u + (unsigned)(31 - __builtin_clz(c.workers < 8 ? c.workers : 8)));
 	spin_lock_init(&fiber__rt.dl_lock);
@@ -90,8 +91,10 @@ static int runtime_start(const struct fiber_config *cfg)
 		atomic_store(&fiber__rt.idle_mask[i], 0);
 	if (!atomic_load(&fiber__rt.next_id))
 		atomic_store(&fiber__rt.next_id, 1); /* id 0 is the idle fibers' */
-	ret = fiber__workers_start(c.workers);
-	if (ret) { /* worker.c printed what failed */
+	ret = fiber__io_select(); /* uring.c: io_uring, or the poll path when the kernel refuses it */
+	if (!ret)
+		ret = fiber__workers_start(c.workers);
+	if (ret) { /* worker.c (or uring.c) printed what failed */
 		fiber__trace_stop();
 		fiber__stack_cache_drain(&fiber__rt.gstacks);
 		pthread_mutex_unlock(&rt_lock);

@@ -10,7 +10,7 @@
  * async-signal-safe runs in the handler. The same thread reports a deadlock (every fiber blocked on fiber
  * primitives, nothing runnable, no timer) once it has lasted fiber_config.deadlock_ms.
  */
-#include "internal.h"
+#include "io.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -91,6 +91,13 @@ int fiber_worker_stats(int worker, struct fiber_worker_stats *out)
 	out->pulled = rq->pulled;
 	out->pushed = rq->pushed;
 	spin_unlock(&rq->lock);
+	if (fiber__rt.workers[worker].io) {
+		struct io_ring *io = fiber__rt.workers[worker].io;
+
+		out->io_submitted = __atomic_load_n(&io->nr_submitted, __ATOMIC_RELAXED);
+		out->io_completed = __atomic_load_n(&io->nr_completed, __ATOMIC_RELAXED);
+		out->io_enter_calls = __atomic_load_n(&io->nr_enter, __ATOMIC_RELAXED);
+	}
 	return 0;
 }
 
@@ -527,6 +534,18 @@ void fiber_dump(int fd)
 			  (unsigned long long)(rq->dl.this_bw >> (BW_SHIFT - 10)));
 		dump_rq(&b, rq);
 		spin_unlock(&rq->lock);
+		if (fiber__rt.workers[i].io) {
+			struct io_ring *io = fiber__rt.workers[i].io;
+
+			db_printf(&b, "  io_uring: setup flags %#x, %u CQEs awaited, submitted %llu completed %llu "
+				      "io_uring_enter %llu\n",
+				  io->setup_flags, __atomic_load_n(&io->expected, __ATOMIC_RELAXED),
+				  (unsigned long long)__atomic_load_n(&io->nr_submitted, __ATOMIC_RELAXED),
+				  (unsigned long long)__atomic_load_n(&io->nr_completed, __ATOMIC_RELAXED),
+				  (unsigned long long)__atomic_load_n(&io->nr_enter, __ATOMIC_RELAXED));
+		} else if (fiber__io_mode == IO_MODE_POLL) {
+			db_printf(&b, "  io: the poll readiness path (no io_uring)\n");
+		}
 		db_flush(&b, fd);
 	}
 	db_printf(&b, "\n%8s %-16s %-8s %-12s %-8s %5s %4s %12s %12s %10s %10s %9s\n", "id", "name", "state", "reason",
@@ -635,8 +654,11 @@ static bool all_blocked(uint64_t *switches, unsigned *nr)
 
 			if (p->flags & PF_KTHREAD)
 				continue;
-			if (!(st & TASK_NORMAL) || atomic_load_explicit(&p->on_cpu, memory_order_relaxed) ||
-			    !atomic_load_explicit(&p->wait_reason, memory_order_relaxed)) {
+			const char *why = atomic_load_explicit(&p->wait_reason, memory_order_relaxed);
+
+			/* A fiber waiting for I/O waits for the outside world, not for another fiber. */
+			if (!(st & TASK_NORMAL) || atomic_load_explicit(&p->on_cpu, memory_order_relaxed) || !why ||
+			    !strncmp(why, "io:", 3)) {
 				ok = false;
 				break;
 			}

@@ -8,11 +8,12 @@
  * calls futex_wake only when POLLING was clear (fiber__kick_worker): a worker is kicked only when it is asleep, and
  * a sleeping runtime burns no CPU. The tick is the monitor's (monitor.c): workers get no signals.
  */
-#include "internal.h"
+#include "io.h"
 
 #include <linux/futex.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,7 +76,9 @@ static void idle_sleep(struct worker *w)
 			ts.tv_nsec = (long)(d % 1000000000ull);
 			tsp = &ts;
 		}
-		if (!tsp || ts.tv_sec || ts.tv_nsec)
+		if (w->io)
+			fiber__io_idle_wait(w, tsp); /* submits, then blocks until a CQE, the kick's or the timeout */
+		else if (!tsp || ts.tv_sec || ts.tv_nsec)
 			fiber__futex(&idle->tif, FUTEX_WAIT_PRIVATE, (int)val, tsp);
 	}
 	atomic_fetch_or_explicit(&idle->tif, TIF_POLLING, memory_order_seq_cst);
@@ -94,6 +97,8 @@ static void do_idle(struct worker *w)
 		for (;;) {
 			uint64_t next, now;
 
+			if (w->io)
+				fiber__io_work(w, true); /* nothing else to run: submit now, reap what came in */
 			if (atomic_load_explicit(&w->wake_list, memory_order_relaxed))
 				fiber__sched_ttwu_pending(w);
 			next = atomic_load_explicit(&w->timers.next_expiry, memory_order_relaxed);
@@ -172,6 +177,7 @@ static void *worker_main(void *arg)
 	struct fiber *idle = &w->idle_fiber;
 	pthread_attr_t attr;
 	char name[16];
+	int ret;
 
 	fiber__tls_worker = w;
 	w->errno_loc = &errno;
@@ -186,6 +192,15 @@ static void *worker_main(void *arg)
 
 	w->current = idle;
 	w->preempt_count = 1; /* the idle fiber runs with preemption disabled (init_idle_preempt_count) */
+	/* The ring is created here, on its owner's thread (SINGLE_ISSUER); workers_start waits for the outcome. */
+	ret = fiber__io_worker_init(w);
+	atomic_store_explicit(&w->io_state, ret ? ret : 1, memory_order_release);
+	fiber__futex(&w->io_state, FUTEX_WAKE_PRIVATE, 1, NULL);
+	if (ret) {
+		fiber__overflow_teardown();
+		fiber__tls_worker = NULL;
+		return NULL;
+	}
 	WRITE_ONCE(w->tid, gettid()); /* the monitor reads it */
 	/* Timer slack at its minimum: the idle sleep's timeout is the next fiber timer, and 50 us of slack is late. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
@@ -291,6 +306,7 @@ int fiber__workers_start(unsigned n)
 				pthread_join(ws[i].thr, NULL);
 			}
 			for (i = 0; i < n; i++) {
+				fiber__io_worker_exit(&ws[i]);
 				fiber__stack_cache_drain(&ws[i].stacks);
 				fiber__timer_base_destroy(&ws[i].timers);
 			}
@@ -302,7 +318,22 @@ int fiber__workers_start(unsigned n)
 		}
 	}
 	pthread_attr_destroy(&attr);
-	return 0;
+	/* Each worker sets its ring up on its own thread: a refusal (memory, RLIMIT_MEMLOCK) fails the start. */
+	ret = 0;
+	for (i = 0; i < n; i++) {
+		int st;
+
+		while (!(st = atomic_load_explicit(&ws[i].io_state, memory_order_acquire)))
+			fiber__futex(&ws[i].io_state, FUTEX_WAIT_PRIVATE, 0, NULL);
+		if (st < 0 && !ret) {
+			ret = st;
+			fiber__start_error("cannot set up io_uring for worker %u (%s); raise RLIMIT_MEMLOCK, lower "
+					   "fiber_config.io_entries, or set FIBER_IO=poll", i, strerror(-st));
+		}
+	}
+	if (ret)
+		fiber__workers_stop();
+	return ret;
 }
 
 /* Called once no fiber is left: the workers leave their idle loops, their caches are freed. */
@@ -317,6 +348,7 @@ void fiber__workers_stop(void)
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(ws[i].thr, NULL);
 	for (unsigned i = 0; i < n; i++) {
+		fiber__io_worker_exit(&ws[i]); /* after the join: nobody submits or kicks any more */
 		fiber__stack_cache_drain(&ws[i].stacks);
 		fiber__desc_cache_drain(&ws[i].descs);
 		fiber__timer_base_destroy(&ws[i].timers);

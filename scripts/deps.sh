@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages libfiber needs to build, if any is missing. Run by scripts/demo and scripts/test;
 # extra package names may be passed as arguments (scripts/test passes libcmocka-dev, needed for the tests only).
-# liburing-dev is not needed yet (no I/O call uses it); libfiber links it when it is installed.
 set -euo pipefail
-need=(build-essential cmake pkg-config libjemalloc-dev binutils "$@")
+need=(build-essential cmake pkg-config libjemalloc-dev liburing-dev binutils "$@")
 missing=()
 for p in "${need[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

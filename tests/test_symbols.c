@@ -11,7 +11,9 @@ static const char *const api[] = {
 	"fiber_worker_id", "fiber_version", "fiber_attr_init", "fiber_spawn", "fiber_join", "fiber_detach",
 	"fiber_exit", "fiber_self", "fiber_id", "fiber_yield", "fiber_sleep", "fiber_cancel", "fiber_setattr",
 	"fiber_getattr", "fiber_setaffinity", "fiber_getaffinity", "fiber_preempt_disable", "fiber_preempt_enable", "fiber_cond_resched",
-	"fiber_migrate_disable", "fiber_migrate_enable", "fiber_blocking_begin", "fiber_blocking_end", "fiber_preempt_notifier_init",
+	"fiber_migrate_disable", "fiber_migrate_enable", "fiber_blocking_begin", "fiber_blocking_end",
+	"fiber_read", "fiber_write", "fiber_pread", "fiber_pwrite", "fiber_readv", "fiber_writev", "fiber_recv", "fiber_send", "fiber_recvmsg", "fiber_sendmsg", "fiber_accept", "fiber_connect", "fiber_openat", "fiber_close", "fiber_fsync", "fiber_poll", "fiber_io_timeout",
+	"fiber_preempt_notifier_init",
 	"fiber_preempt_notifier_register", "fiber_preempt_notifier_unregister", "fiber_stats", "fiber_worker_stats",
 	"fiber_dump",
 	/* Waiting and synchronisation */

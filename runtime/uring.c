@@ -1,0 +1,446 @@
+/*
+ * runtime/uring.c - one io_uring per worker: setup by feature test, batched submission from the scheduler path,
+ * reaping on the owning worker, the idle loop's wait in the ring and the kick that ends it.
+ *
+ * Ownership: a ring is created on its worker's thread and only that thread submits to it or reaps it
+ * (IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN where the kernel has them: completions are then run only when the
+ * owner asks, which is exactly when it can use them). Other threads reach a ring in two ways only: the kick
+ * eventfd (a plain write) and the cancel list (an llist push followed by a kick).
+ *
+ * Submission (the kernel's plug and sched_submit_work): an I/O call prepares its SQE and sleeps; the ring is
+ * entered when the worker runs out of work (the idle loop's submit-and-wait), or while it stays busy once IO_BATCH
+ * scheduling decisions or IO_BATCH_NS have passed since the oldest unsubmitted SQE, whichever comes first. One
+ * io_uring_enter then carries every SQE the worker's fibers prepared meanwhile, and runs the deferred completions.
+ *
+ * Kicks: the idle loop keeps TIF_POLLING while it spins and clears it (full fence, re-check) before it blocks in the
+ * ring, as it did before the futex sleep (KERNEL_MAP §6.4). A waker sets NEED_RESCHED and writes the eventfd only
+ * when POLLING was clear; the eventfd's read is always armed in the ring, so the write completes it and the wait
+ * returns. A busy worker is never kicked with a system call.
+ */
+#include "io.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define IO_BATCH 32              /* scheduling decisions an SQE may wait while the worker stays busy */
+#define IO_BATCH_NS 50000ull     /* ... or this long */
+#define IO_EVENTS_NS 20000ull    /* a busy worker enters for deferred completions at most this often */
+#define IO_DEFAULT_ENTRIES 256
+
+#ifndef IORING_SETUP_SINGLE_ISSUER
+#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
+#endif
+#ifndef IORING_SETUP_DEFER_TASKRUN
+#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
+#endif
+#ifndef IORING_SQ_TASKRUN
+#define IORING_SQ_TASKRUN (1U << 1)
+#endif
+
+/* Counters only the owner writes and fiber_worker_stats reads from any thread. */
+#define IO_STAT_ADD(c, n) __atomic_store_n(&(c), (c) + (n), __ATOMIC_RELAXED)
+
+enum io_mode fiber__io_mode __hidden = IO_MODE_URING;
+enum io_timeout_mode fiber__io_timeout_mode __hidden = IO_TIMEOUT_LINKED;
+
+/* The setups tried, best first: each later one is what an older kernel accepts. */
+static const unsigned setup_candidates[] = {
+	IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+	IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+	IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+	0,
+};
+
+static const char *io_disabled_sysctl(void)
+{
+	static char buf[16];
+	FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "re");
+
+	if (!f)
+		return "unknown";
+	if (!fgets(buf, sizeof(buf), f))
+		strcpy(buf, "unknown");
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	return buf;
+}
+
+/*
+ * Which I/O path this runtime uses: FIBER_IO=uring (the default) or poll. A kernel that refuses io_uring
+ * (kernel.io_uring_disabled, a seccomp filter, an old kernel) selects the readiness path, said once on stderr.
+ */
+int fiber__io_select(void)
+{
+	const char *env = getenv("FIBER_IO");
+	struct io_uring probe;
+	int ret;
+
+	if (env && *env && strcmp(env, "uring") && strcmp(env, "poll")) {
+		fiber__start_error("FIBER_IO=\"%s\": expected \"uring\" or \"poll\"", env);
+		return -EINVAL;
+	}
+	const char *tm = getenv("FIBER_IO_TIMEOUT");
+
+	if (tm && *tm && strcmp(tm, "linked") && strcmp(tm, "timer")) {
+		fiber__start_error("FIBER_IO_TIMEOUT=\"%s\": expected \"linked\" or \"timer\"", tm);
+		return -EINVAL;
+	}
+	fiber__io_timeout_mode = tm && !strcmp(tm, "timer") ? IO_TIMEOUT_TIMER : IO_TIMEOUT_LINKED;
+	if (env && !strcmp(env, "poll")) {
+		fiber__io_mode = IO_MODE_POLL;
+		return 0;
+	}
+	ret = io_uring_queue_init(2, &probe, 0);
+	if (ret < 0) {
+		fiber__io_mode = IO_MODE_POLL;
+		fprintf(stderr, "libfiber: io_uring is unavailable (%s; kernel.io_uring_disabled = %s): I/O uses the "
+				"poll readiness path\n", strerror(-ret), io_disabled_sysctl());
+		return 0;
+	}
+	io_uring_queue_exit(&probe);
+	fiber__io_mode = IO_MODE_URING;
+	return 0;
+}
+
+static void io_expected_add(struct io_ring *io, int d)
+{
+	/* Only the owner writes; the deadlock report reads it from its own thread. */
+	__atomic_store_n(&io->expected, io->expected + (unsigned)d, __ATOMIC_RELAXED);
+}
+
+static void io_arm_kick(struct io_ring *io)
+{
+	struct io_uring_sqe *sqe;
+
+	if (io->efd_armed)
+		return;
+	sqe = io_uring_get_sqe(&io->ring);
+	if (!sqe)
+		return; /* the next pass, once the SQ has room; the idle wait re-checks the tif word first */
+	io_uring_prep_read(sqe, io->efd, &io->efd_buf, sizeof(io->efd_buf), 0);
+	io_uring_sqe_set_data64(sqe, IO_UD_KICK);
+	io->efd_armed = true;
+	if (!io->unsubmitted++)
+		io->batch_start = fiber__sched_clock();
+}
+
+int fiber__io_worker_init(struct worker *w)
+{
+	struct io_uring_params p;
+	struct io_ring *io;
+	unsigned entries = fiber__rt.io_entries ? fiber__rt.io_entries : IO_DEFAULT_ENTRIES;
+	int ret = -EINVAL;
+
+	w->io = NULL;
+	if (fiber__io_mode != IO_MODE_URING)
+		return 0;
+	io = fiber__zalloc(sizeof(*io));
+	if (!io)
+		return -ENOMEM;
+	for (unsigned i = 0; i < ARRAY_SIZE(setup_candidates); i++) {
+		memset(&p, 0, sizeof(p));
+		/* Completions are bounded by the fibers waiting, not by the SQ: a large CQ keeps overflow rare. */
+		p.flags = setup_candidates[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+		p.cq_entries = entries * 16 < 65536 ? (entries * 16 > 4096 ? entries * 16 : 4096) : 65536;
+		ret = io_uring_queue_init_params(entries, &io->ring, &p);
+		if (ret != -EINVAL)
+			break;
+	}
+	if (ret < 0) {
+		fiber__free(io, sizeof(*io));
+		return ret;
+	}
+	io->setup_flags = p.flags;
+	io->efd = eventfd(0, EFD_CLOEXEC); /* blocking: the ring polls it, a nonblocking one would fail with EAGAIN */
+	if (io->efd < 0) {
+		ret = -errno;
+		io_uring_queue_exit(&io->ring);
+		fiber__free(io, sizeof(*io));
+		return ret;
+	}
+	io_arm_kick(io);
+	w->io = io;
+	return 0;
+}
+
+/* After the worker's thread has been joined: nothing submits any more, nobody kicks. */
+void fiber__io_worker_exit(struct worker *w)
+{
+	struct io_ring *io = w->io;
+
+	if (!io)
+		return;
+	w->io = NULL;
+	io_uring_queue_exit(&io->ring); /* cancels the eventfd read */
+	close(io->efd);
+	fiber__free(io, sizeof(*io));
+}
+
+/* From any thread: make the owner's wait in its ring return. The caller saw TIF_POLLING clear. */
+void fiber__io_kick(struct worker *w)
+{
+	uint64_t one = 1;
+	ssize_t r;
+
+	do
+		r = write(w->io->efd, &one, sizeof(one));
+	while (r < 0 && errno == EINTR);
+}
+
+static void io_complete(struct io_ring *io, const struct io_uring_cqe *cqe)
+{
+	uint64_t ud = cqe->user_data;
+	struct io_op *op = (struct io_op *)(uintptr_t)(ud & ~7ull);
+	struct fiber *f;
+
+	if (ud == IO_UD_KICK) {
+		io->efd_armed = false;
+		return;
+	}
+	if (ud == LIBURING_UDATA_TIMEOUT)
+		return; /* the wait's own timeout SQE, on kernels without IORING_FEAT_EXT_ARG */
+	io_expected_add(io, -1);
+	if (ud == IO_UD_IGNORE)
+		return;
+	/*
+	 * Read what we need before the release store: once the fiber sees it, it may return and its stack frame (op)
+	 * is gone. The reference keeps the descriptor for the wake-up (a stale wake-up is harmless: waits loop, D4).
+	 */
+	f = op->f;
+	fiber__get_task_struct(f);
+	if ((ud & 7ull) == IO_UD_CANCEL) {
+		atomic_fetch_add_explicit(&op->cancel_done, 1, memory_order_release);
+	} else {
+		op->res = cqe->res;
+		IO_STAT_ADD(io->nr_completed, 1);
+		atomic_store_explicit(&op->done, 1, memory_order_release);
+	}
+	fiber__wake_up_process(f);
+	fiber__put_task_struct(f);
+}
+
+static unsigned io_reap(struct io_ring *io)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+
+	io_uring_for_each_cqe(&io->ring, head, cqe)
+	{
+		io_complete(io, cqe);
+		n++;
+	}
+	if (n)
+		io_uring_cq_advance(&io->ring, n);
+	return n;
+}
+
+/* Cancellations other workers (or this one) asked for: one ASYNC_CANCEL per op, its CQE tagged op | 1. */
+static bool io_drain_cancels(struct io_ring *io)
+{
+	struct io_op *op = atomic_exchange_explicit(&io->cancel_list, NULL, memory_order_acquire);
+	bool any = op != NULL;
+
+	while (op) {
+		struct io_op *next = atomic_load_explicit(&op->cancel_next, memory_order_relaxed);
+		struct io_uring_sqe *sqe;
+
+		while (!(sqe = io_uring_get_sqe(&io->ring))) {
+			int r = io_uring_submit(&io->ring);
+
+			IO_STAT_ADD(io->nr_enter, 1);
+			if (r < 0) /* -EBUSY: completions first */
+				io_reap(io);
+			io->unsubmitted = io_uring_sq_ready(&io->ring);
+		}
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
+		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | IO_UD_CANCEL);
+		io_expected_add(io, 1);
+		if (!io->unsubmitted++)
+			io->batch_start = fiber__sched_clock();
+		op = next;
+	}
+	return any;
+}
+
+/* Enter the kernel: submit what is prepared and run the deferred completions, without waiting. */
+static void io_enter(struct io_ring *io)
+{
+	unsigned ready = io->unsubmitted;
+	int r = io_uring_submit_and_get_events(&io->ring);
+
+	IO_STAT_ADD(io->nr_enter, 1);
+	if (r > 0)
+		IO_STAT_ADD(io->nr_submitted, (unsigned)r);
+	io->unsubmitted = io_uring_sq_ready(&io->ring);
+	if (!io->unsubmitted)
+		io->batch = 0;
+	else if (io->unsubmitted != ready)
+		io->batch_start = fiber__sched_clock();
+	io->last_events = fiber__sched_clock();
+}
+
+static inline bool io_events_pending(struct io_ring *io)
+{
+	/* With TASKRUN_FLAG the kernel says when completions wait for us; without it we have to ask. */
+	if (io->setup_flags & IORING_SETUP_TASKRUN_FLAG)
+		return IO_URING_READ_ONCE(*io->ring.sq.kflags) & IORING_SQ_TASKRUN;
+	return io->setup_flags & IORING_SETUP_DEFER_TASKRUN;
+}
+
+/*
+ * The scheduler's hook (sched_submit_work) and the idle loop's: submit SQEs whose batch is due, queue the cancels
+ * other fibers asked for, and reap completions. @idle: the worker has nothing else to run, so everything is due.
+ */
+void fiber__io_work(struct worker *w, bool idle)
+{
+	struct io_ring *io = w->io;
+	bool enter = false;
+	uint64_t now = 0;
+
+	if (atomic_load_explicit(&io->cancel_list, memory_order_relaxed) && io_drain_cancels(io))
+		enter = true; /* a cancel waits for nobody's batch */
+	if (io->unsubmitted && !enter) {
+		if (idle || ++io->batch >= IO_BATCH)
+			enter = true;
+		else if ((now = fiber__sched_clock()) - io->batch_start >= IO_BATCH_NS)
+			enter = true;
+	}
+	if (!enter && io->expected && !io_uring_cq_ready(&io->ring) && io_events_pending(io)) {
+		if (!now)
+			now = fiber__sched_clock();
+		if (idle || now - io->last_events >= IO_EVENTS_NS)
+			enter = true;
+	}
+	if (enter)
+		io_enter(io);
+	if (io_uring_cq_ready(&io->ring))
+		io_reap(io);
+	if (io_uring_cq_has_overflow(&io->ring)) {
+		io_uring_get_events(&io->ring); /* flushes the overflow list into the CQ */
+		IO_STAT_ADD(io->nr_enter, 1);
+		io_reap(io);
+	}
+}
+
+/*
+ * The idle loop's sleep: submit everything, then block until a completion (the kick's included) or @ts passes.
+ * The caller cleared TIF_POLLING and re-checked for work after a full fence.
+ */
+void fiber__io_idle_wait(struct worker *w, const struct timespec *ts)
+{
+	struct io_ring *io = w->io;
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec kts;
+	int r;
+
+	if (atomic_load_explicit(&io->cancel_list, memory_order_relaxed))
+		io_drain_cancels(io);
+	io_arm_kick(io);
+	if (!io->efd_armed) {
+		/* No room for the kick's read: do not sleep on a ring nobody can wake. */
+		io_enter(io);
+		io_reap(io);
+		return;
+	}
+	if (ts) {
+		kts.tv_sec = ts->tv_sec;
+		kts.tv_nsec = ts->tv_nsec;
+	}
+	r = io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, ts ? &kts : NULL, NULL);
+	IO_STAT_ADD(io->nr_enter, 1);
+	(void)r; /* -ETIME, -EINTR: the loop re-checks everything */
+	io->unsubmitted = io_uring_sq_ready(&io->ring);
+	if (!io->unsubmitted)
+		io->batch = 0;
+	io->last_events = fiber__sched_clock();
+	io_reap(io);
+}
+
+/*
+ * An SQE (@nr consecutive ones, for a linked pair) on @io, flushing a full SQ first: never dropped. NULL only when
+ * the kernel refuses to take more (a CQ overflow it cannot flush): the caller yields and retries.
+ */
+struct io_uring_sqe *fiber__io_get_sqe(struct io_ring *io, unsigned nr)
+{
+	for (int tries = 0; tries < 3; tries++) {
+		if (io_uring_sq_space_left(&io->ring) >= nr)
+			return io_uring_get_sqe(&io->ring);
+		io_enter(io);
+		io_reap(io);
+	}
+	return NULL;
+}
+
+/* @nr SQEs were prepared on @io, each expecting a CQE. */
+void fiber__io_queued(struct io_ring *io, unsigned nr)
+{
+	io_expected_add(io, (int)nr);
+	if (!io->unsubmitted)
+		io->batch_start = fiber__sched_clock();
+	io->unsubmitted += nr;
+}
+
+/*
+ * From the issuing fiber wherever it runs now, or from its timeout timer (the owning worker, or the monitor for a
+ * stuck one): ask the ring that took @op to cancel it. The fiber waits for the cancel's CQE before it returns, so
+ * @op outlives the list entry.
+ */
+void fiber__io_cancel(struct io_op *op)
+{
+	struct io_ring *io = op->ring;
+	struct io_op *head = atomic_load_explicit(&io->cancel_list, memory_order_relaxed);
+	struct worker *owner = NULL;
+
+	atomic_fetch_add_explicit(&op->cancels, 1, memory_order_relaxed);
+
+	do
+		atomic_store_explicit(&op->cancel_next, head, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&io->cancel_list, &head, op, memory_order_release,
+						      memory_order_relaxed));
+	for (unsigned i = 0; i < fiber__rt.nr_workers; i++)
+		if (fiber__rt.workers[i].io == io)
+			owner = &fiber__rt.workers[i];
+	/* The owner drains its list at its next scheduling decision; asleep in its ring, it needs the kick. */
+	if (owner && owner != this_worker())
+		fiber__kick_worker(owner);
+}
+
+/* KVM's kvm_sched_in: the fiber now runs on @cpu, so its I/O goes to that worker's ring. */
+static void io_sched_in(struct fiber_preempt_notifier *n, int cpu)
+{
+	struct fiber *p = container_of(n, struct fiber, io_pn);
+
+	p->io_ring = fiber__rt.workers[cpu].io;
+}
+
+/* kvm_sched_out: the ring is the worker's, not the fiber's; away from it the fiber has none. */
+static void io_sched_out(struct fiber_preempt_notifier *n, fiber_t *next)
+{
+	struct fiber *p = container_of(n, struct fiber, io_pn);
+
+	p->io_ring = NULL;
+}
+
+static const struct fiber_preempt_ops io_pn_ops = {
+	.sched_in = io_sched_in,
+	.sched_out = io_sched_out,
+};
+
+/*
+ * vcpu_load: the first I/O call of a fiber registers its ring notifier; from then on the notifier keeps
+ * p->io_ring equal to the ring of the worker it runs on. Called with preemption disabled.
+ */
+struct io_ring *fiber__io_bind(struct fiber *p)
+{
+	if (unlikely(!p->io_pn.pprev)) {
+		fiber_preempt_notifier_init(&p->io_pn, &io_pn_ops);
+		fiber_preempt_notifier_register(&p->io_pn);
+		p->io_ring = this_worker()->io;
+	}
+	FIBER_DEBUG_BUG_ON(p->io_ring != this_worker()->io);
+	return p->io_ring;
+}
