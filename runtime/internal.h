@@ -904,7 +904,13 @@ __hidden void fiber__overflow_teardown(void);
 
 /* runtime.c: plain threads inside a runtime call hold the runtime open (see runtime.c) */
 __hidden bool fiber__rt_enter(void);
-__hidden void fiber__rt_exit(void);
+__hidden void fiber__rt_exit_thread(void);
+/* Inline: every runtime call of a fiber passes here (fiber_spawn's fast path), and a fiber has nothing to do. */
+static inline void fiber__rt_exit(void)
+{
+	if (!this_worker())
+		fiber__rt_exit_thread();
+}
 
 /* alloc.c: descriptors */
 __hidden struct fiber *fiber__desc_alloc(void);

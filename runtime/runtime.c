@@ -142,10 +142,9 @@ bool fiber__rt_enter(void)
 	return false;
 }
 
-void fiber__rt_exit(void)
+/* fiber__rt_exit (internal.h) for a plain thread: leave the gate, wake stop when it waits for the last one. */
+void fiber__rt_exit_thread(void)
 {
-	if (this_worker())
-		return;
 	if (atomic_fetch_sub_explicit(&fiber__rt.gate, 1, memory_order_release) == (GATE_CLOSED | 1))
 		fiber__futex(&fiber__rt.gate, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
