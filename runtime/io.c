@@ -327,7 +327,8 @@ static ssize_t io_do(struct io_req *r)
 	bool cancellable = r->kind != K_CLOSE;
 	ssize_t ret;
 
-	if (!p) {
+	if (!p || (fiber__io_mode == IO_MODE_URING && !this_worker()->io)) {
+		/* Outside a fiber, or in a blocking region on a spare thread (no ring there): the system call. */
 		int saved = errno;
 
 		ret = io_syscall(r, false);
