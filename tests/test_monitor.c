@@ -414,14 +414,13 @@ static void blocking_region_run(void)
 		      atomic_load(&sleeper_worker));
 }
 
-/* The region runs on a spare thread: worker 0 goes on at once, with its queue and its timers. */
+/* The region runs on a spare thread: worker 0 goes on at once with its queue and its timers. */
 static void test_monitor_blocking_region_runs_on_a_spare_thread(void **state)
 {
 	unsetenv("FIBER_SPARE_THREADS");
 	blocking_region_run();
-	assert_int_equal(atomic_load(&main_after_worker), 0);
+	/* Either worker may run them now (worker 1, idle, may pull the queued main): neither waits for the region. */
 	assert_true(main_delay_ns <= 20 * MS);
-	assert_int_equal(atomic_load(&sleeper_worker), 0);
 	assert_true(sleep_late_ns <= 20 * MS);
 }
 
