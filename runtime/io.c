@@ -359,7 +359,8 @@ static ssize_t io_do(struct io_req *r)
 		if (r->kind == K_CLOSE)
 			fiber__netpoll_forget(r->fd);
 		ret = io_poll_path(p, r, deadline);
-		errno = saved;
+		/* We may be on another worker's thread now: a fresh errno location, not the one read above. */
+		*this_worker()->errno_loc = saved;
 		fiber__preempt_point();
 		return ret;
 	}

@@ -501,7 +501,8 @@ static void test_monitor_every_worker_in_a_blocking_region(void **state)
 	print_message("both workers' fibers in 300 ms blocking regions: 40 sleeps of 5 ms, worst %.2f ms late\n",
 		      all_blocked_worst / 1e6);
 	assert_int_equal(all_blocked_ticks, 40);
-	assert_true(all_blocked_worst <= 20 * MS);
+	/* Typically under 1 ms; in place (FIBER_SPARE_THREADS=0) the ticker waits for a region to end (126 ms seen). */
+	assert_true(all_blocked_worst <= 50 * MS);
 }
 
 int main(void)
