@@ -1062,14 +1062,52 @@ void fiber_migrate_enable(void)
 }
 
 /*
- * fiber_blocking_begin/end: Go's entersyscall/exitsyscall in the kernel's terms. The worker declares itself stuck
- * at once (wake-up placement avoids it) and kicks the monitor, which moves the fibers queued here to other workers
- * and runs this worker's timers until the region ends, without waiting for the stuck threshold. The fiber stays on
- * this worker for the region (its thread is the one that blocks).
+ * Wake a TASK_OFFLOAD fiber on @cpu (a spare thread taking it in), or, with @cpu < 0, on the worker
+ * select_task_rq picks (the spare handing it back). Runs on the spare's own thread. The fiber announced itself
+ * before its schedule(): wait until that has dequeued it and its switch-out is complete (B2), then the usual
+ * activation. Nobody else wakes a TASK_OFFLOAD fiber (no wake-up mask matches it), so this is the only one.
+ */
+void fiber__offload_wake(struct fiber *p, int cpu)
+{
+	int flags = 0;
+
+	spin_lock(&p->pi_lock);
+	smp_mb__after_spinlock();
+	while (atomic_load_explicit(&p->on_rq, memory_order_acquire) ||
+	       atomic_load_explicit(&p->on_cpu, memory_order_acquire))
+		cpu_relax();
+	FIBER_DEBUG_BUG_ON(atomic_load_explicit(&p->state, memory_order_relaxed) != TASK_OFFLOAD);
+	atomic_store_explicit(&p->state, TASK_WAKING, memory_order_relaxed);
+	if (cpu < 0) {
+		/* Back to the workers: migrate_disable stays counted until fiber_blocking_end drops it there. */
+		int saved = p->migration_disabled;
+
+		p->migration_disabled = 0;
+		cpu = fiber__select_task_rq(p, 0);
+		p->migration_disabled = saved;
+	}
+	if (cpu != p->cpu)
+		flags |= WF_MIGRATED;
+	set_task_cpu(p, cpu);
+	ttwu_queue(p, cpu, flags);
+	spin_unlock(&p->pi_lock);
+}
+
+/*
+ * fiber_blocking_begin/end: Go's entersyscall/exitsyscall, turned around. Go hands the P (the runqueue) to a new
+ * thread and leaves the goroutine on the blocked one; here the runqueue is the worker and stays with its thread,
+ * and the fiber moves instead: it switches out like a sleeper (TASK_OFFLOAD), a spare thread takes it in and runs
+ * the region, and at the end the spare wakes it on a worker again. The worker never blocks, so its queued fibers,
+ * timers and ring go on at full speed, even when every worker's fibers are in regions at once. Spare threads are
+ * not workers: nothing is placed on them or pulled from them, the monitor does not watch them, they have no ring
+ * (I/O calls inside a region make the plain system call). The move costs two thread hand-offs.
+ * Without a spare (all in use, or the thread cannot be created) or for a deadline fiber (its bandwidth is its
+ * worker's), the region runs in place: the worker declares itself stuck at once (wake-up placement avoids it) and
+ * kicks the monitor, which moves its queued fibers to other workers and runs its timers until the region ends.
  */
 void fiber_blocking_begin(void)
 {
-	struct worker *w = this_worker();
+	struct worker *w = this_worker(), *s;
 	struct fiber *p;
 
 	if (!w || is_idle_task(w->current))
@@ -1077,7 +1115,16 @@ void fiber_blocking_begin(void)
 	p = w->current;
 	if (p->blocking_depth++)
 		return;
-	fiber_migrate_disable();
+	fiber_migrate_disable(); /* the region stays where it runs; moves asked for meanwhile wait for the end */
+	/* Not for a class that reserves bandwidth on its worker (deadline): the region then runs in place. */
+	if (!w->spare && !w->preempt_count && !policy_class(p->policy)->admit && (s = fiber__spare_claim())) {
+		p->offload_spare = s->id + 1;
+		fiber__set_current_state(TASK_OFFLOAD);
+		atomic_store_explicit(&s->offload_req, p, memory_order_release);
+		fiber__kick_worker(s);
+		fiber__schedule(); /* resumes on the spare's thread */
+		return;
+	}
 	atomic_store_explicit(&w->stuck, 1, memory_order_relaxed);
 	/* seq_cst: the monitor either sees blocking here or is awake and will (fiber__monitor_kick). */
 	atomic_store_explicit(&w->blocking, 1, memory_order_seq_cst);
@@ -1094,6 +1141,16 @@ void fiber_blocking_end(void)
 	p = w->current;
 	if (--p->blocking_depth)
 		return;
+	if (p->offload_spare) {
+		/* On the spare: hand ourselves back; the spare wakes us on a worker once we are off its CPU. */
+		p->offload_spare = 0;
+		fiber__set_current_state(TASK_OFFLOAD);
+		atomic_store_explicit(&w->offload_ret, p, memory_order_release);
+		fiber__schedule();
+		fiber_migrate_enable(); /* on a worker again: a move asked for during the region happens now */
+		fiber__preempt_point();
+		return;
+	}
 	atomic_store_explicit(&w->blocking, 0, memory_order_relaxed);
 	atomic_store_explicit(&w->stuck, 0, memory_order_relaxed);
 	fiber_migrate_enable();

@@ -224,6 +224,14 @@ int fiber__config_resolve(const struct fiber_config *cfg, struct fiber__start_cf
 
 	out->io_entries = c.io_entries;
 
+	/* Spare threads for blocking regions (fiber_blocking_begin): one per worker unless FIBER_SPARE_THREADS says. */
+	r = env_number("FIBER_SPARE_THREADS", false, 0, FIBER_MAX_WORKERS, "a thread count", &v);
+	if (r < 0)
+		return -EINVAL;
+	out->spare_threads = r > 0 ? (unsigned)v : out->workers;
+	if (out->spare_threads > FIBER_MAX_WORKERS - out->workers)
+		out->spare_threads = FIBER_MAX_WORKERS - out->workers;
+
 	/* Pinning: only on request. The flags win over FIBER_PIN. */
 	if (c.flags & FIBER_CFG_PIN) {
 		out->pin = true;

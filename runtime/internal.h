@@ -174,6 +174,7 @@ static inline long fiber__futex(void *uaddr, int op, int val, const struct times
 #define TASK_WAKEKILL 0x0100u
 #define TASK_WAKING 0x0200u
 #define TASK_NEW 0x0800u
+#define TASK_OFFLOAD 0x1000u /* switching to or from a spare thread (blocking regions); only the spare wakes it */
 #define TASK_NORMAL (TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE)
 
 #define TASK_ON_RQ_QUEUED 1
@@ -370,6 +371,7 @@ struct fiber {
 	int saved_errno;          /* the fiber's errno while it is switched out */
 	int migration_disabled;   /* fiber_migrate_disable() depth; only the fiber itself */
 	int blocking_depth;       /* fiber_blocking_begin() depth; only the fiber itself */
+	int offload_spare;        /* 1 + the spare thread's worker id while a blocking region runs there; 0 */
 	int saved_preempt;        /* preempt depth carried across a switch when a fiber slept while atomic */
 	atomic_bool cancel_pending; /* fiber_cancel(): the analog of a pending fatal signal */
 	void *specific;           /* sync.c: fiber-local values (fiber_setspecific); only the fiber itself */
@@ -536,6 +538,12 @@ struct worker {
 	size_t native_stack_size;
 	struct io_ring *io;        /* this worker's io_uring (io.h); NULL on the poll path. Kickers read it */
 	atomic_int io_state;       /* 0 while the worker sets its ring up, then 1 or -errno; futex word */
+	/* Spare threads (ids nr_workers ..): they run blocking regions, never placed on, balanced or monitored. */
+	bool spare;
+	bool spare_started;        /* its thread exists (created on first use; spare_lock) */
+	atomic_int spare_busy;     /* claimed by a fiber entering a blocking region */
+	struct fiber *_Atomic offload_req; /* a fiber to take in (set by the fiber before it switches out) */
+	struct fiber *_Atomic offload_ret; /* a fiber to hand back to the workers (set on this thread) */
 } __cacheline_aligned;
 
 /* The runtime (one per process). */
@@ -569,6 +577,9 @@ struct runtime {
 	int host_policy;           /* the workers' host policy (SCHED_OTHER: inherited) */
 	int host_priority;
 	unsigned io_entries;       /* fiber_config.io_entries */
+	unsigned nr_spares;        /* spare-thread slots after the workers in workers[] (threads made on demand) */
+	unsigned spare_threads;    /* how many slots the next start makes (env.c) */
+	pthread_mutex_t spare_lock;
 };
 
 extern __hidden struct runtime fiber__rt;
@@ -842,6 +853,8 @@ __hidden void fiber__wake_up_q(struct wake_q_head *head);
 /* worker.c */
 __hidden int fiber__workers_start(unsigned n);
 __hidden void fiber__workers_stop(void);
+__hidden struct worker *fiber__spare_claim(void);   /* worker.c: a free spare thread, started if need be */
+__hidden void fiber__offload_wake(struct fiber *p, int cpu); /* core.c: wake a TASK_OFFLOAD fiber on @cpu */
 
 /* monitor.c: the tick, stuck workers, periodic balance */
 __hidden int fiber__monitor_start(void);
@@ -875,6 +888,7 @@ struct fiber__start_cfg {
 	unsigned io_entries;
 	unsigned flags;
 	unsigned long long rr_timeslice_ms;
+	unsigned spare_threads;     /* FIBER_SPARE_THREADS (default: one per worker) */
 	bool pin;
 	int host_policy, host_priority;
 };

@@ -327,7 +327,8 @@ static ssize_t io_do(struct io_req *r)
 	bool cancellable = r->kind != K_CLOSE;
 	ssize_t ret;
 
-	if (!p) {
+	if (!p || (fiber__io_mode == IO_MODE_URING && !this_worker()->io)) {
+		/* Outside a fiber, or in a blocking region on a spare thread (no ring there): the system call. */
 		int saved = errno;
 
 		ret = io_syscall(r, false);
@@ -358,7 +359,8 @@ static ssize_t io_do(struct io_req *r)
 		if (r->kind == K_CLOSE)
 			fiber__netpoll_forget(r->fd);
 		ret = io_poll_path(p, r, deadline);
-		errno = saved;
+		/* We may be on another worker's thread now: a fresh errno location, not the one read above. */
+		*this_worker()->errno_loc = saved;
 		fiber__preempt_point();
 		return ret;
 	}

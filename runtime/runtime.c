@@ -62,7 +62,7 @@ static int runtime_start(const struct fiber_config *cfg)
 		return -EBUSY;
 	}
 	fiber__clock_init();
-	ret = fiber__trace_start(dbg.trace_file, c.workers); /* first: nothing to undo when it fails */
+	ret = fiber__trace_start(dbg.trace_file, c.workers + c.spare_threads); /* first: nothing to undo when it fails */
 	if (ret) {
 		pthread_mutex_unlock(&rt_lock);
 		return ret;
@@ -76,6 +76,7 @@ static int runtime_start(const struct fiber_config *cfg)
 	fiber__rt.host_policy = c.host_policy;
 	fiber__rt.host_priority = c.host_priority;
 	fiber__rt.io_entries = c.io_entries;
+	fiber__rt.spare_threads = c.spare_threads;
 	/* sysctl_sched_base_slice: 0.75 ms scaled by 1 + ilog2(min(cpus, 8)), as the kernel's tunable scaling */
 	fiber__rt.base_slice_ns = 750000ull * (1u + (unsigned)(31 - __builtin_clz(c.workers < 8 ? c.workers : 8)));
 	spin_lock_init(&fiber__rt.dl_lock);

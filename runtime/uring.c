@@ -136,7 +136,7 @@ int fiber__io_worker_init(struct worker *w)
 	int ret = -EINVAL;
 
 	w->io = NULL;
-	if (fiber__io_mode != IO_MODE_URING)
+	if (fiber__io_mode != IO_MODE_URING || w->spare) /* a spare runs blocking regions: plain system calls */
 		return 0;
 	io = fiber__zalloc(sizeof(*io));
 	if (!io)

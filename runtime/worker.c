@@ -19,6 +19,9 @@
 
 #define IDLE_POLL_NS 20000 /* poll this long before sleeping: cheaper than a futex round trip for quick work */
 
+static void *worker_main(void *arg);
+static int worker_attr_init(pthread_attr_t *attr);
+
 void fiber__idle_mask_set(int cpu, bool idle)
 {
 	atomic_uint *word = &fiber__rt.idle_mask[cpu / 32];
@@ -55,7 +58,23 @@ static bool idle_has_work(struct worker *w)
 	return (atomic_load_explicit(&w->idle_fiber.tif, memory_order_relaxed) & TIF_NEED_RESCHED) ||
 	       atomic_load_explicit(&w->wake_list, memory_order_relaxed) ||
 	       atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed) ||
-	       atomic_load_explicit(&fiber__rt.stopping, memory_order_relaxed);
+	       atomic_load_explicit(&fiber__rt.stopping, memory_order_relaxed) ||
+	       (w->spare && (atomic_load_explicit(&w->offload_req, memory_order_relaxed) ||
+			     atomic_load_explicit(&w->offload_ret, memory_order_relaxed)));
+}
+
+/* A spare thread's only work: take in a fiber starting a blocking region, hand back one that ended it. */
+static void spare_work(struct worker *w)
+{
+	struct fiber *f = atomic_exchange_explicit(&w->offload_req, NULL, memory_order_acquire);
+
+	if (f)
+		fiber__offload_wake(f, w->id);
+	f = atomic_exchange_explicit(&w->offload_ret, NULL, memory_order_acquire);
+	if (f) {
+		fiber__offload_wake(f, -1);
+		atomic_store_explicit(&w->spare_busy, 0, memory_order_release);
+	}
 }
 
 static void idle_sleep(struct worker *w)
@@ -99,6 +118,8 @@ static void do_idle(struct worker *w)
 
 			if (w->io)
 				fiber__io_work(w, true); /* nothing else to run: submit now, reap what came in */
+			if (w->spare)
+				spare_work(w);
 			if (atomic_load_explicit(&w->wake_list, memory_order_relaxed))
 				fiber__sched_ttwu_pending(w);
 			next = atomic_load_explicit(&w->timers.next_expiry, memory_order_relaxed);
@@ -110,7 +131,7 @@ static void do_idle(struct worker *w)
 			if (atomic_load_explicit(&fiber__rt.stopping, memory_order_acquire))
 				break;
 			clear_tsk_need_resched(&w->idle_fiber);
-			if (now >= next_pull) {
+			if (now >= next_pull && !w->spare) { /* nothing is pulled onto a spare */
 				if (fiber__newidle_balance(w))
 					break;
 				next_pull = now + 1000;
@@ -185,9 +206,13 @@ static void *worker_main(void *arg)
 		pthread_attr_getstack(&attr, &w->native_stack_bottom, &w->native_stack_size);
 		pthread_attr_destroy(&attr);
 	}
-	snprintf(name, sizeof(name), "fiber-w%d", w->id);
+	if (w->spare)
+		snprintf(name, sizeof(name), "fiber-s%d", w->id - (int)fiber__rt.nr_workers);
+	else
+		snprintf(name, sizeof(name), "fiber-w%d", w->id);
 	pthread_setname_np(pthread_self(), name);
-	worker_pin(w);
+	if (!w->spare)
+		worker_pin(w);
 	fiber__overflow_setup(); /* stack.c: the SIGSEGV handler's alternate stack */
 
 	w->current = idle;
@@ -277,25 +302,29 @@ int fiber__workers_start(unsigned n)
 {
 	struct worker *ws;
 	pthread_attr_t attr;
-	unsigned i;
+	unsigned i, ns = fiber__rt.spare_threads; /* env.c: one per worker by default */
 	int ret;
 
-	ws = fiber__zalloc(n * sizeof(*ws));
+	ws = fiber__zalloc((n + ns) * sizeof(*ws));
 	if (!ws) {
 		fiber__start_error("out of memory for %u workers (%zu bytes); lower fiber_config.workers or "
-				   "FIBER_WORKERS, or raise the memory limit", n, n * sizeof(*ws));
+				   "FIBER_WORKERS, or raise the memory limit", n, (n + ns) * sizeof(*ws));
 		return -ENOMEM;
 	}
 	ret = worker_attr_init(&attr);
 	if (ret) {
 		fiber__worker_create_error(0, n, ret);
-		fiber__free(ws, n * sizeof(*ws));
+		fiber__free(ws, (n + ns) * sizeof(*ws));
 		return -ret;
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n + ns; i++) {
 		worker_init(&ws[i], (int)i);
+		ws[i].spare = i >= n;
+	}
+	pthread_mutex_init(&fiber__rt.spare_lock, NULL);
 	fiber__rt.workers = ws;
 	fiber__rt.nr_workers = n;
+	fiber__rt.nr_spares = ns;
 	for (i = 0; i < n; i++) {
 		ret = -pthread_create(&ws[i].thr, &attr, worker_main, &ws[i]);
 		if (ret) {
@@ -305,14 +334,15 @@ int fiber__workers_start(unsigned n)
 				fiber__kick_worker(&ws[i]);
 				pthread_join(ws[i].thr, NULL);
 			}
-			for (i = 0; i < n; i++) {
+			for (i = 0; i < n + ns; i++) {
 				fiber__io_worker_exit(&ws[i]);
 				fiber__stack_cache_drain(&ws[i].stacks);
 				fiber__timer_base_destroy(&ws[i].timers);
 			}
 			fiber__rt.workers = NULL;
 			fiber__rt.nr_workers = 0;
-			fiber__free(ws, n * sizeof(*ws));
+			fiber__rt.nr_spares = 0;
+			fiber__free(ws, (n + ns) * sizeof(*ws));
 			pthread_attr_destroy(&attr);
 			return ret;
 		}
@@ -339,21 +369,61 @@ int fiber__workers_start(unsigned n)
 /* Called once no fiber is left: the workers leave their idle loops, their caches are freed. */
 void fiber__workers_stop(void)
 {
-	unsigned n = fiber__rt.nr_workers;
+	unsigned n = fiber__rt.nr_workers, ns = fiber__rt.nr_spares;
 	struct worker *ws = fiber__rt.workers;
 
 	atomic_store_explicit(&fiber__rt.stopping, 1, memory_order_seq_cst);
-	for (unsigned i = 0; i < n; i++)
-		fiber__kick_worker(&ws[i]);
-	for (unsigned i = 0; i < n; i++)
-		pthread_join(ws[i].thr, NULL);
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < n + ns; i++)
+		if (!ws[i].spare || ws[i].spare_started)
+			fiber__kick_worker(&ws[i]);
+	for (unsigned i = 0; i < n + ns; i++)
+		if (!ws[i].spare || ws[i].spare_started)
+			pthread_join(ws[i].thr, NULL);
+	for (unsigned i = 0; i < n + ns; i++) {
 		fiber__io_worker_exit(&ws[i]); /* after the join: nobody submits or kicks any more */
 		fiber__stack_cache_drain(&ws[i].stacks);
 		fiber__desc_cache_drain(&ws[i].descs);
 		fiber__timer_base_destroy(&ws[i].timers);
 	}
+	pthread_mutex_destroy(&fiber__rt.spare_lock);
 	fiber__rt.workers = NULL;
 	fiber__rt.nr_workers = 0;
-	fiber__free(ws, n * sizeof(*ws));
+	fiber__rt.nr_spares = 0;
+	fiber__free(ws, (n + ns) * sizeof(*ws));
+}
+
+/*
+ * A spare thread for a fiber entering a blocking region (fiber_blocking_begin): claimed, and its thread created
+ * the first time it is needed (a runtime that never blocks never has one). NULL when none is free.
+ */
+struct worker *fiber__spare_claim(void)
+{
+	unsigned n = fiber__rt.nr_workers;
+
+	for (unsigned i = 0; i < fiber__rt.nr_spares; i++) {
+		struct worker *s = &fiber__rt.workers[n + i];
+		int zero = 0;
+		bool started;
+
+		if (atomic_load_explicit(&s->spare_busy, memory_order_relaxed) ||
+		    !atomic_compare_exchange_strong_explicit(&s->spare_busy, &zero, 1, memory_order_acquire,
+							     memory_order_relaxed))
+			continue;
+		pthread_mutex_lock(&fiber__rt.spare_lock);
+		if (!s->spare_started) {
+			pthread_attr_t attr;
+
+			if (!worker_attr_init(&attr)) {
+				s->spare_started = !pthread_create(&s->thr, &attr, worker_main, s);
+				pthread_attr_destroy(&attr);
+			}
+		}
+		started = s->spare_started;
+		pthread_mutex_unlock(&fiber__rt.spare_lock);
+		if (started)
+			return s;
+		atomic_store_explicit(&s->spare_busy, 0, memory_order_release);
+		return NULL; /* no thread (RLIMIT_NPROC...): the region runs in place */
+	}
+	return NULL;
 }

@@ -769,7 +769,12 @@ static void test_io_submissions_are_batched(void **state)
 	assert_true(comp >= BATCH_FIBERS * 40);
 	assert_true(sub >= comp);
 	/* Submitting per call would make enter >= sub; the time bound (50 us) lowers the ratio on a slow build. */
+#if defined(__SANITIZE_THREAD__)
+	/* ThreadSanitizer makes every scheduling decision slower than the batch's time bound allows: no ratio. */
+	(void)enter;
+#else
 	assert_true(enter * 2 <= sub);
+#endif
 }
 
 /* ---- a full submission queue is flushed and the call retried, never dropped ---- */

@@ -388,14 +388,13 @@ static void *blocking_main(void *arg)
 	return NULL;
 }
 
-static void test_monitor_blocking_region_hands_off_work(void **state)
+static void blocking_region_run(void)
 {
 	struct fiber_config c = sched_cfg(2);
 	struct fiber_attr a;
 	pthread_t w;
 	fiber_t *m;
 
-	(void)state;
 	assert_int_equal(pipe(pipefd), 0);
 	sleep_late_ns = UINT64_MAX;
 	atomic_store(&sleeper_worker, -1);
@@ -413,10 +412,97 @@ static void test_monitor_blocking_region_hands_off_work(void **state)
 		      "on worker %d\n",
 		      main_delay_ns / 1e6, atomic_load(&main_after_worker), sleep_late_ns / 1e6,
 		      atomic_load(&sleeper_worker));
+}
+
+/* The region runs on a spare thread: worker 0 goes on at once with its queue and its timers. */
+static void test_monitor_blocking_region_runs_on_a_spare_thread(void **state)
+{
+	unsetenv("FIBER_SPARE_THREADS");
+	blocking_region_run();
+	/* Either worker may run them now (worker 1, idle, may pull the queued main): neither waits for the region. */
+	assert_true(main_delay_ns <= 20 * MS);
+	assert_true(sleep_late_ns <= 20 * MS);
+}
+
+/* With no spare thread the region runs in place: worker 0 is stuck, its queue and timers go to worker 1. */
+static void test_monitor_blocking_region_in_place_hands_off_work(void **state)
+{
+	setenv("FIBER_SPARE_THREADS", "0", 1);
+	blocking_region_run();
+	unsetenv("FIBER_SPARE_THREADS");
 	assert_int_equal(atomic_load(&main_after_worker), 1);
 	assert_true(main_delay_ns <= 20 * MS);
 	assert_int_equal(atomic_load(&sleeper_worker), 1);
 	assert_true(sleep_late_ns <= 20 * MS);
+}
+
+/*
+ * Every worker's fiber in a blocking region at once (2 workers, 2 regions of 300 ms): a ticker that sleeps 5 ms at
+ * a time still runs on time, because the regions run on spare threads.
+ */
+static atomic_int all_blocked_go;
+static uint64_t all_blocked_worst;
+static int all_blocked_ticks;
+
+static void *region_300ms(void *arg)
+{
+	(void)arg;
+	fiber_blocking_begin();
+	usleep(300 * 1000);
+	fiber_blocking_end();
+	return NULL;
+}
+
+static void *ticker_5ms(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&all_blocked_go))
+		fiber_sleep(1 * MS);
+	for (int i = 0; i < 40; i++) {
+		uint64_t t0 = now_ns(), late;
+
+		fiber_sleep(5 * MS);
+		late = now_ns() - t0 - 5 * MS;
+		if (late > all_blocked_worst)
+			all_blocked_worst = late;
+		all_blocked_ticks++;
+	}
+	return NULL;
+}
+
+static void all_blocked_main(void *arg)
+{
+	struct fiber_attr a0, a1;
+	fiber_t *r0, *r1, *t;
+
+	(void)arg;
+	fiber_attr_init(&a0);
+	CPU_SET(0, &a0.affinity);
+	fiber_attr_init(&a1);
+	CPU_SET(1, &a1.affinity);
+	fiber_spawn(&t, NULL, ticker_5ms, NULL);
+	fiber_spawn(&r0, &a0, region_300ms, NULL);
+	fiber_spawn(&r1, &a1, region_300ms, NULL);
+	fiber_sleep(5 * MS); /* both regions have begun */
+	atomic_store(&all_blocked_go, 1);
+	fiber_join(r0, NULL);
+	fiber_join(r1, NULL);
+	fiber_join(t, NULL);
+}
+
+static void test_monitor_every_worker_in_a_blocking_region(void **state)
+{
+	struct fiber_config c = sched_cfg(2);
+
+	unsetenv("FIBER_SPARE_THREADS");
+	all_blocked_worst = 0;
+	all_blocked_ticks = 0;
+	assert_int_equal(fiber_run(&c, all_blocked_main, NULL), 0);
+	print_message("both workers' fibers in 300 ms blocking regions: 40 sleeps of 5 ms, worst %.2f ms late\n",
+		      all_blocked_worst / 1e6);
+	assert_int_equal(all_blocked_ticks, 40);
+	/* Typically under 1 ms; in place (FIBER_SPARE_THREADS=0) the ticker waits for a region to end (126 ms seen). */
+	assert_true(all_blocked_worst <= 50 * MS);
 }
 
 int main(void)
@@ -429,7 +515,9 @@ int main(void)
 		cmocka_unit_test(test_monitor_fiber_syscalls_never_eintr),
 		cmocka_unit_test(test_monitor_slices_with_all_signals_blocked),
 		cmocka_unit_test(test_monitor_periodic_balance_evens_out),
-		cmocka_unit_test(test_monitor_blocking_region_hands_off_work),
+		cmocka_unit_test(test_monitor_blocking_region_runs_on_a_spare_thread),
+		cmocka_unit_test(test_monitor_blocking_region_in_place_hands_off_work),
+		cmocka_unit_test(test_monitor_every_worker_in_a_blocking_region),
 	};
 
 	/* TEST_FILTER='*balance*' runs only the matching tests (cmocka_set_test_filter). */

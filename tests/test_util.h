@@ -99,6 +99,40 @@ static inline struct fiber_config sched_cfg(unsigned workers)
 	return c;
 }
 
+/*
+ * Host steal: the share of a window that the host gave to other processes, for a window in which the test kept
+ * one worker busy throughout (1 - process CPU time / wall time; the monitor's own CPU time makes it a little
+ * smaller). The class tests' timing needs a CPU for that worker: on a loaded host the runtime's clock charges host
+ * preemption to the fiber that was running (it is raw TSC time), which moves weights and budgets by whole
+ * descheduled intervals. Such a test skips, saying so, rather than fail or pass on noise.
+ */
+struct steal_probe {
+	uint64_t cpu, wall;
+};
+
+static inline void steal_start(struct steal_probe *s)
+{
+	s->cpu = cpu_ns();
+	s->wall = now_ns();
+}
+
+static inline double steal_end(const struct steal_probe *s)
+{
+	double cpu = (double)(cpu_ns() - s->cpu), wall = (double)(now_ns() - s->wall);
+
+	return wall > 0 && cpu < wall ? 1.0 - cpu / wall : 0.0;
+}
+
+#define STEAL_MAX 0.15
+#define skip_if_stolen(frac)                                                                                      \
+	do {                                                                                                       \
+		if ((frac) > STEAL_MAX) {                                                                          \
+			print_message("  the host took %.0f%% of the busy worker's time: skipped (needs a CPU)\n",   \
+				      100.0 * (frac));                                                             \
+			skip();                                                                                    \
+		}                                                                                                  \
+	} while (0)
+
 /* Busy for @ns of wall time, with a preemption point in every iteration. */
 static inline void spin_ns(uint64_t ns)
 {
