@@ -19,9 +19,7 @@
  * section must arrive within --header-timeout (default 10 s) however slowly it trickles in (slowloris).
  * SIGINT/SIGTERM shut down cleanly (server.h) and print a summary line.
  */
-#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
-#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <fiber.h>

@@ -13,9 +13,7 @@
  * The store (kv_store.c) is a sharded hash table with one fiber rwlock per shard; see kv_store.h. SIGINT/SIGTERM
  * shut down cleanly (server.h) and print a summary line.
  */
-#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
-#endif
 #include <errno.h>
 #include <fiber.h>
 #include <stdio.h>

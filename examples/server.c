@@ -7,9 +7,7 @@
  * Locking: srv->lock (a fiber mutex) protects srv->conns and each srv_conn's list links and fiber handle; it is
  * held only for list changes and for the shutdown sweep, never across I/O.
  */
-#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
-#endif
 #include "server.h"
 
 #include <arpa/inet.h>
