@@ -10,7 +10,7 @@
  * writes as the replies fit in (up to 64 KiB per write). A protocol error gets "-ERR Protocol error: ..." and the
  * connection is closed, as Redis does; a bulk length over --max-bulk (default 64 MiB) is one.
  *
- * The store (kv_store.c) is a sharded hash table with one fiber rwlock per shard; see kv_store.h. SIGINT/SIGTERM
+ * The store (kv_store.c) is a sharded hash table with one fiber mutex per shard; see kv_store.h. SIGINT/SIGTERM
  * shut down cleanly (server.h) and print a summary line.
  */
 #define _GNU_SOURCE
