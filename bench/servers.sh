@@ -168,6 +168,17 @@ EOF
 		b=$(measure "wrk.nginx.w$w.c$c" "$npid" wrk -t1 -c"$c" -d"${DUR}s" --latency "http://127.0.0.1:$np/")
 		row "HTTP wrk -c$c, $w worker(s)" "$a" "$b"
 	done
+	# what the per-call I/O timeouts cost: the same server with --idle-timeout 0 --header-timeout 0
+	hp2=$(free_port)
+	"$BUILD/examples/http_server" --port "$hp2" --workers "$w" --max-conns 20000 --idle-timeout 0 \
+		--header-timeout 0 >"$OUT/http_server.$w.nt.log" 2>&1 &
+	hpid2=$!
+	PIDS+=("$hpid2")
+	wait_port "$hp2"
+	a=$(measure "wrk.http_server.w$w.c500.nt" "$hpid2" wrk -t1 -c500 -d"${DUR}s" --latency "http://127.0.0.1:$hp2/")
+	row "HTTP wrk -c500, $w worker(s), http_server without I/O timeouts" "$a" "$b"
+	kill -TERM "$hpid2"
+	wait "$hpid2" 2>/dev/null || true
 	kill -TERM "$hpid" "$npid"
 	wait "$hpid" "$npid" 2>/dev/null || true
 done
@@ -212,7 +223,8 @@ wait "$rpid" 2>/dev/null || true
 	echo
 	echo "ratio = libfiber / baseline (above 1.00x: libfiber does more). req/CPU-s = requests / (user + system CPU"
 	echo "seconds of the server's processes during the run). HTTP: http_server --workers N vs nginx worker_processes N."
-	echo "RESP: kv_server --workers N vs one redis-server (single-threaded)."
+	echo "RESP: kv_server --workers N vs one redis-server (single-threaded). \"without I/O timeouts\": http_server with"
+	echo "--idle-timeout 0 --header-timeout 0 (no fiber_io_timeout on its reads and writes), against the nginx run above it."
 } >"$RES"
 echo
 cat "$RES"

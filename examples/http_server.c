@@ -16,7 +16,8 @@
  * a transfer coding other than chunked, 505 a version other than HTTP/1.x; after 400, 408, 413, 414, 431, 501
  * and 505 the connection is closed (its framing cannot be trusted), after 404 and 405 it stays open.
  * Timeouts (fiber_io_timeout): a connection idle for --idle-timeout (default 60 s) is closed; a request's header
- * section must arrive within --header-timeout (default 10 s) however slowly it trickles in (slowloris).
+ * section must arrive within --header-timeout (default 10 s) however slowly it trickles in (slowloris). 0 turns
+ * either off (then reads and writes carry no timeout: bench/servers.sh measures what the timeouts cost).
  * SIGINT/SIGTERM shut down cleanly (server.h) and print a summary line.
  */
 #define _GNU_SOURCE
@@ -610,7 +611,7 @@ static void *http_conn(void *arg)
 			break;
 		if (c->closing)
 			break;
-		if (c->in_headers) {
+		if (c->in_headers && c->hs->header_ns) {
 			uint64_t now = srv_now_ns();
 
 			if (now >= c->header_deadline) {
@@ -627,7 +628,7 @@ static void *http_conn(void *arg)
 			break;
 		fiber_io_timeout(timeout);
 		n = fiber_recv(sc->fd, c->in.data, IN_CHUNK, 0);
-		if (n == -ETIMEDOUT && c->in_headers)
+		if (n == -ETIMEDOUT && c->in_headers && c->hs->header_ns)
 			continue; /* the header deadline: answered 408 at the top */
 		if (n <= 0) {
 			/* end of file, idle timeout, reset, cancelled; a request cut short gets nothing */
@@ -717,8 +718,8 @@ int main(int argc, char **argv)
 			root = v;
 		} else if (v && (!strcmp(argv[i], "--idle-timeout") || !strcmp(argv[i], "--header-timeout"))) {
 			sec = strtod(v, &end);
-			if (sec <= 0 || sec > 86400) {
-				fprintf(stderr, "%s: 0 < seconds <= 86400\n", argv[i]);
+			if (sec < 0 || sec > 86400) {
+				fprintf(stderr, "%s: 0 <= seconds <= 86400 (0: none)\n", argv[i]);
 				return 2;
 			}
 			*(argv[i][2] == 'i' ? &hs.idle_ns : &hs.header_ns) = (uint64_t)(sec * 1e9);
