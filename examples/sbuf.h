@@ -81,6 +81,8 @@ static inline void sbuf_reset(struct sbuf *b)
 
 static inline int sbuf_append(struct sbuf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return 0; /* p may be NULL (an empty buffer's data): memcpy must not see it */
 	if (sbuf_reserve(b, n))
 		return -1;
 	memcpy(b->data + b->len, p, n);
