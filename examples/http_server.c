@@ -45,11 +45,18 @@
 #define FILE_CHUNK (64u << 10) /* a file larger than this is sent in pieces of this size */
 #define LINGER_NS 1000000000u  /* after an error reply: how long the rest of the client's data is drained */
 
+/* Replies counted per worker (slot = worker id mod HTTP_COUNT_SLOTS), so that no cache line is written by every
+ * request on every worker; the summary adds them up. Relaxed atomics: a fiber may migrate mid-update. */
+#define HTTP_COUNT_SLOTS 64
+struct http_count {
+	_Atomic uint64_t by_class[6]; /* [0] all replies, [2..5] 2xx..5xx */
+} __attribute__((aligned(64)));
+
 struct http_server {
 	int root_fd; /* -1 without --root */
 	uint64_t idle_ns, header_ns;
 	size_t max_body;
-	_Atomic uint64_t requests, status_2xx, status_3xx, status_4xx, status_5xx;
+	struct http_count count[HTTP_COUNT_SLOTS];
 };
 
 enum hdr { H_OTHER, H_IMS, H_TE, H_EXPECT };
@@ -80,6 +87,11 @@ struct conn {
 	bool closing;     /* reply with Connection: close and stop after this request */
 	time_t date_sec;
 	char date[40];
+	/* The whole "GET / HTTP/1.1" reply, rebuilt when the Date changes: the hot path of the plaintext benchmark
+	 * is one memcpy instead of four formatted prints. */
+	time_t hello_sec;
+	size_t hello_len;
+	char hello[256];
 };
 
 static void date_now(struct conn *c)
@@ -117,15 +129,22 @@ static const char *reason(int status)
 
 static void count_status(struct http_server *hs, int status)
 {
-	atomic_fetch_add_explicit(&hs->requests, 1, memory_order_relaxed);
-	if (status < 300)
-		atomic_fetch_add_explicit(&hs->status_2xx, 1, memory_order_relaxed);
-	else if (status < 400)
-		atomic_fetch_add_explicit(&hs->status_3xx, 1, memory_order_relaxed);
-	else if (status < 500)
-		atomic_fetch_add_explicit(&hs->status_4xx, 1, memory_order_relaxed);
-	else
-		atomic_fetch_add_explicit(&hs->status_5xx, 1, memory_order_relaxed);
+	int w = fiber_worker_id();
+	struct http_count *c = &hs->count[(unsigned)(w < 0 ? 0 : w) % HTTP_COUNT_SLOTS];
+	int cls = status / 100;
+
+	atomic_fetch_add_explicit(&c->by_class[0], 1, memory_order_relaxed);
+	if (cls >= 2 && cls <= 5)
+		atomic_fetch_add_explicit(&c->by_class[cls], 1, memory_order_relaxed);
+}
+
+static uint64_t count_sum(struct http_server *hs, int cls)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < HTTP_COUNT_SLOTS; i++)
+		n += atomic_load_explicit(&hs->count[i].by_class[cls], memory_order_relaxed);
+	return n;
 }
 
 /* The status line and the headers every reply has; the caller adds its own and the blank line. */
@@ -345,6 +364,27 @@ static int serve_file(struct conn *c, const char *path, size_t len)
 	return 0;
 }
 
+/* GET / on a kept-alive HTTP/1.1 connection: the cached reply, rebuilt once a second by the general path. */
+static int reply_hello(struct conn *c)
+{
+	date_now(c);
+	if (c->hello_sec != c->date_sec) {
+		size_t start = c->out.len;
+
+		/* build it in place with the general code, then keep a copy */
+		if (reply_head(c, 200, "text/plain", 13) || sbuf_puts(&c->out, "\r\nHello, World!"))
+			return -1;
+		if (c->out.len - start <= sizeof(c->hello)) {
+			c->hello_len = c->out.len - start;
+			memcpy(c->hello, c->out.data + start, c->hello_len);
+			c->hello_sec = c->date_sec;
+		}
+		return 0;
+	}
+	count_status(c->hs, 200);
+	return sbuf_append(&c->out, c->hello, c->hello_len);
+}
+
 static int handle_request(struct conn *c)
 {
 	const http_parser *p = &c->parser;
@@ -360,6 +400,8 @@ static int handle_request(struct conn *c)
 	if (len == 1 && path[0] == '/') {
 		if (p->method != HTTP_GET && p->method != HTTP_HEAD)
 			return reply_error(c, 405, "GET, HEAD");
+		if (p->method == HTTP_GET && !c->closing && p->http_minor == 1)
+			return reply_hello(c);
 		if (reply_head(c, 200, "text/plain", 13) || sbuf_puts(&c->out, "\r\n"))
 			return -1;
 		return p->method == HTTP_HEAD ? 0 : sbuf_puts(&c->out, "Hello, World!");
@@ -679,9 +721,9 @@ static void http_summary(struct srv *s, char *buf, size_t n)
 	struct http_server *hs = s->priv;
 
 	snprintf(buf, n, ", %llu request(s): %llu 2xx, %llu 3xx, %llu 4xx, %llu 5xx",
-		 (unsigned long long)atomic_load(&hs->requests), (unsigned long long)atomic_load(&hs->status_2xx),
-		 (unsigned long long)atomic_load(&hs->status_3xx), (unsigned long long)atomic_load(&hs->status_4xx),
-		 (unsigned long long)atomic_load(&hs->status_5xx));
+		 (unsigned long long)count_sum(hs, 0), (unsigned long long)count_sum(hs, 2),
+		 (unsigned long long)count_sum(hs, 3), (unsigned long long)count_sum(hs, 4),
+		 (unsigned long long)count_sum(hs, 5));
 }
 
 static void usage(FILE *f)

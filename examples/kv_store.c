@@ -47,10 +47,19 @@ struct kv_shard {
 	size_t volatile_count;     /* lock; entries with an expiry */
 } __attribute__((aligned(64)));
 
+/*
+ * Commands run, counted per worker: one shared counter would be a cache line that every command on every worker
+ * writes. A fiber that migrates between load and store cannot lose a count: the add is atomic (relaxed).
+ */
+#define KV_COUNT_SLOTS 64
+struct kv_count {
+	_Atomic uint64_t n;
+} __attribute__((aligned(64)));
+
 struct kv_store {
 	unsigned nshards;
 	unsigned shard_shift;       /* shard = hash >> shard_shift */
-	_Atomic uint64_t commands;  /* statistics only: relaxed */
+	struct kv_count *commands;  /* KV_COUNT_SLOTS slots, one per worker id (mod): statistics only */
 	_Atomic unsigned expire_at; /* next shard kv_store_expire_cycle looks at: relaxed */
 	struct kv_shard *shards;
 };
@@ -124,6 +133,12 @@ int kv_store_create(struct kv_store **out, unsigned nshards)
 		return -ENOMEM;
 	}
 	memset(kv->shards, 0, nshards * sizeof(*kv->shards));
+	if (posix_memalign((void **)&kv->commands, 64, KV_COUNT_SLOTS * sizeof(*kv->commands))) {
+		free(kv->shards);
+		free(kv);
+		return -ENOMEM;
+	}
+	memset(kv->commands, 0, KV_COUNT_SLOTS * sizeof(*kv->commands));
 	for (unsigned i = 0; i < nshards; i++) {
 		struct kv_shard *s = &kv->shards[i];
 
@@ -172,6 +187,7 @@ void kv_store_destroy(struct kv_store *kv)
 #endif
 	}
 	free(kv->shards);
+	free(kv->commands);
 	free(kv);
 }
 
@@ -901,8 +917,9 @@ static int cmd_command(struct kv_store *kv, const struct resp_cmd *c, struct sbu
 int kv_exec(struct kv_store *kv, const struct resp_cmd *c, struct sbuf *out)
 {
 	const struct kv_command *k = find_command(c->argv[0], c->argl[0]);
+	int w = fiber_worker_id();
 
-	atomic_fetch_add_explicit(&kv->commands, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&kv->commands[(unsigned)(w < 0 ? 0 : w) % KV_COUNT_SLOTS].n, 1, memory_order_relaxed);
 	if (!k) {
 		/* Redis's wording: the name and the start of the first arguments, quoted */
 		char args[128] = "";
@@ -976,5 +993,9 @@ uint64_t kv_store_size(struct kv_store *kv)
 
 uint64_t kv_store_commands(struct kv_store *kv)
 {
-	return atomic_load_explicit(&kv->commands, memory_order_relaxed);
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < KV_COUNT_SLOTS; i++)
+		n += atomic_load_explicit(&kv->commands[i].n, memory_order_relaxed);
+	return n;
 }

@@ -2,8 +2,8 @@
  * kv_store: the key-value store behind kv_server, and its command table. A fixed number of shards, each a chained
  * hash table under its own fiber mutex (a fiber rwlock with -DKV_RWLOCK=1: readers then share a shard; see
  * kv_store.c for why the mutex is the default), and commands that touch several shards at once (MSET, FLUSHALL)
- * lock them in ascending order, so no two commands can deadlock. Keys with a time to live expire lazily (a read of an expired key sees nothing) and in the background
- * (kv_store_expire_cycle, which kv_server runs in a fiber).
+ * lock them in ascending order, so no two commands can deadlock. Keys with a time to live expire lazily (a read
+ * of an expired key sees nothing) and in the background (kv_store_expire_cycle, which kv_server runs in a fiber).
  *
  * Context: any thread; a contended shard lock blocks a plain thread (the tests run commands from one).
  */
