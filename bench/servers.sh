@@ -64,10 +64,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A port below the kernel's ephemeral range (outgoing connections cannot be holding it) that nothing listens on.
 free_port() {
-	local p
+	local p lo
+	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (lo - 10000)))
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
 	done
 }
@@ -128,6 +130,7 @@ row() {
 	echo "${ROWS[-1]}"
 }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== (a) http_server vs nginx: wrk -t1 -d${DUR}s, keep-alive, 13-byte body =="
 for w in 1 2; do
 	hp=$(free_port)
@@ -215,7 +218,8 @@ wait "$rpid" 2>/dev/null || true
 	echo
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), nproc $(nproc), kernel $(uname -r);"
 	echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), wrk $(wrk -v 2>&1 | head -1 | awk '{ print $2 }');"
-	echo "bench/servers.sh ${1:-} (wrk -d ${DUR}s, redis-benchmark -n $N). Clients and servers share the machine's CPUs."
+	echo "bench/servers.sh ${1:-} (wrk -d ${DUR}s, redis-benchmark -n $N). Clients and servers share the machine's CPUs;"
+	echo "load average before the run $LOAD0, after it $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine counts)."
 	echo
 	echo "| case | libfiber req/s | baseline req/s | ratio | libfiber req/CPU-s | baseline req/CPU-s | ratio | libfiber p99 ms | baseline p99 ms |"
 	echo "|---|---|---|---|---|---|---|---|---|"
