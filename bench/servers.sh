@@ -59,8 +59,13 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 
 PIDS=()
+# On any exit: every server this script started, and its children (nginx's workers would outlive a killed master).
 cleanup() {
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	local p c
+	for p in "${PIDS[@]}"; do
+		for c in $(pgrep -P "$p" 2>/dev/null || true); do kill -KILL "$c" 2>/dev/null || true; done
+		kill -KILL "$p" 2>/dev/null || true
+	done
 }
 trap cleanup EXIT
 
