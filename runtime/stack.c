@@ -140,6 +140,19 @@ static inline void stack_prepare_reuse(void *base, size_t total)
 #endif
 }
 
+/*
+ * Unmap a stack. Under ASan its shadow is unpoisoned first: a dead fiber's frames left redzones there, and ASan
+ * does not clear the shadow of unmapped memory, so the next mapping at that address (another stack, but also an
+ * io_uring ring or anything else) would inherit them and fault on its first legitimate write.
+ */
+static void stack_unmap(void *base, size_t total)
+{
+#ifdef FIBER_HAVE_ASAN
+	ASAN_UNPOISON_MEMORY_REGION(base, total);
+#endif
+	munmap(base, total);
+}
+
 /* Take a cached stack of exactly @total bytes from @c, or NULL. Most recently freed first (warm pages). */
 static void *cache_get(struct stack_cache *c, size_t total)
 {
@@ -222,7 +235,7 @@ void fiber__stack_free(struct fiber *p)
 	kept = cache_put(&fiber__rt.gstacks, base, total);
 	spin_unlock(&fiber__rt.stack_lock);
 	if (!kept)
-		munmap(base, total);
+		stack_unmap(base, total);
 	else if (was_empty)
 		/*
 		 * The global cache was empty, so a monitor with nothing to watch may sleep without a timeout: wake it so
@@ -261,7 +274,7 @@ unsigned fiber__stack_cache_trim(void)
 		c->nr -= n;
 		spin_unlock(&fiber__rt.stack_lock);
 		for (unsigned i = 0; i < n; i++)
-			munmap(base[i], size[i]);
+			stack_unmap(base[i], size[i]);
 		if (!n)
 			break;
 		quota -= n;
@@ -305,7 +318,7 @@ void fiber__stack_cache_drain(struct stack_cache *c)
 {
 	while (c->nr) {
 		c->nr--;
-		munmap(c->stacks[c->nr], c->size[c->nr]);
+		stack_unmap(c->stacks[c->nr], c->size[c->nr]);
 	}
 	fiber__free(c->stacks, c->cap * sizeof(*c->stacks));
 	fiber__free(c->size, c->cap * sizeof(*c->size));
