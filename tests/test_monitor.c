@@ -64,7 +64,10 @@ static void wait_until_sleeping(fiber_t *f)
 {
 	struct fiber_stats st;
 
-	while (fiber_stats(f, &st) == 0 && st.state != TASK_INTERRUPTIBLE)
+	uint64_t end = now_ns() + 5000 * MS;
+
+	/* Bounded, and never for a fiber that has already exited (a handle stays valid until the join). */
+	while (fiber_stats(f, &st) == 0 && st.state != TASK_INTERRUPTIBLE && st.state != TASK_DEAD && now_ns() < end)
 		fiber_sleep(100 * US);
 }
 
