@@ -6,9 +6,9 @@
  *	io_pingpong	two fibers on one worker bounce 1 byte over a socketpair (each recv parks until the other
  *			sends); ns per round trip
  *
- * Implementations: "none" (no fiber_io_timeout), "linked" (fiber_io_timeout(1 s) carried by an
- * IORING_OP_LINK_TIMEOUT behind each op, the default) and "timer" (the same timeout as a per-worker fiber timer that
- * cancels the op on expiry; FIBER_IO_TIMEOUT=timer). The timeout never fires: this is the cost of carrying one.
+ * Implementations: "none" (no fiber_io_timeout), "timer" (fiber_io_timeout(1 s) as a per-worker fiber timer that
+ * cancels the op on expiry, the default) and "linked" (the same timeout carried by an IORING_OP_LINK_TIMEOUT behind
+ * each op; FIBER_IO_TIMEOUT=linked). The timeout never fires: this is the cost of carrying one.
  * Baseline "syscall": the same pair as plain send(2)+recv(2) from one thread, and the round trip between two
  * threads blocking in recv(2).
  */

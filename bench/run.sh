@@ -10,13 +10,15 @@
 #
 # Environment:
 #   BENCH_NO_CALLGRIND=1   skip bench/callgrind.sh
+#   BENCH_NO_ECHO=1        skip bench_echo (the echo servers)
 #   BENCH_NO_INSTALL=1     never apt-get install missing baseline packages
 #   BENCH_BUILD_DIR=dir    build directory (default: build-bench at the repository root)
 #
 # Steps: install missing baseline packages (root only, Debian's apt-get), configure and build the project in
 # build-bench/ (Release, tests and examples off), build the Go baseline, run every program with a time limit,
 # then bench/report.py prints the table and writes bench/results/{results.csv,results.json,table.md} and
-# switch_cost.png, and bench/callgrind.sh appends instruction counts to table.md.
+# switch_cost.png, bench/bench_echo runs the echo servers (bench/results/echo.md, echo.csv), and bench/callgrind.sh
+# appends instruction counts to table.md.
 # Raw program output is kept in build-bench/bench-out/.
 
 set -u
@@ -33,7 +35,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1; ARGS+=(--quick) ;;
 	--reps) ARGS+=(--reps "$2"); shift ;;
-	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -204,7 +206,27 @@ else
 	log "gnuplot not installed: $RES/switch_cost.png not regenerated"
 fi
 
-# ---- 6. instruction counts ----
+# ---- 6. echo: libfiber's echo_server against the epoll and raw io_uring loops (issue 11) ----
+
+# bench_echo prints its own table (servers as rows, ratios per server CPU-second) and writes $RES/echo.md and
+# echo.csv. Default: 3 repetitions of 1 s per server configuration, about 30 s in all; --reps N passes through.
+if [ "${BENCH_NO_ECHO:-0}" = 1 ]; then
+	:
+elif [ -x "$BIN/bench_echo" ]; then
+	log "running bench_echo"
+	ECHO_ARGS=(--out "$RES")
+	[ $QUICK = 1 ] && ECHO_ARGS+=(--quick)
+	for ((i = 0; i < ${#ARGS[@]}; i++)); do
+		[ "${ARGS[i]}" = --reps ] && ECHO_ARGS+=(--reps "${ARGS[i + 1]}")
+	done
+	timeout -k 10 600 "$BIN/bench_echo" "${ECHO_ARGS[@]}" > "$OUT/bench_echo.out" 2> "$OUT/bench_echo.err" ||
+		log "bench_echo failed (exit status $?), see $OUT/bench_echo.err"
+	cat "$OUT/bench_echo.out"
+else
+	log "bench_echo not built: $(not_built_reason bench_echo)"
+fi
+
+# ---- 7. instruction counts ----
 
 if [ "${BENCH_NO_CALLGRIND:-0}" != 1 ]; then
 	BENCH_BIN=$BIN BENCH_OUT=$OUT BENCH_QUICK=$QUICK BENCH_RES=$RES "$BENCH/callgrind.sh" ||

@@ -341,12 +341,15 @@ void fiber_migrate_disable(void);
 void fiber_migrate_enable(void);
 
 /*
- * fiber_blocking_begin - the calling fiber is about to block its worker's thread (a call with no io_uring form:
- * getaddrinfo, a library's own blocking read) until fiber_blocking_end(). Meanwhile the worker counts as stuck:
- * the runtime's monitor moves the fibers queued on it to other workers and runs its timers, and wake-ups go
- * elsewhere (Go's entersyscall). The fiber stays on this worker for the region. Nestable; the region must not
- * yield or block on fiber primitives. Not yet done: when every worker is inside a region, no spare thread takes
- * over, so nothing else runs until one ends.
+ * fiber_blocking_begin - the calling fiber is about to block its thread (a call with no io_uring form:
+ * getaddrinfo, a library's own blocking read) until fiber_blocking_end(). The fiber moves to a spare thread for
+ * the region (one per worker, created on first use; FIBER_SPARE_THREADS=N sets how many) and back to a worker at
+ * its end, so its worker goes on running its other fibers and timers, even when every worker's fibers are in
+ * regions at once (Go's entersyscall/handoffp). The move costs two thread hand-offs; inside the region the fiber
+ * I/O calls are the plain system calls and fiber_worker_id() names no worker. With no spare free (or
+ * FIBER_SPARE_THREADS=0, or a DEADLINE fiber) the region runs in place: the worker counts as stuck, the monitor
+ * moves its queued fibers to other workers and runs its timers. Nestable; the region should not yield or block
+ * on fiber primitives.
  * Context: fiber (a no-op elsewhere).
  */
 void fiber_blocking_begin(void);

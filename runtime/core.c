@@ -1073,9 +1073,15 @@ void fiber__offload_wake(struct fiber *p, int cpu)
 
 	spin_lock(&p->pi_lock);
 	smp_mb__after_spinlock();
-	while (atomic_load_explicit(&p->on_rq, memory_order_acquire) ||
-	       atomic_load_explicit(&p->on_cpu, memory_order_acquire))
-		cpu_relax();
+	/* A few microseconds at most, unless the host preempted that worker: then give it our CPU, do not spin. */
+	for (unsigned spins = 0; atomic_load_explicit(&p->on_rq, memory_order_acquire) ||
+				 atomic_load_explicit(&p->on_cpu, memory_order_acquire);
+	     spins++) {
+		if (spins < 256)
+			cpu_relax();
+		else
+			sched_yield();
+	}
 	FIBER_DEBUG_BUG_ON(atomic_load_explicit(&p->state, memory_order_relaxed) != TASK_OFFLOAD);
 	atomic_store_explicit(&p->state, TASK_WAKING, memory_order_relaxed);
 	if (cpu < 0) {

@@ -503,9 +503,11 @@ struct stack_cache {
 	void **stacks;
 	size_t *size; /* mapping size of stacks[i], guard page included */
 	unsigned nr, cap;
+	unsigned low; /* the fewest stacks cached since the last fiber__stack_cache_trim(): those were not needed */
 };
 #define STACK_CACHE_WORKER 64   /* per worker */
 #define STACK_CACHE_GLOBAL 8192 /* shared; page faults cost far more than the address space they keep */
+#define STACK_TRIM_NS 1000000000ull /* the monitor unmaps global-cache stacks no spawn needed for this long */
 
 struct worker {
 	struct rq rq;
@@ -902,6 +904,8 @@ __hidden int fiber__stack_alloc(struct fiber *p, size_t size);
 __hidden void fiber__stack_free(struct fiber *p);
 __hidden void fiber__stack_cache_drain(struct stack_cache *c);
 __hidden void fiber__stack_cache_init(struct stack_cache *c, unsigned cap);
+__hidden unsigned fiber__stack_cache_trim(void);
+__hidden unsigned fiber__stack_cached(void);
 __hidden void *fiber__frame_init(void *stack_top, void (*entry)(void));
 __hidden void *fiber__fiber_frame_init(struct fiber *p);
 __hidden size_t fiber__page_size(void);

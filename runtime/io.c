@@ -1,8 +1,8 @@
 /*
  * runtime/io.c - the public I/O calls (API.md "I/O").
  *
- * In a fiber each call puts one SQE (two with a timeout: the op and its IORING_OP_LINK_TIMEOUT) on the ring of
- * the worker it runs on, sleeps TASK_INTERRUPTIBLE, and is woken by that worker when the CQE is reaped (uring.c);
+ * In a fiber each call puts one SQE (two with FIBER_IO_TIMEOUT=linked: the op and its IORING_OP_LINK_TIMEOUT) on
+ * the ring of the worker it runs on, sleeps TASK_INTERRUPTIBLE, and is woken by that worker when the CQE is reaped (uring.c);
  * it may resume on another worker. fiber_cancel wakes it: it then asks the ring that took the op to cancel it and
  * waits, uninterruptibly, for both the op's CQE and the cancel's, so the kernel is done with the caller's buffer
  * and with the op before the call returns. An op that completed before the cancel took keeps its result (no byte
@@ -173,8 +173,9 @@ static void io_timeout_fire(struct fiber_timer *t)
 }
 
 /*
- * One operation through the ring: prepare, sleep, result. @deadline (0: none) becomes a linked timeout; its
- * expiry makes the op complete with -ECANCELED, which we report as -ETIMEDOUT.
+ * One operation through the ring: prepare, sleep, result. @deadline (0: none) becomes a per-worker timer that
+ * cancels the op, or a linked timeout (FIBER_IO_TIMEOUT=linked); either way the op completes with -ECANCELED,
+ * which we report as -ETIMEDOUT.
  */
 static ssize_t io_uring_op(struct fiber *p, const struct io_req *r, uint64_t deadline, bool cancellable)
 {

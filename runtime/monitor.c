@@ -20,8 +20,12 @@
  *    from the busiest worker to the least busy one until they differ by at most one; the interval doubles while
  *    the workers are balanced (up to BALANCE_MAX_NS) and resets when it moved something.
  *
+ *  - Stack trimming: every STACK_TRIM_NS, the global stack cache gives back what no spawn needed over the period
+ *    (fiber__stack_cache_trim, runtime/stack.c), so that the memory of a burst of fibers does not stay resident.
+ *
  * When no worker needs watching (all idle, or each running a lone fiber with nothing waiting), the monitor sleeps
- * in futex_wait until a worker that starts needing it kicks it (fiber__monitor_kick: one load when it is awake).
+ * in futex_wait until a worker that starts needing it kicks it (fiber__monitor_kick: one load when it is awake);
+ * while the global stack cache holds stacks, only until the next trim (a stack put into the empty cache kicks it).
  */
 #include "internal.h"
 
@@ -40,6 +44,7 @@ static struct {
 	atomic_int sleeping; /* futex word: 1 while asleep with nothing to watch */
 	atomic_int stop;
 	uint64_t next_balance, balance_interval;
+	uint64_t next_trim; /* sched_clock of the next fiber__stack_cache_trim */
 } mon;
 
 /* A worker started needing the monitor: wake it if it sleeps for good. Context: any thread, no lock needed. */
@@ -255,6 +260,10 @@ static void *monitor_main(void *arg)
 				mon.balance_interval *= 2;
 			mon.next_balance = now + mon.balance_interval;
 		}
+		if (now >= mon.next_trim) {
+			fiber__stack_cache_trim();
+			mon.next_trim = now + STACK_TRIM_NS;
+		}
 		if (any) {
 			ts.tv_sec = 0;
 			ts.tv_nsec = (long)period;
@@ -269,8 +278,14 @@ static void *monitor_main(void *arg)
 		atomic_store_explicit(&mon.sleeping, 1, memory_order_seq_cst);
 		for (unsigned i = 0; i < fiber__rt.nr_workers && !any; i++)
 			any = worker_needs_watch(&fiber__rt.workers[i]);
-		if (!any && !atomic_load_explicit(&mon.stop, memory_order_acquire))
-			fiber__futex(&mon.sleeping, FUTEX_WAIT_PRIVATE, 1, NULL);
+		if (!any && !atomic_load_explicit(&mon.stop, memory_order_acquire)) {
+			/* Stacks to trim later: sleep until then (read after sleeping = 1, see fiber__stack_free). */
+			uint64_t wait = fiber__stack_cached() ? mon.next_trim - now : 0;
+
+			ts.tv_sec = (time_t)(wait / 1000000000ull);
+			ts.tv_nsec = (long)(wait % 1000000000ull);
+			fiber__futex(&mon.sleeping, FUTEX_WAIT_PRIVATE, 1, wait ? &ts : NULL);
+		}
 		atomic_store_explicit(&mon.sleeping, 0, memory_order_relaxed);
 	}
 	return NULL;
@@ -292,6 +307,7 @@ int fiber__monitor_start(void)
 	atomic_store(&mon.stop, 0);
 	atomic_store(&mon.sleeping, 0);
 	mon.next_balance = 0;
+	mon.next_trim = 0;
 	ret = -pthread_create(&mon.thr, NULL, monitor_main, NULL);
 	mon.started = ret == 0;
 	return ret;

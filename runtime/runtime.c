@@ -264,5 +264,5 @@ int fiber_worker_id(void)
 {
 	struct worker *w = this_worker();
 
-	return w && !is_idle_task(w->current) ? w->id : -1;
+	return w && !is_idle_task(w->current) && !w->spare ? w->id : -1; /* a spare thread is no worker */
 }

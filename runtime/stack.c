@@ -11,7 +11,12 @@
  *
  * Freed stacks are cached per worker (the worker that reaps a dead fiber keeps its stack for the next spawn of the
  * same size on that worker), then in a global cache; only beyond both are they unmapped. Under ASan a cached stack is
- * unpoisoned before reuse: the dead fiber's frames left redzones on it.
+ * unpoisoned before reuse: the dead fiber's frames left redzones on it. A cached stack keeps the pages its fiber
+ * touched resident, so after a burst (10,000 connections, each a fiber, that all close) the global cache would
+ * hold thousands of them for good: the monitor calls fiber__stack_cache_trim() every STACK_TRIM_NS while that cache
+ * holds any, which unmaps the stacks no spawn needed over the whole period (the cache's low-water mark), the way
+ * Go's scavenger returns idle stack spans. A steady spawn rate keeps what it uses; an idle process gives all of
+ * the global cache back within two periods. The per-worker caches (STACK_CACHE_WORKER each) are not trimmed.
  *
  * Overflow: every worker has an alternate signal stack, and a SIGSEGV handler (SA_ONSTACK) recognises a fault in
  * the running fiber's guard, prints the fiber's id, name, stack bounds, the faulting address and a backtrace, then
@@ -135,6 +140,19 @@ static inline void stack_prepare_reuse(void *base, size_t total)
 #endif
 }
 
+/*
+ * Unmap a stack. Under ASan its shadow is unpoisoned first: a dead fiber's frames left redzones there, and ASan
+ * does not clear the shadow of unmapped memory, so the next mapping at that address (another stack, but also an
+ * io_uring ring or anything else) would inherit them and fault on its first legitimate write.
+ */
+static void stack_unmap(void *base, size_t total)
+{
+#ifdef FIBER_HAVE_ASAN
+	ASAN_UNPOISON_MEMORY_REGION(base, total);
+#endif
+	munmap(base, total);
+}
+
 /* Take a cached stack of exactly @total bytes from @c, or NULL. Most recently freed first (warm pages). */
 static void *cache_get(struct stack_cache *c, size_t total)
 {
@@ -146,6 +164,8 @@ static void *cache_get(struct stack_cache *c, size_t total)
 		c->nr--;
 		c->stacks[i] = c->stacks[c->nr];
 		c->size[i] = c->size[c->nr];
+		if (c->nr < c->low)
+			c->low = c->nr;
 		return base;
 	}
 	return NULL;
@@ -198,7 +218,7 @@ void fiber__stack_free(struct fiber *p)
 	void *base = p->stack_base;
 	size_t total = p->stack_size;
 	struct worker *w = this_worker();
-	bool kept;
+	bool kept, was_empty;
 
 	if (!base)
 		return;
@@ -211,16 +231,77 @@ void fiber__stack_free(struct fiber *p)
 			return;
 	}
 	spin_lock(&fiber__rt.stack_lock);
+	was_empty = fiber__rt.gstacks.nr == 0;
 	kept = cache_put(&fiber__rt.gstacks, base, total);
 	spin_unlock(&fiber__rt.stack_lock);
 	if (!kept)
-		munmap(base, total);
+		stack_unmap(base, total);
+	else if (was_empty)
+		/*
+		 * The global cache was empty, so a monitor with nothing to watch may sleep without a timeout: wake it so
+		 * that it comes back to trim. No fence needed: the monitor announces its sleep before it reads the count
+		 * under stack_lock (fiber__stack_cached), so either it sees this stack or this load sees it asleep.
+		 */
+		fiber__monitor_kick();
+}
+
+/*
+ * fiber__stack_cache_trim - unmap the global cache's stacks that no spawn needed since the last call (as many as
+ * its low-water mark over that time; the oldest first, cache_get takes the newest), and start a new period.
+ * Returns how many stacks stay cached. Context: the monitor thread; takes stack_lock, unmaps outside it.
+ */
+unsigned fiber__stack_cache_trim(void)
+{
+	struct stack_cache *c = &fiber__rt.gstacks;
+	unsigned quota, left;
+
+	spin_lock(&fiber__rt.stack_lock);
+	quota = c->low < c->nr ? c->low : c->nr;
+	spin_unlock(&fiber__rt.stack_lock);
+	while (quota) {
+		void *base[64];
+		size_t size[64];
+		unsigned n;
+
+		spin_lock(&fiber__rt.stack_lock);
+		n = quota < 64 ? quota : 64;
+		if (n > c->nr)
+			n = c->nr;
+		memcpy(base, c->stacks, n * sizeof(*base));
+		memcpy(size, c->size, n * sizeof(*size));
+		memmove(c->stacks, c->stacks + n, (c->nr - n) * sizeof(*c->stacks));
+		memmove(c->size, c->size + n, (c->nr - n) * sizeof(*c->size));
+		c->nr -= n;
+		spin_unlock(&fiber__rt.stack_lock);
+		for (unsigned i = 0; i < n; i++)
+			stack_unmap(base[i], size[i]);
+		if (!n)
+			break;
+		quota -= n;
+	}
+	spin_lock(&fiber__rt.stack_lock);
+	c->low = c->nr;
+	left = c->nr;
+	spin_unlock(&fiber__rt.stack_lock);
+	return left;
+}
+
+/* How many stacks the global cache holds. Context: any thread; takes stack_lock. */
+unsigned fiber__stack_cached(void)
+{
+	unsigned nr;
+
+	spin_lock(&fiber__rt.stack_lock);
+	nr = fiber__rt.gstacks.nr;
+	spin_unlock(&fiber__rt.stack_lock);
+	return nr;
 }
 
 /* A cache of @cap stacks; with no memory for it, a cache of none (every free unmaps). */
 void fiber__stack_cache_init(struct stack_cache *c, unsigned cap)
 {
 	c->nr = 0;
+	c->low = 0;
 	c->stacks = fiber__malloc(cap * sizeof(*c->stacks));
 	c->size = fiber__malloc(cap * sizeof(*c->size));
 	c->cap = cap;
@@ -237,7 +318,7 @@ void fiber__stack_cache_drain(struct stack_cache *c)
 {
 	while (c->nr) {
 		c->nr--;
-		munmap(c->stacks[c->nr], c->size[c->nr]);
+		stack_unmap(c->stacks[c->nr], c->size[c->nr]);
 	}
 	fiber__free(c->stacks, c->cap * sizeof(*c->stacks));
 	fiber__free(c->size, c->cap * sizeof(*c->size));

@@ -64,7 +64,10 @@ static void wait_until_sleeping(fiber_t *f)
 {
 	struct fiber_stats st;
 
-	while (fiber_stats(f, &st) == 0 && st.state != TASK_INTERRUPTIBLE)
+	uint64_t end = now_ns() + 5000 * MS;
+
+	/* Bounded, and never for a fiber that has already exited (a handle stays valid until the join). */
+	while (fiber_stats(f, &st) == 0 && st.state != TASK_INTERRUPTIBLE && st.state != TASK_DEAD && now_ns() < end)
 		fiber_sleep(100 * US);
 }
 
@@ -437,18 +440,18 @@ static void test_monitor_blocking_region_in_place_hands_off_work(void **state)
 }
 
 /*
- * Every worker's fiber in a blocking region at once (2 workers, 2 regions of 300 ms): a ticker that sleeps 5 ms at
+ * Every worker's fiber in a blocking region at once (2 workers, 2 regions of 500 ms): a ticker that sleeps 5 ms at
  * a time still runs on time, because the regions run on spare threads.
  */
 static atomic_int all_blocked_go;
 static uint64_t all_blocked_worst;
 static int all_blocked_ticks;
 
-static void *region_300ms(void *arg)
+static void *region_500ms(void *arg)
 {
 	(void)arg;
 	fiber_blocking_begin();
-	usleep(300 * 1000);
+	usleep(500 * 1000);
 	fiber_blocking_end();
 	return NULL;
 }
@@ -481,8 +484,8 @@ static void all_blocked_main(void *arg)
 	fiber_attr_init(&a1);
 	CPU_SET(1, &a1.affinity);
 	fiber_spawn(&t, NULL, ticker_5ms, NULL);
-	fiber_spawn(&r0, &a0, region_300ms, NULL);
-	fiber_spawn(&r1, &a1, region_300ms, NULL);
+	fiber_spawn(&r0, &a0, region_500ms, NULL);
+	fiber_spawn(&r1, &a1, region_500ms, NULL);
 	fiber_sleep(5 * MS); /* both regions have begun */
 	atomic_store(&all_blocked_go, 1);
 	fiber_join(r0, NULL);
@@ -498,11 +501,14 @@ static void test_monitor_every_worker_in_a_blocking_region(void **state)
 	all_blocked_worst = 0;
 	all_blocked_ticks = 0;
 	assert_int_equal(fiber_run(&c, all_blocked_main, NULL), 0);
-	print_message("both workers' fibers in 300 ms blocking regions: 40 sleeps of 5 ms, worst %.2f ms late\n",
+	print_message("both workers' fibers in 500 ms blocking regions: 40 sleeps of 5 ms, worst %.2f ms late\n",
 		      all_blocked_worst / 1e6);
 	assert_int_equal(all_blocked_ticks, 40);
-	/* Typically under 1 ms; in place (FIBER_SPARE_THREADS=0) the ticker waits for a region to end (126 ms seen). */
-	assert_true(all_blocked_worst <= 50 * MS);
+	/*
+	 * Typically under 4 ms; in place (FIBER_SPARE_THREADS=0) the ticker waits for a region to end (hundreds of
+	 * ms). The bound leaves room for a loaded host, which can keep a runnable thread off the CPU for 50 ms.
+	 */
+	assert_true(all_blocked_worst <= 150 * MS);
 }
 
 int main(void)

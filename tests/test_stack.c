@@ -3,6 +3,7 @@
  * stack bounds, faulting address, backtrace); a frame larger than a page but smaller than the 64 KiB guard lands in
  * the guard instead of in a neighbouring stack; a SIGSEGV that is not an overflow goes to the handler the
  * application installed before. Each case runs in a child process, whose stderr the test reads.
+ * The stack cache: after a burst of fibers, an idle runtime gives the cached stacks back (in this process).
  */
 #include "test_util.h"
 
@@ -373,6 +374,66 @@ static void test_stack_other_segv_default(void **state)
 	assert_null(strstr(out, "stack overflow"));
 }
 
+/* ---- the global stack cache gives its memory back when idle (monitor, fiber__stack_cache_trim) ---- */
+
+#define TRIM_FIBERS 1000
+#define TRIM_TOUCH (32 * 1024) /* stack bytes each fiber touches, so that its cached stack holds that much */
+
+static fiber_sem_t trim_go;
+
+static void *toucher_fn(void *arg)
+{
+	volatile char buf[TRIM_TOUCH];
+
+	for (size_t i = 0; i < sizeof(buf); i += 512)
+		buf[i] = (char)i;
+	fiber_sem_wait(&trim_go);
+	return (void *)(uintptr_t)buf[0];
+}
+
+/*
+ * A burst: 1000 fibers, each with 32 KiB of its stack touched, all alive at once, then all gone. Beyond the
+ * per-worker caches their stacks go to the global cache; with the process idle the monitor unmaps them within two
+ * STACK_TRIM_NS periods, and the resident memory comes down with them.
+ */
+static void test_stack_cache_trimmed_when_idle(void **state)
+{
+	static fiber_t *f[TRIM_FIBERS];
+	struct fiber_config c = test_cfg(2);
+	unsigned cached_before, cached_after;
+	size_t rss_burst, rss_after;
+	uint64_t t0, waited;
+	int spawned = 0;
+
+	assert_int_equal(fiber_sem_init(&trim_go, 0), 0);
+	assert_int_equal(fiber_runtime_start(&c), 0);
+	for (int i = 0; i < TRIM_FIBERS; i++)
+		spawned += fiber_spawn(&f[i], NULL, toucher_fn, NULL) == 0;
+	for (int i = 0; i < TRIM_FIBERS; i++)
+		fiber_sem_post(&trim_go);
+	for (int i = 0; i < TRIM_FIBERS; i++)
+		fiber_join(f[i], NULL);
+	rss_burst = rss_bytes();
+	cached_before = fiber__stack_cached();
+	t0 = now_ns();
+	do {
+		usleep(50000);
+		cached_after = fiber__stack_cached();
+	} while (cached_after && now_ns() - t0 < 10 * STACK_TRIM_NS);
+	waited = now_ns() - t0;
+	rss_after = rss_bytes();
+	fiber_runtime_stop();
+	printf("stack cache: %u stacks after the burst, %u after %.2f s; RSS %zu KiB -> %zu KiB\n", cached_before,
+	       cached_after, (double)waited / 1e9, rss_burst / 1024, rss_after / 1024);
+
+	assert_int_equal(spawned, TRIM_FIBERS);
+	/* Most went to the global cache (the per-worker caches keep up to STACK_CACHE_WORKER each). */
+	assert_true(cached_before >= TRIM_FIBERS / 2);
+	assert_int_equal(cached_after, 0);
+	/* At least half of what the cached stacks held resident went back (ASan's shadow pages come back too). */
+	assert_true(rss_after + (size_t)cached_before * TRIM_TOUCH / 2 <= rss_burst);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -383,6 +444,7 @@ int main(void)
 		cmocka_unit_test(test_stack_large_frame_hits_guard),
 		cmocka_unit_test(test_stack_other_segv_chained),
 		cmocka_unit_test(test_stack_other_segv_default),
+		cmocka_unit_test(test_stack_cache_trimmed_when_idle),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
