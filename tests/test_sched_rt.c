@@ -324,7 +324,11 @@ static void test_rt_rr_alternates_per_slice(void **state)
 	for (int k = 1; k <= RR_SEGMENTS; k++) {
 		assert_int_not_equal(rr_run[k].fiber, rr_run[k + 1].fiber);
 		assert_true(charged[k] >= RR_SLICE_NS - SLICE_EARLY_TOL_NS);
-		assert_true(charged[k] <= RR_SLICE_NS + 2 * MS + off[k]);
+		/*
+		 * The slice ends at the first tick after it is used up; the tick is the monitor thread's store, which
+		 * a loaded host can delay by a few ms on top of what it took from the worker (off[k]).
+		 */
+		assert_true(charged[k] <= RR_SLICE_NS + 5 * MS + off[k]);
 	}
 }
 
