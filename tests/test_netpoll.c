@@ -892,8 +892,8 @@ static void test_netpoll_idle_cpu_1000_parked(void **state)
 	print_message("%d fibers parked: %.3f ms CPU in %.1f ms (%.3f%% of a CPU)\n", PARKED, cpu / 1e6, wall / 1e6,
 		      100.0 * (double)cpu / (double)wall);
 	assert_int_equal(atomic_load(&parked_bad), 0);
-	/* The target is well under 1%; the bound is generous (sanitizer runtimes have their own threads). */
-	assert_true(cpu * 100 < wall * 2);
+	/* The bound, 1% of a CPU (measured: 0.02%, 0.15% under ThreadSanitizer, whose runtime has a thread). */
+	assert_true(cpu * 100 < wall);
 }
 
 /* ------------------------------------------------------------------------------------------------------------
