@@ -797,6 +797,64 @@ static void test_netpoll_wait_enomem(void **state)
 	close(p[1]);
 }
 
+/* fds beyond the first table (4096): the table grows, concurrently, and a failed growth is -ENOMEM. */
+#define HIGH_FDS 4
+static int high_fd[HIGH_FDS], high_ret[HIGH_FDS], grow_fail_ret;
+
+static void *high_waiter(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+
+	high_ret[i] = fiber__netpoll_wait(high_fd[i], POLLIN, deadline_in(10000 * MS));
+	return NULL;
+}
+
+static void high_main(void *arg)
+{
+	fiber_t *f[HIGH_FDS];
+
+	/* The first allocation from here on is the table's growth for the highest fd. */
+	atomic_store(&fiber__fail_alloc, 1);
+	grow_fail_ret = fiber__netpoll_wait(high_fd[HIGH_FDS - 1], POLLIN, 0);
+	atomic_store(&fiber__fail_alloc, 0);
+	for (int i = 0; i < HIGH_FDS; i++)
+		f[i] = spawn(high_waiter, (void *)(intptr_t)i);
+	for (int i = 0; i < HIGH_FDS; i++)
+		if (!f[i] || fiber_join(f[i], NULL))
+			atomic_fetch_add(&errs, 1);
+}
+
+static void test_netpoll_high_fds(void **state)
+{
+	struct fiber_config c = test_cfg(4);
+	struct rlimit rl;
+	int p[2];
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < 20000 && rl.rlim_max >= 20000) {
+		rl.rlim_cur = 20000;
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+	if (rl.rlim_cur < 20000)
+		skip(); /* cannot have an fd that high here */
+	atomic_store(&errs, 0);
+	assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	assert_int_equal(write(p[1], "h", 1), 1);
+	for (int i = 0; i < HIGH_FDS; i++) {
+		high_fd[i] = 4096 + i * 5000; /* 4096 .. 19096: the table doubles more than once */
+		assert_int_equal(dup3(p[0], high_fd[i], O_CLOEXEC), high_fd[i]);
+	}
+	assert_int_equal(fiber_run(&c, high_main, NULL), 0);
+	assert_int_equal(atomic_load(&errs), 0);
+	assert_int_equal(grow_fail_ret, -ENOMEM);
+	for (int i = 0; i < HIGH_FDS; i++) {
+		assert_true(high_ret[i] & POLLIN);
+		close(high_fd[i]);
+	}
+	close(p[0]);
+	close(p[1]);
+}
+
 static void test_netpoll_init_enomem(void **state)
 {
 	atomic_store(&fiber__fail_alloc, -1);
@@ -1063,6 +1121,7 @@ int main(void)
 		T(test_netpoll_regular_file_eperm),
 		T(test_netpoll_bad_fd),
 		T(test_netpoll_wait_enomem),
+		T(test_netpoll_high_fds),
 		cmocka_unit_test(test_netpoll_init_enomem),
 		cmocka_unit_test(test_netpoll_wait_without_init),
 		T(test_netpoll_plain_thread_polls),
