@@ -434,7 +434,7 @@ int fiber__netpoll_wait(int fd, short events, uint64_t deadline)
 	struct np_waiter w;
 	struct fiber_timer t;
 	struct np_desc *d;
-	bool gave_up = false;
+	bool gave_up = false, said;
 	int ret;
 
 	if (fd < 0 || fd >= NP_FD_MAX)
@@ -454,7 +454,13 @@ int fiber__netpoll_wait(int fd, short events, uint64_t deadline)
 	w.task = curr;
 	w.events = want;
 	atomic_init(&w.result, 0);
-	fiber__set_wait(curr, "netpoll", d);
+	/*
+	 * Shown by fiber_dump and gdb, unless the caller said something more precise. "io:": the deadlock report
+	 * does not count a fiber that waits for the outside world as blocked on another fiber.
+	 */
+	said = !atomic_load_explicit(&curr->wait_reason, memory_order_relaxed);
+	if (said)
+		fiber__set_wait(curr, "io:netpoll", d);
 	spin_lock(&d->lock);
 	list_add_tail(&w.link, &d->waiters);
 	ret = desc_arm(d, desc_mask(d));
@@ -462,7 +468,8 @@ int fiber__netpoll_wait(int fd, short events, uint64_t deadline)
 		/* EPERM: a regular file or directory (always ready; the caller makes the call). EBADF, ENOMEM, ... */
 		list_del_init(&w.link);
 		spin_unlock(&d->lock);
-		fiber__set_wait(curr, NULL, NULL);
+		if (said)
+			fiber__set_wait(curr, NULL, NULL);
 		return ret;
 	}
 	spin_unlock(&d->lock);
@@ -507,7 +514,8 @@ int fiber__netpoll_wait(int fd, short events, uint64_t deadline)
 			list_del_init(&w.link);
 		spin_unlock(&d->lock);
 	}
-	fiber__set_wait(curr, NULL, NULL);
+	if (said)
+		fiber__set_wait(curr, NULL, NULL);
 	return ret;
 }
 
