@@ -15,6 +15,7 @@
  * Every call returns -errno and leaves errno alone.
  */
 #include "io.h"
+#include "netpoll.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -233,39 +234,6 @@ static ssize_t io_uring_op(struct fiber *p, const struct io_req *r, uint64_t dea
 	if (op.res == -ECANCELED && op.timed)
 		return -ETIMEDOUT; /* the linked timeout fired, or the timer's cancel */
 	return op.res;
-}
-
-/*
- * Interim readiness wait of the poll path until netpoll.c lands: poll(2) inside a blocking region, so the worker's
- * other fibers and timers move away while this one waits. Not cancellable while it waits.
- */
-static int fiber__netpoll_wait(int fd, short events, uint64_t deadline)
-{
-	struct pollfd pfd = { .fd = fd, .events = events };
-	int ms = -1, n;
-
-	if (deadline) {
-		uint64_t now = fiber__sched_clock();
-
-		if (now >= deadline)
-			return -ETIMEDOUT;
-		ms = (int)((deadline - now + 999999) / 1000000);
-	}
-	fiber_blocking_begin();
-	do
-		n = poll(&pfd, 1, ms);
-	while (n < 0 && errno == EINTR);
-	fiber_blocking_end();
-	if (n < 0)
-		return -errno;
-	if (!n)
-		return -ETIMEDOUT;
-	return pfd.revents & POLLNVAL ? -EBADF : pfd.revents;
-}
-
-static void fiber__netpoll_forget(int fd)
-{
-	(void)fd;
 }
 
 /* The readiness path (no io_uring): the nonblocking attempt, then a wait in netpoll.c, until done. */
