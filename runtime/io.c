@@ -327,7 +327,10 @@ static ssize_t io_do(struct io_req *r)
 
 		if (r->kind == K_CLOSE)
 			fiber__netpoll_forget(r->fd);
+		/* netpoll.c keeps a reason its caller set: fiber_dump names the call, as on the io_uring path. */
+		fiber__set_wait(p, io_names[r->kind], (const void *)(intptr_t)r->fd);
 		ret = io_poll_path(p, r, deadline);
+		fiber__set_wait(p, NULL, NULL);
 		/* We may be on another worker's thread now: a fresh errno location, not the one read above. */
 		*this_worker()->errno_loc = saved;
 		fiber__preempt_point();
