@@ -379,7 +379,7 @@ void fiber_blocking_end(void);
  * Without io_uring (the kernel refuses it: kernel.io_uring_disabled, a seccomp filter; or FIBER_IO=poll in the
  * environment) the runtime says so once on stderr at fiber_runtime_start and the same calls work through a
  * readiness path: the nonblocking system call, and a wait for readiness when it would block. Regular files, open,
- * close and fsync have no readiness: on that path the call blocks its worker inside fiber_blocking_begin/end.
+ * close and fsync have no readiness: on that path the call runs inside fiber_blocking_begin/end.
  * A worker's ring is served by its own thread: while a fiber holds that thread in a blocking system call, the
  * completions of I/O submitted on that worker wait for it.
  * Context: any thread; in a fiber they sleep, elsewhere they block.

@@ -15,6 +15,7 @@
  * Every call returns -errno and leaves errno alone.
  */
 #include "io.h"
+#include "netpoll.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -235,39 +236,6 @@ static ssize_t io_uring_op(struct fiber *p, const struct io_req *r, uint64_t dea
 	return op.res;
 }
 
-/*
- * Interim readiness wait of the poll path until netpoll.c lands: poll(2) inside a blocking region, so the worker's
- * other fibers and timers move away while this one waits. Not cancellable while it waits.
- */
-static int fiber__netpoll_wait(int fd, short events, uint64_t deadline)
-{
-	struct pollfd pfd = { .fd = fd, .events = events };
-	int ms = -1, n;
-
-	if (deadline) {
-		uint64_t now = fiber__sched_clock();
-
-		if (now >= deadline)
-			return -ETIMEDOUT;
-		ms = (int)((deadline - now + 999999) / 1000000);
-	}
-	fiber_blocking_begin();
-	do
-		n = poll(&pfd, 1, ms);
-	while (n < 0 && errno == EINTR);
-	fiber_blocking_end();
-	if (n < 0)
-		return -errno;
-	if (!n)
-		return -ETIMEDOUT;
-	return pfd.revents & POLLNVAL ? -EBADF : pfd.revents;
-}
-
-static void fiber__netpoll_forget(int fd)
-{
-	(void)fd;
-}
-
 /* The readiness path (no io_uring): the nonblocking attempt, then a wait in netpoll.c, until done. */
 static ssize_t io_poll_path(struct fiber *p, const struct io_req *r, uint64_t deadline)
 {
@@ -359,7 +327,10 @@ static ssize_t io_do(struct io_req *r)
 
 		if (r->kind == K_CLOSE)
 			fiber__netpoll_forget(r->fd);
+		/* netpoll.c keeps a reason its caller set: fiber_dump names the call, as on the io_uring path. */
+		fiber__set_wait(p, io_names[r->kind], (const void *)(intptr_t)r->fd);
 		ret = io_poll_path(p, r, deadline);
+		fiber__set_wait(p, NULL, NULL);
 		/* We may be on another worker's thread now: a fresh errno location, not the one read above. */
 		*this_worker()->errno_loc = saved;
 		fiber__preempt_point();

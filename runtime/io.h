@@ -71,6 +71,7 @@ extern __hidden enum io_mode fiber__io_mode;
 
 /* uring.c: start and stop of the rings, the hooks the scheduler and the idle loop call. */
 __hidden int fiber__io_select(void);                   /* at runtime start: which mode, say it once */
+__hidden void fiber__io_release(void);                /* at runtime stop, after the workers: undo select */
 __hidden int fiber__io_worker_init(struct worker *w);  /* on the worker's thread */
 __hidden void fiber__io_worker_exit(struct worker *w); /* on the worker's thread */
 __hidden void fiber__io_work(struct worker *w, bool idle);  /* submit due SQEs, drain cancels, reap */

@@ -96,6 +96,7 @@ static int runtime_start(const struct fiber_config *cfg)
 	if (!ret)
 		ret = fiber__workers_start(c.workers);
 	if (ret) { /* worker.c (or uring.c) printed what failed */
+		fiber__io_release();
 		fiber__trace_stop();
 		fiber__stack_cache_drain(&fiber__rt.gstacks);
 		pthread_mutex_unlock(&rt_lock);
@@ -113,6 +114,7 @@ static int runtime_start(const struct fiber_config *cfg)
 					   "fiber_config.workers", strerror(-ret));
 		fiber__stoppers_stop();
 		fiber__workers_stop();
+		fiber__io_release();
 		fiber__trace_stop();
 		fiber__stack_cache_drain(&fiber__rt.gstacks);
 		fiber__desc_slabs_trim();
@@ -212,6 +214,7 @@ int fiber_runtime_stop(void)
 	fiber__monitor_stop();
 	fiber__stoppers_stop();
 	fiber__workers_stop();
+	fiber__io_release(); /* the readiness path's poller: every fiber has exited */
 	fiber__trace_stop(); /* the workers are gone: the buffers are quiescent */
 	atomic_store(&fiber__rt.running, 0);
 	spin_lock(&fiber__rt.stack_lock);

@@ -18,6 +18,7 @@
  * returns. A busy worker is never kicked with a system call.
  */
 #include "io.h"
+#include "netpoll.h"
 
 #include <poll.h>
 #include <stdio.h>
@@ -69,6 +70,29 @@ static const char *io_disabled_sysctl(void)
 	return buf;
 }
 
+static bool io_netpoll_up; /* this runtime holds a fiber__netpoll_init (start/stop, under fiber.c's rt_lock) */
+
+/* The readiness path's poller (netpoll.c): up before the workers, down after them (fiber__io_release). */
+static int io_poll_start(void)
+{
+	int ret = fiber__netpoll_init();
+
+	if (ret) {
+		fiber__start_error("cannot set up the poll readiness path (%s); raise RLIMIT_NOFILE or RLIMIT_NPROC, "
+				   "or the memory limit", strerror(-ret));
+		return ret;
+	}
+	io_netpoll_up = true;
+	return 0;
+}
+
+void fiber__io_release(void)
+{
+	if (io_netpoll_up)
+		fiber__netpoll_fini();
+	io_netpoll_up = false;
+}
+
 /*
  * Which I/O path this runtime uses: FIBER_IO=uring (the default) or poll. A kernel that refuses io_uring
  * (kernel.io_uring_disabled, a seccomp filter, an old kernel) selects the readiness path, said once on stderr.
@@ -93,7 +117,7 @@ int fiber__io_select(void)
 	fiber__io_timeout_mode = tm && !strcmp(tm, "linked") ? IO_TIMEOUT_LINKED : IO_TIMEOUT_TIMER;
 	if (env && !strcmp(env, "poll")) {
 		fiber__io_mode = IO_MODE_POLL;
-		return 0;
+		return io_poll_start();
 	}
 	if (!env || !*env) {
 		/* Valgrind does not follow io_uring (a program under it waits for completions for ever). */
@@ -103,7 +127,7 @@ int fiber__io_select(void)
 			fiber__io_mode = IO_MODE_POLL;
 			fprintf(stderr, "libfiber: running under valgrind, which does not follow io_uring: I/O uses the "
 					"poll readiness path (FIBER_IO=uring forces io_uring)\n");
-			return 0;
+			return io_poll_start();
 		}
 	}
 	ret = io_uring_queue_init(2, &probe, 0);
@@ -111,7 +135,7 @@ int fiber__io_select(void)
 		fiber__io_mode = IO_MODE_POLL;
 		fprintf(stderr, "libfiber: io_uring is unavailable (%s; kernel.io_uring_disabled = %s): I/O uses the "
 				"poll readiness path\n", strerror(-ret), io_disabled_sysctl());
-		return 0;
+		return io_poll_start();
 	}
 	io_uring_queue_exit(&probe);
 	fiber__io_mode = IO_MODE_URING;
