@@ -135,8 +135,17 @@ static void *napper(void *arg)
 	return NULL;
 }
 
+static atomic_int yielders_ready;
+
 static void *yielder(void *arg)
 {
+	/*
+	 * Both first: a yielder that started alone would finish its yields before its peer existed (none switches).
+	 * Yield while waiting, so that both stay runnable: the peer's arrival makes the next yield switch to it.
+	 */
+	atomic_fetch_add(&yielders_ready, 1);
+	while (atomic_load(&yielders_ready) < 2)
+		fiber_yield();
 	for (int i = 0; i < 100; i++)
 		fiber_yield();
 	return NULL;
@@ -165,6 +174,7 @@ static void workload(void *arg)
 	struct fiber_attr a;
 	fiber_t *f[4];
 
+	atomic_store(&yielders_ready, 0);
 	fiber_attr_init(&a);
 	a.name = "tr-napper";
 	fiber_spawn(&f[0], &a, napper, NULL);
