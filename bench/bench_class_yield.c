@@ -36,10 +36,9 @@ static void *yielder(void *arg)
 	uint64_t sw = 0;
 
 	if (c->cls == C_DL) {
-		struct fiber_sched_attr a = { .policy = FIBER_SCHED_DEADLINE,
-					      .runtime_ns = 2000,
-					      .deadline_ns = 4000000,
-					      .period_ns = 4000000 };
+		struct fiber_sched_attr a = {
+			.policy = FIBER_SCHED_DEADLINE, .runtime_ns = 2000, .deadline_ns = 4000000, .period_ns = 4000000
+		};
 		int err = fiber_setattr(NULL, &a);
 
 		if (err) {

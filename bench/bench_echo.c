@@ -54,7 +54,7 @@
 
 #define MAX_REPS 51
 #define MAX_CLIENT_THREADS 16
-#define HIST_SUB 64				/* sub-buckets per power of two: latency resolution ~1.5% */
+#define HIST_SUB 64 /* sub-buckets per power of two: latency resolution ~1.5% */
 #define HIST_BUCKETS (64 * HIST_SUB)
 
 /* ---- options ---- */
@@ -73,14 +73,14 @@ static int port_base;
 /* ---- server configurations ---- */
 
 struct server {
-	const char *name;	/* shown in the table */
-	const char *prog;	/* file in bin_dir */
-	const char *flag;	/* how the program takes its worker count */
+	const char *name; /* shown in the table */
+	const char *prog; /* file in bin_dir */
+	const char *flag; /* how the program takes its worker count */
 	int workers;
 	/* results, one per repetition */
 	int n;
 	double rps[MAX_REPS], cpu_us[MAX_REPS], per_cpu_s[MAX_REPS], p50[MAX_REPS], p99[MAX_REPS];
-	char why[160];		/* not empty: not available, and why */
+	char why[160]; /* not empty: not available, and why */
 };
 
 static struct server servers[] = {
@@ -98,9 +98,9 @@ static struct server servers[] = {
 struct conn {
 	int fd;
 	int id;
-	uint64_t seq;		/* message number: selects the byte pattern */
-	size_t sent, got;	/* of the current message */
-	uint64_t t_send;	/* ns, when the current message's first byte went */
+	uint64_t seq;	  /* message number: selects the byte pattern */
+	size_t sent, got; /* of the current message */
+	uint64_t t_send;  /* ns, when the current message's first byte went */
 	char *rbuf;
 };
 
@@ -109,14 +109,14 @@ struct client {
 	int ep;
 	struct conn *conns;
 	int n;
-	uint64_t done;		/* requests completed while measuring */
+	uint64_t done; /* requests completed while measuring */
 	uint64_t hist[HIST_BUCKETS];
-	int error;		/* errno of the first failure, or -1: a byte came back wrong */
+	int error; /* errno of the first failure, or -1: a byte came back wrong */
 	char *sbuf;
 };
 
 static struct client clients[MAX_CLIENT_THREADS];
-static atomic_int phase;	/* 0 warm-up, 1 measuring, 2 stop; written by main, read by the client threads */
+static atomic_int phase; /* 0 warm-up, 1 measuring, 2 stop; written by main, read by the client threads */
 
 static uint64_t now_ns(void)
 {
@@ -138,7 +138,7 @@ static unsigned hist_index(uint64_t ns)
 	if (ns < HIST_SUB)
 		return (unsigned)ns;
 	msb = 63u - (unsigned)__builtin_clzll(ns);
-	shift = msb - 5;	/* keep 6 significant bits: HIST_SUB values per power of two */
+	shift = msb - 5; /* keep 6 significant bits: HIST_SUB values per power of two */
 	return (shift + 1) * HIST_SUB + (unsigned)((ns >> shift) - HIST_SUB);
 }
 
@@ -209,7 +209,7 @@ static bool conn_recv(struct client *cl, struct conn *c)
 		if (n < 0 && errno == EAGAIN)
 			return true;
 		if (n <= 0) {
-			cl->error = n == 0 ? ECONNRESET : errno;	/* the server closed on us */
+			cl->error = n == 0 ? ECONNRESET : errno; /* the server closed on us */
 			return false;
 		}
 		for (ssize_t i = 0; i < n; i++) {
@@ -226,7 +226,7 @@ static bool conn_recv(struct client *cl, struct conn *c)
 			cl->hist[hist_index(now_ns() - c->t_send)]++;
 		}
 		if (c->sent < msg_size)
-			return true;	/* cannot happen with an echo server; wait for EPOLLOUT to finish */
+			return true; /* cannot happen with an echo server; wait for EPOLLOUT to finish */
 		c->seq++;
 		c->sent = c->got = 0;
 		return conn_send(cl, c);
@@ -264,7 +264,8 @@ static void *client_loop(void *arg)
 
 static int connect_to(int p)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)p),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int one = 1;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -317,7 +318,7 @@ static pid_t start_server(struct server *s, int p)
 		int null = open("/dev/null", O_WRONLY);
 
 		if (null >= 0)
-			dup2(null, STDOUT_FILENO);	/* stderr stays: a server's complaint is worth seeing */
+			dup2(null, STDOUT_FILENO); /* stderr stays: a server's complaint is worth seeing */
 		execl(path, path, "--port", ports, s->flag, workers, (char *)NULL);
 		_exit(127);
 	}
@@ -508,10 +509,11 @@ static void ratio_cell(char *buf, size_t len, double a, double b)
 
 static void print_table(FILE *f)
 {
-	fprintf(f, "Echo, %d connections x 1 request in flight, %zu-byte messages, %d client thread(s) (epoll, not "
-		   "libfiber); %d repetition(s) of %.1f s after %d ms of warm-up, medians; server CPU = user + system "
-		   "of all its threads over the measured window.\n\n", nconn, msg_size, client_threads, reps, seconds,
-		warmup_ms);
+	fprintf(f,
+		"Echo, %d connections x 1 request in flight, %zu-byte messages, %d client thread(s) (epoll, not "
+		"libfiber); %d repetition(s) of %.1f s after %d ms of warm-up, medians; server CPU = user + system "
+		"of all its threads over the measured window.\n\n",
+		nconn, msg_size, client_threads, reps, seconds, warmup_ms);
 	fprintf(f, "| server | workers | requests/s | server CPU us/req | req per server CPU-s | vs io_uring loop "
 		   "(per CPU-s) | vs epoll loop (per CPU-s) | p50 us | p99 us |\n");
 	fprintf(f, "|---|---|---|---|---|---|---|---|---|\n");
@@ -540,9 +542,10 @@ static void print_table(FILE *f)
 			fprintf(f, "- %d worker(s): not all three measured\n", w);
 			continue;
 		}
-		fprintf(f, "- %d worker(s): libfiber %.2fx the raw io_uring loop (goal >= 0.95x: %s), %.2fx the epoll "
-			   "loop (goal > 1.00x: %s)\n", w, lf / ur, lf / ur >= 0.95 ? "met" : "NOT met", lf / ep,
-			lf / ep > 1.0 ? "met" : "NOT met");
+		fprintf(f,
+			"- %d worker(s): libfiber %.2fx the raw io_uring loop (goal >= 0.95x: %s), %.2fx the epoll "
+			"loop (goal > 1.00x: %s)\n",
+			w, lf / ur, lf / ur >= 0.95 ? "met" : "NOT met", lf / ep, lf / ep > 1.0 ? "met" : "NOT met");
 	}
 }
 
@@ -648,8 +651,8 @@ int main(int argc, char **argv)
 			s->n++;
 			s->why[0] = 0;
 			printf("RESULT echo_%s_%dw %s %.0f req/s, %.2f us CPU/req, %.0f req/CPU-s, p50 %.1f us, "
-			       "p99 %.1f us\n", s->prog, s->workers, s->name, sm.rps, sm.cpu_us, sm.per_cpu_s,
-			       sm.p50_us, sm.p99_us);
+			       "p99 %.1f us\n",
+			       s->prog, s->workers, s->name, sm.rps, sm.cpu_us, sm.per_cpu_s, sm.p50_us, sm.p99_us);
 			fflush(stdout);
 			if (csv)
 				fprintf(csv, "%s,%s,%d,%d,%.0f,%.3f,%.0f,%.2f,%.2f\n", s->name, s->prog, s->workers, r,

@@ -46,7 +46,7 @@ static size_t rss_bytes(void)
 
 struct park {
 	struct wait_queue_head wq;
-	int open;		/* the gate: 1 lets the parked fibers go */
+	int open; /* the gate: 1 lets the parked fibers go */
 	uint64_t n;
 	uint64_t parked, exited; /* atomic */
 	int err;

@@ -27,7 +27,7 @@ struct node {
 };
 
 static struct fiber_attr node_attr;
-static int sk_err;	/* first failure of fiber_spawn or fiber_join, atomic */
+static int sk_err; /* first failure of fiber_spawn or fiber_join, atomic */
 
 static void sk_fail(int err)
 {
@@ -106,7 +106,7 @@ static void root(void *arg)
 	uint64_t want = r->leaves * (r->leaves - 1) / 2, t, start = bench_now_ns();
 	int i;
 
-	t = one_run(r);		/* warm-up */
+	t = one_run(r); /* warm-up */
 	if (!t)
 		return;
 	if (t > SKYNET_BUDGET_S * 1000000000ull && r->sum == want) {

@@ -148,8 +148,8 @@ int main(int argc, char **argv)
 			lf_na_err("sleep_50us", "fiber_run", err);
 		} else {
 			qsort(all, (size_t)nall, sizeof(all[0]), cmp_u64);
-			fprintf(stderr, "sleep_50us: %d sleeps, median %.1f us, p99 %.1f us, max %.1f us, early %d\n", nall,
-				all[nall / 2] / 1e3, all[nall * 99 / 100] / 1e3, all[nall - 1] / 1e3, early);
+			fprintf(stderr, "sleep_50us: %d sleeps, median %.1f us, p99 %.1f us, max %.1f us, early %d\n",
+				nall, all[nall / 2] / 1e3, all[nall * 99 / 100] / 1e3, all[nall - 1] / 1e3, early);
 			bench_report("sleep_50us", "libfiber", med_samples, reps(), "ns");
 			bench_report("sleep_50us_p99", "libfiber", p99_samples, reps(), "ns");
 			if (early)

@@ -16,7 +16,7 @@
 #define BATCH 1000
 
 struct spawn_ctx {
-	const char *suffix;	/* "1w" or "allw" */
+	const char *suffix; /* "1w" or "allw" */
 	int err;
 };
 

@@ -45,8 +45,8 @@ static void main_fiber(void *arg)
 	char name[16];
 
 	(void)arg;
-	printf("libfiber %s: %u workers, main fiber %" PRIu64 " on worker %d\n", fiber_version(),
-	       fiber_worker_count(), fiber_id(fiber_self()), fiber_worker_id());
+	printf("libfiber %s: %u workers, main fiber %" PRIu64 " on worker %d\n", fiber_version(), fiber_worker_count(),
+	       fiber_id(fiber_self()), fiber_worker_id());
 	for (int i = 0; i < NR_FIBERS; i++) {
 		struct fiber_attr attr;
 		int ret;
@@ -65,9 +65,10 @@ static void main_fiber(void *arg)
 		void *ret;
 
 		fiber_join(f[i], &ret);
-		printf("fiber job%d (returned %d): started on worker %d, ended on worker %d, moved %d times, sum %" PRIu64
-		       "\n",
-		       i, (int)(uintptr_t)ret, jobs[i].start_worker, jobs[i].end_worker, jobs[i].moves, jobs[i].sum);
+		printf(
+		    "fiber job%d (returned %d): started on worker %d, ended on worker %d, moved %d times, sum %" PRIu64
+		    "\n",
+		    i, (int)(uintptr_t)ret, jobs[i].start_worker, jobs[i].end_worker, jobs[i].moves, jobs[i].sum);
 	}
 }
 

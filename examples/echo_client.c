@@ -62,13 +62,13 @@ static struct {
 static struct sockaddr_storage server_addr;
 static socklen_t server_addrlen;
 
-static fiber_sem_t connect_slots;	/* connects in progress */
-static fiber_wg_t connecting;		/* connection fibers not yet past their connect (connected or not) */
-static fiber_wg_t conns_done;		/* connection fibers not yet gone */
+static fiber_sem_t connect_slots; /* connects in progress */
+static fiber_wg_t connecting;	  /* connection fibers not yet past their connect (connected or not) */
+static fiber_wg_t conns_done;	  /* connection fibers not yet gone */
 
 static _Atomic uint64_t hist[HIST_BUCKETS];
 static atomic_ulong nr_connected, nr_messages;
-static _Atomic uint64_t t_start, t_end;	/* ns: the first fiber past the barrier; the last message echoed */
+static _Atomic uint64_t t_start, t_end; /* ns: the first fiber past the barrier; the last message echoed */
 
 /* Failures, counted by kind; the first message of each kind is kept to be printed. */
 enum { E_CONNECT, E_SEND, E_RECV, E_EOF, E_MISMATCH, E_SPAWN, E_NR };
@@ -371,8 +371,8 @@ int main(int argc, char **argv)
 				(unsigned long long)rl.rlim_cur, opt.connections);
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (fiber_sem_init(&connect_slots, (unsigned)opt.connect_concurrency) ||
-	    fiber_wg_init(&connecting) || fiber_wg_init(&conns_done)) {
+	if (fiber_sem_init(&connect_slots, (unsigned)opt.connect_concurrency) || fiber_wg_init(&connecting) ||
+	    fiber_wg_init(&conns_done)) {
 		fprintf(stderr, "echo_client: bad --connections or --connect-concurrency\n");
 		return 2;
 	}
@@ -390,7 +390,8 @@ int main(int argc, char **argv)
 		double s = (double)elapsed / 1e9;
 
 		printf("echo_client: %lu of %lu connections open at once; %llu of %llu messages of %zu bytes echoed "
-		       "and verified in %.3f s\n", atomic_load(&nr_connected), opt.connections, (unsigned long long)n,
+		       "and verified in %.3f s\n",
+		       atomic_load(&nr_connected), opt.connections, (unsigned long long)n,
 		       (unsigned long long)opt.connections * opt.messages, opt.size, s);
 		if (n && s > 0) {
 			printf("throughput: %.0f messages/s, %.2f MiB/s each way\n", (double)n / s,

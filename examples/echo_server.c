@@ -45,24 +45,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ECHO_BUF 8192	/* per connection, on its fiber's stack */
+#define ECHO_BUF 8192 /* per connection, on its fiber's stack */
 
 struct conn {
-	struct conn *next, *prev;	/* in the server's list; server.lock */
-	fiber_t *fiber;			/* set by the connection's own fiber; server.lock */
+	struct conn *next, *prev; /* in the server's list; server.lock */
+	fiber_t *fiber;		  /* set by the connection's own fiber; server.lock */
 	int fd;
 };
 
 static struct server {
-	int lfd;			/* the listening socket; closed by the acceptor when it stops */
+	int lfd; /* the listening socket; closed by the acceptor when it stops */
 	fiber_t *acceptor;
-	fiber_mutex_t lock;		/* the connection list and stopping */
-	struct conn head;		/* list of open connections; lock */
-	bool stopping;			/* no connection may register any more; lock */
-	unsigned long nr_open;		/* lock */
-	fiber_wg_t live;		/* connection fibers not yet gone (added by the acceptor before spawning) */
-	struct fiber_waitq sig_wq;	/* the main fiber waits here for sig */
-	atomic_int sig;			/* the first signal taken by the signal thread; 0 = none yet */
+	fiber_mutex_t lock;	   /* the connection list and stopping */
+	struct conn head;	   /* list of open connections; lock */
+	bool stopping;		   /* no connection may register any more; lock */
+	unsigned long nr_open;	   /* lock */
+	fiber_wg_t live;	   /* connection fibers not yet gone (added by the acceptor before spawning) */
+	struct fiber_waitq sig_wq; /* the main fiber waits here for sig */
+	atomic_int sig;		   /* the first signal taken by the signal thread; 0 = none yet */
 } srv = {
 	.lock = FIBER_MUTEX_INITIALIZER,
 	.head = { &srv.head, &srv.head, NULL, -1 },
@@ -234,7 +234,8 @@ static void *serve_fiber(void *arg)
 /* The listening socket, or -1 (said on stderr); *port becomes the port it is bound to. */
 static int listen_on(int *port, int backlog)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)*port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)*port),
 				  .sin_addr.s_addr = htonl(INADDR_ANY) };
 	socklen_t len = sizeof(sa);
 	int one = 1;

@@ -67,8 +67,8 @@ struct conn {
 	struct http_server *hs;
 	struct sbuf in, out;
 	/* the request being parsed */
-	bool in_message;      /* between on_message_begin and on_message_complete */
-	bool in_headers;      /* between on_message_begin and on_headers_complete */
+	bool in_message; /* between on_message_begin and on_message_complete */
+	bool in_headers; /* between on_message_begin and on_headers_complete */
 	uint64_t header_deadline;
 	size_t header_bytes;
 	char url[MAX_URL];
@@ -84,7 +84,7 @@ struct conn {
 	struct sbuf body;
 	/* the connection */
 	int error_status; /* set by a callback that stops the parser */
-	bool closing;     /* reply with Connection: close and stop after this request */
+	bool closing;	  /* reply with Connection: close and stop after this request */
 	time_t date_sec;
 	char date[40];
 	/* The whole "GET / HTTP/1.1" reply, rebuilt when the Date changes: the hot path of the plaintext benchmark
@@ -154,8 +154,7 @@ static int reply_head(struct conn *c, int status, const char *type, uint64_t len
 
 	date_now(c);
 	count_status(c->hs, status);
-	if (sbuf_printf(&c->out, "HTTP/1.1 %d %s\r\nServer: libfiber\r\nDate: %s\r\n", status, reason(status),
-			c->date))
+	if (sbuf_printf(&c->out, "HTTP/1.1 %d %s\r\nServer: libfiber\r\nDate: %s\r\n", status, reason(status), c->date))
 		return -1;
 	if (type && sbuf_printf(&c->out, "Content-Type: %s\r\n", type))
 		return -1;
@@ -200,14 +199,22 @@ static int flush_out(struct conn *c)
 static const char *content_type(const char *path)
 {
 	static const char *const types[][2] = {
-		{ "html", "text/html; charset=utf-8" }, { "htm", "text/html; charset=utf-8" },
-		{ "txt", "text/plain; charset=utf-8" }, { "css", "text/css" },
-		{ "js", "text/javascript" },            { "json", "application/json" },
-		{ "xml", "application/xml" },           { "svg", "image/svg+xml" },
-		{ "png", "image/png" },                 { "jpg", "image/jpeg" },
-		{ "jpeg", "image/jpeg" },               { "gif", "image/gif" },
-		{ "webp", "image/webp" },               { "ico", "image/x-icon" },
-		{ "pdf", "application/pdf" },           { "wasm", "application/wasm" },
+		{ "html", "text/html; charset=utf-8" },
+		{ "htm", "text/html; charset=utf-8" },
+		{ "txt", "text/plain; charset=utf-8" },
+		{ "css", "text/css" },
+		{ "js", "text/javascript" },
+		{ "json", "application/json" },
+		{ "xml", "application/xml" },
+		{ "svg", "image/svg+xml" },
+		{ "png", "image/png" },
+		{ "jpg", "image/jpeg" },
+		{ "jpeg", "image/jpeg" },
+		{ "gif", "image/gif" },
+		{ "webp", "image/webp" },
+		{ "ico", "image/x-icon" },
+		{ "pdf", "application/pdf" },
+		{ "wasm", "application/wasm" },
 	};
 	const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
 
@@ -735,8 +742,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	struct http_server hs = { .root_fd = -1, .idle_ns = 60000000000ull, .header_ns = 10000000000ull,
-				  .max_body = 1u << 20 };
+	struct http_server hs = {
+		.root_fd = -1, .idle_ns = 60000000000ull, .header_ns = 10000000000ull, .max_body = 1u << 20
+	};
 	const char *root = NULL;
 	struct srv s;
 	int ret;

@@ -42,9 +42,9 @@ struct kv_entry {
 struct kv_shard {
 	kv_lock_t lock;
 	struct kv_entry **buckets; /* lock */
-	size_t nbuckets;           /* lock; a power of two */
-	size_t count;              /* lock; entries, expired ones not yet removed included */
-	size_t volatile_count;     /* lock; entries with an expiry */
+	size_t nbuckets;	   /* lock; a power of two */
+	size_t count;		   /* lock; entries, expired ones not yet removed included */
+	size_t volatile_count;	   /* lock; entries with an expiry */
 } __attribute__((aligned(64)));
 
 /*
@@ -58,7 +58,7 @@ struct kv_count {
 
 struct kv_store {
 	unsigned nshards;
-	unsigned shard_shift;       /* shard = hash >> shard_shift */
+	unsigned shard_shift;	    /* shard = hash >> shard_shift */
 	struct kv_count *commands;  /* KV_COUNT_SLOTS slots, one per worker id (mod): statistics only */
 	_Atomic unsigned expire_at; /* next shard kv_store_expire_cycle looks at: relaxed */
 	struct kv_shard *shards;
@@ -365,7 +365,7 @@ typedef int (*kv_cmd_fn)(struct kv_store *kv, const struct resp_cmd *c, struct s
 
 struct kv_command {
 	const char *name;
-	int arity;         /* Redis's convention: n = exactly n arguments with the name, -n = at least n */
+	int arity;	   /* Redis's convention: n = exactly n arguments with the name, -n = at least n */
 	const char *flags; /* for COMMAND: "readonly", "write", "fast" ... */
 	int first_key, last_key, key_step;
 	kv_cmd_fn fn;
@@ -809,11 +809,12 @@ static int cmd_config(struct kv_store *kv, const struct resp_cmd *c, struct sbuf
 static int cmd_info(struct kv_store *kv, const struct resp_cmd *c, struct sbuf *out)
 {
 	char text[256];
-	int n = snprintf(text, sizeof(text),
-			 "# Server\r\nkv_server:libfiber %s\r\nworkers:%u\r\n\r\n# Stats\r\ntotal_commands_processed:%llu"
-			 "\r\n\r\n# Keyspace\r\ndb0:keys=%llu\r\n",
-			 fiber_version(), fiber_worker_count(), (unsigned long long)kv_store_commands(kv),
-			 (unsigned long long)kv_store_size(kv));
+	int n = snprintf(
+	    text, sizeof(text),
+	    "# Server\r\nkv_server:libfiber %s\r\nworkers:%u\r\n\r\n# Stats\r\ntotal_commands_processed:%llu"
+	    "\r\n\r\n# Keyspace\r\ndb0:keys=%llu\r\n",
+	    fiber_version(), fiber_worker_count(), (unsigned long long)kv_store_commands(kv),
+	    (unsigned long long)kv_store_size(kv));
 
 	return resp_bulk(out, text, (size_t)n);
 }

@@ -46,13 +46,13 @@ long resp_parse(const char *buf, size_t len, const struct resp_limits *lim, stru
 		size_t *need);
 
 /* Reply builders. Each returns 0, or -1 when out of memory. */
-int resp_simple(struct sbuf *out, const char *s);               /* +s */
-int resp_error(struct sbuf *out, const char *s);                /* -s */
+int resp_simple(struct sbuf *out, const char *s); /* +s */
+int resp_error(struct sbuf *out, const char *s);  /* -s */
 int resp_errorf(struct sbuf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int resp_int(struct sbuf *out, int64_t v);                      /* :v */
-int resp_bulk(struct sbuf *out, const void *p, size_t n);      /* $n p */
+int resp_int(struct sbuf *out, int64_t v);		  /* :v */
+int resp_bulk(struct sbuf *out, const void *p, size_t n); /* $n p */
 int resp_bulk_str(struct sbuf *out, const char *s);
-int resp_null(struct sbuf *out);                                /* $-1 */
-int resp_array(struct sbuf *out, int64_t n);                    /* *n, then n replies */
+int resp_null(struct sbuf *out);	     /* $-1 */
+int resp_array(struct sbuf *out, int64_t n); /* *n, then n replies */
 
 #endif

@@ -32,17 +32,17 @@ struct srv_conn {
 
 struct srv {
 	/* set before srv_run */
-	const char *name;      /* program name for log lines */
-	const char *bind_addr; /* IPv4 or IPv6 literal; default 127.0.0.1 */
-	int port;              /* 0 = any free port (printed) */
-	unsigned workers;      /* 0 = the runtime's default */
-	unsigned max_conns;    /* connections served at once; more are refused (see refuse) */
-	uint64_t drain_ns;     /* shutdown: how long connections get to finish before they are cancelled */
-	size_t stack_size;     /* connection fibers' stacks; 0 = runtime default */
-	void *(*conn_fn)(void *arg);     /* a connection fiber: arg is its struct srv_conn; ends with srv_conn_done */
-	void (*refuse)(int fd);          /* optional: a best-effort reply to a connection over the limit */
-	int (*on_start)(struct srv *s);  /* optional: in the main fiber, after the listener is up */
-	void (*on_stop)(struct srv *s);  /* optional: in the main fiber, after every connection has closed */
+	const char *name;		/* program name for log lines */
+	const char *bind_addr;		/* IPv4 or IPv6 literal; default 127.0.0.1 */
+	int port;			/* 0 = any free port (printed) */
+	unsigned workers;		/* 0 = the runtime's default */
+	unsigned max_conns;		/* connections served at once; more are refused (see refuse) */
+	uint64_t drain_ns;		/* shutdown: how long connections get to finish before they are cancelled */
+	size_t stack_size;		/* connection fibers' stacks; 0 = runtime default */
+	void *(*conn_fn)(void *arg);	/* a connection fiber: arg is its struct srv_conn; ends with srv_conn_done */
+	void (*refuse)(int fd);		/* optional: a best-effort reply to a connection over the limit */
+	int (*on_start)(struct srv *s); /* optional: in the main fiber, after the listener is up */
+	void (*on_stop)(struct srv *s); /* optional: in the main fiber, after every connection has closed */
 	void (*summary)(struct srv *s, char *buf, size_t n); /* optional: extra words for the summary line */
 	void *priv;
 
@@ -53,8 +53,8 @@ struct srv {
 	_Atomic uint64_t total_conns, refused_conns, accept_errors;
 	fiber_mutex_t lock;
 	struct srv_conn *conns; /* lock */
-	fiber_wg_t wg;          /* one count per live connection fiber */
-	fiber_sem_t stop_sem;   /* posted by the signal thread */
+	fiber_wg_t wg;		/* one count per live connection fiber */
+	fiber_sem_t stop_sem;	/* posted by the signal thread */
 };
 
 /* Fill the defaults (name, 127.0.0.1, max_conns 10000, drain 5 s). */

@@ -25,8 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h> /* socklen_t, struct sockaddr, struct msghdr (the I/O calls) */
-#include <sys/types.h>  /* ssize_t, off_t, mode_t */
-#include <sys/uio.h>    /* struct iovec */
+#include <sys/types.h>	/* ssize_t, off_t, mode_t */
+#include <sys/uio.h>	/* struct iovec */
 
 #if !defined(__GLIBC__) && !defined(_GNU_SOURCE)
 #error "fiber.h needs cpu_set_t: define _GNU_SOURCE before the first #include (or compile with -D_GNU_SOURCE)"
@@ -38,9 +38,12 @@
  * they can only fail to compile: no code that compiles changes its meaning.
  */
 #if !defined(__cplusplus) && !defined(CPU_SET)
-#define FIBER__NEED_GNU_SOURCE(what)                                                                                \
-	((void)sizeof(struct { _Static_assert(0, what " needs _GNU_SOURCE defined before the first #include "   \
-						  "(or -D_GNU_SOURCE)"); int fiber__x; }))
+#define FIBER__NEED_GNU_SOURCE(what)                                                                                   \
+	((void)sizeof(struct {                                                                                         \
+		_Static_assert(0, what " needs _GNU_SOURCE defined before the first #include "                         \
+				       "(or -D_GNU_SOURCE)");                                                          \
+		int fiber__x;                                                                                          \
+	}))
 #define CPU_ZERO(set) FIBER__NEED_GNU_SOURCE("CPU_ZERO")
 #define CPU_SET(cpu, set) FIBER__NEED_GNU_SOURCE("CPU_SET")
 #define CPU_CLR(cpu, set) FIBER__NEED_GNU_SOURCE("CPU_CLR")
@@ -73,12 +76,12 @@ extern "C" {
  * ---------------------------------------------------------------------------------------------------------- */
 
 struct fiber_config {
-	unsigned workers;    /* worker pthreads; 0 = the CPUs the process may use, sched_getaffinity (env FIBER_WORKERS) */
+	unsigned workers; /* worker pthreads; 0 = the CPUs the process may use, sched_getaffinity (env FIBER_WORKERS) */
 	size_t stack_size;   /* default fiber stack; 0 = 256 KiB (env FIBER_STACK_SIZE) */
 	unsigned tick_hz;    /* scheduler tick per worker; 0 = 1000 (env FIBER_TICK_HZ), at most 100000. No signal:
 				the runtime's monitor thread marks the tick pending (see fiber_runtime_start) */
 	unsigned io_entries; /* io_uring SQ entries per worker; 0 = 256 */
-	unsigned flags;      /* FIBER_CFG_* */
+	unsigned flags;	     /* FIBER_CFG_* */
 	/*
 	 * The host scheduling policy of the worker threads (added at the end: the layout above is unchanged):
 	 * SCHED_OTHER (0) with priority 0 = the workers inherit the starting thread's policy; SCHED_FIFO or SCHED_RR
@@ -88,11 +91,11 @@ struct fiber_config {
 	int host_policy;
 	int host_priority;
 	/* Debugging (README "Debugging") */
-	int dump_signal;        /* on this signal fiber_dump() goes to stderr and the program continues; 0 = none
+	int dump_signal;	/* on this signal fiber_dump() goes to stderr and the program continues; 0 = none
 				 * (env FIBER_DUMP_SIGNAL=SIGQUIT, a name or a number) */
 	const char *trace_file; /* timeline trace (Chrome trace-event JSON) written there at stop; NULL = none
 				 * (env FIBER_TRACE=FILE) */
-	int deadlock_ms;        /* report (fiber_dump to stderr, once) when every fiber has been blocked on fiber
+	int deadlock_ms;	/* report (fiber_dump to stderr, once) when every fiber has been blocked on fiber
 				 * primitives with nothing runnable and no timer armed for this long; the program goes
 				 * on. 0 = off unless env FIBER_DEADLOCK_MS=N; -1 = off; at most 3600000. Off by
 				 * default: the check wakes a thread 4 times per deadlock_ms, even in an idle runtime */
@@ -118,9 +121,9 @@ struct fiber_config {
 #define FIBER_CFG_NO_OVERFLOW_REPORT 0x4u
 
 /* Upper bounds accepted by fiber_runtime_start() and fiber_spawn(). */
-#define FIBER_MAX_WORKERS 1024                   /* CPU_SETSIZE: affinity masks are cpu_set_t */
-#define FIBER_STACK_MIN (16u * 1024u)            /* smallest stack fiber_spawn accepts */
-#define FIBER_STACK_MAX ((size_t)1 << 30)        /* largest stack fiber_spawn accepts (1 GiB) */
+#define FIBER_MAX_WORKERS 1024		  /* CPU_SETSIZE: affinity masks are cpu_set_t */
+#define FIBER_STACK_MIN (16u * 1024u)	  /* smallest stack fiber_spawn accepts */
+#define FIBER_STACK_MAX ((size_t)1 << 30) /* largest stack fiber_spawn accepts (1 GiB) */
 
 /*
  * fiber_config_init - fill @cfg with the defaults (every field 0, which means "the default").
@@ -188,7 +191,7 @@ const char *fiber_version(void);
 
 struct fiber_sched_attr {
 	uint32_t policy;
-	int32_t nice;         /* NORMAL, BATCH, IDLE */
+	int32_t nice;	      /* NORMAL, BATCH, IDLE */
 	uint32_t priority;    /* FIFO, RR: 1..99, higher runs first */
 	uint64_t runtime_ns;  /* DEADLINE: budget per period */
 	uint64_t deadline_ns; /* DEADLINE: relative deadline */
@@ -204,11 +207,11 @@ typedef struct fiber fiber_t;
 #define FIBER_ATTR_DETACHED 0x1u /* the fiber cannot be joined; its resources go when it exits */
 
 struct fiber_attr {
-	const char *name;              /* copied (up to 31 bytes); shown in dumps, traces and the debugger */
-	size_t stack_size;             /* 0 = runtime default; else FIBER_STACK_MIN..FIBER_STACK_MAX */
+	const char *name;	       /* copied (up to 31 bytes); shown in dumps, traces and the debugger */
+	size_t stack_size;	       /* 0 = runtime default; else FIBER_STACK_MIN..FIBER_STACK_MAX */
 	struct fiber_sched_attr sched; /* policy and parameters, see Scheduling */
-	cpu_set_t affinity;            /* bit i = may run on worker i; empty = any worker */
-	unsigned flags;                /* FIBER_ATTR_DETACHED */
+	cpu_set_t affinity;	       /* bit i = may run on worker i; empty = any worker */
+	unsigned flags;		       /* FIBER_ATTR_DETACHED */
 };
 
 /* fiber_attr_init - NORMAL, nice 0, default stack, any worker, joinable, no name. Context: any thread. */
@@ -489,12 +492,15 @@ struct fiber_waitq_link {
 	struct fiber_waitq_link *next, *prev; /* private */
 };
 struct fiber_waitq {
-	int __lock;                     /* private */
+	int __lock;			/* private */
 	struct fiber_waitq_link __head; /* private */
 };
-#define FIBER_WAITQ_INIT(name)                                                                                   \
-	{                                                                                                        \
-		0, { &(name).__head, &(name).__head }                                                            \
+#define FIBER_WAITQ_INIT(name)                                                                                         \
+	{                                                                                                              \
+		0,                                                                                                     \
+		{                                                                                                      \
+			&(name).__head, &(name).__head                                                                 \
+		}                                                                                                      \
 	}
 
 /* fiber_waitq_init - an empty wait queue. Context: any thread. */
@@ -525,25 +531,25 @@ void fiber_wait_schedule(struct fiber_wait_entry *e);
 /* fiber_finish_wait - leave @wq and disarm the timeout. Context: any thread. */
 void fiber_finish_wait(struct fiber_waitq *wq, struct fiber_wait_entry *e);
 
-#define __fiber_wait_event(wq, cond, flags, ns)                                                                  \
-	__extension__({                                                                                         \
-		int __fw_ret = 0;                                                                                \
-		if (!(cond)) {                                                                                   \
-			struct fiber_wait_entry __fw_e;                                                          \
-			fiber_wait_entry_init(&__fw_e, (flags), (ns));                                           \
-			for (;;) {                                                                               \
-				int __fw_r = fiber_prepare_to_wait((wq), &__fw_e);                               \
-				if (cond)                                                                        \
-					break;                                                                   \
-				if (__fw_r) {                                                                    \
-					__fw_ret = __fw_r;                                                       \
-					break;                                                                   \
-				}                                                                                \
-				fiber_wait_schedule(&__fw_e);                                                    \
-			}                                                                                        \
-			fiber_finish_wait((wq), &__fw_e);                                                        \
-		}                                                                                                \
-		__fw_ret;                                                                                        \
+#define __fiber_wait_event(wq, cond, flags, ns)                                                                        \
+	__extension__({                                                                                                \
+		int __fw_ret = 0;                                                                                      \
+		if (!(cond)) {                                                                                         \
+			struct fiber_wait_entry __fw_e;                                                                \
+			fiber_wait_entry_init(&__fw_e, (flags), (ns));                                                 \
+			for (;;) {                                                                                     \
+				int __fw_r = fiber_prepare_to_wait((wq), &__fw_e);                                     \
+				if (cond)                                                                              \
+					break;                                                                         \
+				if (__fw_r) {                                                                          \
+					__fw_ret = __fw_r;                                                             \
+					break;                                                                         \
+				}                                                                                      \
+				fiber_wait_schedule(&__fw_e);                                                          \
+			}                                                                                              \
+			fiber_finish_wait((wq), &__fw_e);                                                              \
+		}                                                                                                      \
+		__fw_ret;                                                                                              \
 	})
 
 /*
@@ -553,9 +559,9 @@ void fiber_finish_wait(struct fiber_waitq *wq, struct fiber_wait_entry *e);
  * @cond is evaluated again after every wake-up; it must be safe to evaluate any number of times.
  * Context: any thread (a plain pthread sleeps in the kernel).
  */
-#define fiber_wait_event(wq, cond)                                                                               \
-	do {                                                                                                     \
-		(void)__fiber_wait_event(wq, cond, 0u, UINT64_MAX);                                              \
+#define fiber_wait_event(wq, cond)                                                                                     \
+	do {                                                                                                           \
+		(void)__fiber_wait_event(wq, cond, 0u, UINT64_MAX);                                                    \
 	} while (0)
 #define fiber_wait_event_interruptible(wq, cond) __fiber_wait_event(wq, cond, FIBER_WAIT_INTERRUPTIBLE, UINT64_MAX)
 #define fiber_wait_event_timeout(wq, cond, ns) __fiber_wait_event(wq, cond, 0u, (uint64_t)(ns))
@@ -567,13 +573,13 @@ void fiber_finish_wait(struct fiber_waitq *wq, struct fiber_wait_entry *e);
  * the caller does not hold -EPERM. Owned by a fiber (or a plain pthread), not by a worker.
  */
 typedef struct fiber_mutex {
-	uintptr_t __owner;       /* private */
-	int __lock;              /* private */
-	void *__first, *__last;  /* private */
+	uintptr_t __owner;	/* private */
+	int __lock;		/* private */
+	void *__first, *__last; /* private */
 } fiber_mutex_t;
-#define FIBER_MUTEX_INITIALIZER                                                                                  \
-	{                                                                                                        \
-		0, 0, 0, 0                                                                                       \
+#define FIBER_MUTEX_INITIALIZER                                                                                        \
+	{                                                                                                              \
+		0, 0, 0, 0                                                                                             \
 	}
 
 /* fiber_mutex_init - an unlocked mutex. 0, -EINVAL (@m NULL). Context: any thread. */
@@ -591,12 +597,12 @@ int fiber_mutex_unlock(fiber_mutex_t *m);
 
 /* Condition variable: waiters are woken in FIFO order; signal wakes one, broadcast all. */
 typedef struct fiber_cond {
-	int __lock;             /* private */
+	int __lock;		/* private */
 	void *__first, *__last; /* private */
 } fiber_cond_t;
-#define FIBER_COND_INITIALIZER                                                                                   \
-	{                                                                                                        \
-		0, 0, 0                                                                                          \
+#define FIBER_COND_INITIALIZER                                                                                         \
+	{                                                                                                              \
+		0, 0, 0                                                                                                \
 	}
 
 /* fiber_cond_init - 0, -EINVAL. Context: any thread. */
@@ -621,14 +627,14 @@ int fiber_cond_broadcast(fiber_cond_t *c);
  * so writers are not starved; when a writer leaves, the readers queued before the next writer all enter.
  */
 typedef struct fiber_rwlock {
-	int __lock;             /* private */
-	unsigned __readers;     /* private */
-	uintptr_t __writer;     /* private */
+	int __lock;		/* private */
+	unsigned __readers;	/* private */
+	uintptr_t __writer;	/* private */
 	void *__first, *__last; /* private */
 } fiber_rwlock_t;
-#define FIBER_RWLOCK_INITIALIZER                                                                                 \
-	{                                                                                                        \
-		0, 0, 0, 0, 0                                                                                    \
+#define FIBER_RWLOCK_INITIALIZER                                                                                       \
+	{                                                                                                              \
+		0, 0, 0, 0, 0                                                                                          \
 	}
 
 /* fiber_rwlock_init - 0, -EINVAL. Context: any thread. */
@@ -650,8 +656,8 @@ int fiber_rwlock_unlock(fiber_rwlock_t *l);
 
 /* Counting semaphore; a post goes to the longest waiter directly. Zero-filled memory is a semaphore of value 0. */
 typedef struct fiber_sem {
-	int __lock;             /* private */
-	unsigned __value;       /* private */
+	int __lock;		/* private */
+	unsigned __value;	/* private */
 	void *__first, *__last; /* private */
 } fiber_sem_t;
 #define FIBER_SEM_VALUE_MAX 0x7fffffffu
@@ -671,9 +677,9 @@ int fiber_sem_post(fiber_sem_t *s);
 
 /* Barrier: @count waiters per round; the last one to arrive releases the round. */
 typedef struct fiber_barrier {
-	int __lock;                 /* private */
+	int __lock;		     /* private */
 	unsigned __count, __arrived; /* private */
-	void *__first, *__last;     /* private */
+	void *__first, *__last;	     /* private */
 } fiber_barrier_t;
 #define FIBER_BARRIER_SERIAL 1 /* fiber_barrier_wait's result in exactly one waiter per round */
 
@@ -687,13 +693,13 @@ int fiber_barrier_wait(fiber_barrier_t *b);
 
 /* Wait group (Go's sync.WaitGroup). Zero-filled memory is a wait group with counter 0. */
 typedef struct fiber_wg {
-	int __lock;             /* private */
-	int __count;            /* private */
+	int __lock;		/* private */
+	int __count;		/* private */
 	void *__first, *__last; /* private */
 } fiber_wg_t;
-#define FIBER_WG_INITIALIZER                                                                                     \
-	{                                                                                                        \
-		0, 0, 0, 0                                                                                       \
+#define FIBER_WG_INITIALIZER                                                                                           \
+	{                                                                                                              \
+		0, 0, 0, 0                                                                                             \
 	}
 
 /* fiber_wg_init - counter 0. 0, -EINVAL. Context: any thread. */
@@ -733,11 +739,11 @@ int fiber_chan_destroy(fiber_chan_t *ch);
 
 #define FIBER_CHAN_SEND 1
 #define FIBER_CHAN_RECV 2
-struct fiber_chan_op { /* one case of a select */
-	fiber_chan_t *ch;  /* NULL: a case that is never ready (Go's nil channel) */
-	int op;            /* FIBER_CHAN_SEND or FIBER_CHAN_RECV */
-	void *elem;        /* element to send, or where to store the received one */
-	int result;        /* out: 0, -EPIPE (closed) */
+struct fiber_chan_op {	  /* one case of a select */
+	fiber_chan_t *ch; /* NULL: a case that is never ready (Go's nil channel) */
+	int op;		  /* FIBER_CHAN_SEND or FIBER_CHAN_RECV */
+	void *elem;	  /* element to send, or where to store the received one */
+	int result;	  /* out: 0, -EPIPE (closed) */
 };
 
 /*
@@ -777,10 +783,10 @@ void *fiber_getspecific(fiber_key_t key);
 
 struct fiber_stats {
 	uint64_t id;
-	int worker;                    /* the worker it runs or last ran on */
+	int worker; /* the worker it runs or last ran on */
 	uint32_t policy;
-	uint32_t state;                /* 0 running or runnable, 1 interruptible sleep, 2 uninterruptible, 0x80 dead */
-	uint64_t nvcsw, nivcsw;        /* voluntary (blocked) / involuntary (preempted, yielded) switches */
+	uint32_t state;		       /* 0 running or runnable, 1 interruptible sleep, 2 uninterruptible, 0x80 dead */
+	uint64_t nvcsw, nivcsw;	       /* voluntary (blocked) / involuntary (preempted, yielded) switches */
 	uint64_t sum_exec_ns, wait_ns; /* time run, time runnable but waiting */
 	uint64_t nr_migrations;
 };

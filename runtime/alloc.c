@@ -78,15 +78,15 @@ void fiber__free(void *ptr, size_t size)
  * Descriptors
  * ---------------------------------------------------------------------------------------------------------- */
 
-#define DESC_SLAB 128        /* descriptors per slab */
-#define DESC_CACHE_MAX 128   /* per-worker cache; beyond it descriptors go to the global list */
+#define DESC_SLAB 128	   /* descriptors per slab */
+#define DESC_CACHE_MAX 128 /* per-worker cache; beyond it descriptors go to the global list */
 
 /* A slab header lives apart from its descriptors, so that giving the descriptors' pages back keeps the header. */
 struct desc_slab {
 	struct desc_slab *next;
-	struct fiber *descs;     /* DESC_SLAB descriptors, page aligned, never unmapped */
+	struct fiber *descs; /* DESC_SLAB descriptors, page aligned, never unmapped */
 	size_t bytes;
-	bool cold;               /* pages given back (MADV_DONTNEED); not on the free list */
+	bool cold; /* pages given back (MADV_DONTNEED); not on the free list */
 };
 static struct desc_slab *slabs; /* fiber__rt.desc_lock; only grows */
 
@@ -133,8 +133,9 @@ static struct fiber *desc_refill(void)
 	fresh = fiber__malloc(sizeof(*fresh));
 	if (!fresh)
 		return NULL;
-	fresh->descs = fiber__alloc_should_fail() ? MAP_FAILED
-						  : mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	fresh->descs = fiber__alloc_should_fail()
+			   ? MAP_FAILED
+			   : mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (fresh->descs == MAP_FAILED) {
 		fiber__free(fresh, sizeof(*fresh));
 		return NULL;

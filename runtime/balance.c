@@ -23,8 +23,8 @@ void fiber__idle_polling(bool on)
 /* The class-independent half of the kernel's can_migrate_task; the class's pick_migratable_task walks its queue. */
 bool fiber__can_migrate_task(struct rq *src, struct fiber *p, int dst)
 {
-	return p != src->curr && !atomic_load_explicit(&p->on_cpu, memory_order_relaxed) &&
-	       !p->migration_disabled && CPU_ISSET(dst, &p->cpus_mask) && !(p->flags & PF_KTHREAD);
+	return p != src->curr && !atomic_load_explicit(&p->on_cpu, memory_order_relaxed) && !p->migration_disabled &&
+	       CPU_ISSET(dst, &p->cpus_mask) && !(p->flags & PF_KTHREAD);
 }
 
 /*

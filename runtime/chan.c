@@ -21,18 +21,18 @@
 enum { SEL_WAITING = 0, SEL_CLAIMED = 1, SEL_DONE = 2, SEL_ABORTED = 3 };
 
 struct chan_sel {
-	atomic_int state;  /* SEL_*; the futex word of a pthread waiter */
+	atomic_int state;   /* SEL_*; the futex word of a pthread waiter */
 	struct fiber *task; /* NULL: plain pthread */
-	int index;          /* the case that completed; written by the claimer before DONE */
+	int index;	    /* the case that completed; written by the claimer before DONE */
 };
 
 struct chan_waiter {
 	struct chan_waiter *next, *prev; /* ch->lock */
 	struct chan_sel *sel;
-	void *elem;   /* send: the element; recv: where it goes (NULL: dropped) */
-	int idx;      /* the case index */
-	int result;   /* written by the claimer before DONE: 0 or -EPIPE */
-	bool queued;  /* ch->lock */
+	void *elem;  /* send: the element; recv: where it goes (NULL: dropped) */
+	int idx;     /* the case index */
+	int result;  /* written by the claimer before DONE: 0 or -EPIPE */
+	bool queued; /* ch->lock */
 };
 
 struct chan_q {
@@ -41,9 +41,9 @@ struct chan_q {
 
 struct fiber_chan {
 	spinlock_t lock;
-	bool closed;          /* lock */
+	bool closed; /* lock */
 	size_t elem_size, cap;
-	size_t head, count;   /* lock: ring buffer of cap elements */
+	size_t head, count; /* lock: ring buffer of cap elements */
 	struct chan_q sendq, recvq;
 	char *buf;
 };

@@ -38,7 +38,7 @@ atomic_int fiber__preempt_notifier_key __hidden;
  * ---------------------------------------------------------------------------------------------------------- */
 
 const struct sched_class *const fiber__classes[NR_SCHED_CLASSES] = {
-	&fiber__stop_sched_class, &fiber__dl_sched_class, &fiber__rt_sched_class,
+	&fiber__stop_sched_class, &fiber__dl_sched_class,   &fiber__rt_sched_class,
 	&fiber__fair_sched_class, &fiber__idle_sched_class,
 };
 
@@ -116,8 +116,6 @@ void fiber__activate_task(struct rq *rq, struct fiber *p, int flags)
 	enqueue_task(rq, p, flags);
 	atomic_store_explicit(&p->on_rq, TASK_ON_RQ_QUEUED, memory_order_relaxed);
 }
-
-
 
 /* Migration-style removal: on_rq = MIGRATING covers the gap between the two rq locks (B4). */
 void fiber__deactivate_task(struct rq *rq, struct fiber *p, int flags)
@@ -560,7 +558,8 @@ void fiber_preempt_notifier_unregister(struct fiber_preempt_notifier *n)
  * The switch path
  * ---------------------------------------------------------------------------------------------------------- */
 
-static inline __attribute__((unused)) void fiber_stack_bounds(struct worker *w, struct fiber *p, const void **bottom, size_t *size)
+static inline __attribute__((unused)) void fiber_stack_bounds(struct worker *w, struct fiber *p, const void **bottom,
+							      size_t *size)
 {
 	if (is_idle_task(p)) {
 		*bottom = w->native_stack_bottom;
@@ -807,8 +806,9 @@ static __noinline void schedule_atomic_fixup(struct worker *w, struct fiber *pre
 	FIBER_BUG_ON(w->preempt_count);
 #endif
 	if (!atomic_flag_test_and_set(&warned))
-		fprintf(stderr, "libfiber: fiber %llu \"%s\" %s with preemption disabled (depth %d); "
-				"this is a bug in the caller\n",
+		fprintf(stderr,
+			"libfiber: fiber %llu \"%s\" %s with preemption disabled (depth %d); "
+			"this is a bug in the caller\n",
 			(unsigned long long)prev->id, prev->name, what, w->preempt_count);
 	prev->saved_preempt = w->preempt_count;
 	w->preempt_count = 0;

@@ -55,9 +55,21 @@ int fiber__parse_number(const char *s, bool suffix, unsigned long long *out)
 	}
 	if (suffix) {
 		switch (*s) {
-		case 'k': case 'K': shift = 10; s++; break;
-		case 'm': case 'M': shift = 20; s++; break;
-		case 'g': case 'G': shift = 30; s++; break;
+		case 'k':
+		case 'K':
+			shift = 10;
+			s++;
+			break;
+		case 'm':
+		case 'M':
+			shift = 20;
+			s++;
+			break;
+		case 'g':
+		case 'G':
+			shift = 30;
+			s++;
+			break;
 		}
 	}
 	if (*s)
@@ -69,8 +81,8 @@ int fiber__parse_number(const char *s, bool suffix, unsigned long long *out)
 }
 
 /* 0: @name unset or empty; 1: *out holds its value in @min..@max; -1: refused (message printed). */
-static int env_number(const char *name, bool suffix, unsigned long long min, unsigned long long max,
-		      const char *what, unsigned long long *out)
+static int env_number(const char *name, bool suffix, unsigned long long min, unsigned long long max, const char *what,
+		      unsigned long long *out)
 {
 	const char *s = getenv(name);
 
@@ -137,7 +149,8 @@ static int env_host_sched(int *policy, int *prio)
 		return 1;
 	}
 	fiber__start_error("FIBER_WORKER_SCHED=\"%s\" is not \"other\", \"fifo:PRIO\" or \"rr:PRIO\" with PRIO in "
-			   "1..99; fix or unset it", s);
+			   "1..99; fix or unset it",
+			   s);
 	return -1;
 }
 
@@ -154,7 +167,8 @@ int fiber__config_resolve(const struct fiber_config *cfg, struct fiber__start_cf
 
 	if (c.flags & ~(FIBER_CFG_NO_PIN | FIBER_CFG_PIN | FIBER_CFG_NO_OVERFLOW_REPORT)) {
 		fiber__start_error("fiber_config.flags 0x%x has unknown bits (known: FIBER_CFG_PIN, FIBER_CFG_NO_PIN, "
-				   "FIBER_CFG_NO_OVERFLOW_REPORT)", c.flags);
+				   "FIBER_CFG_NO_OVERFLOW_REPORT)",
+				   c.flags);
 		return -EINVAL;
 	}
 	if ((c.flags & FIBER_CFG_PIN) && (c.flags & FIBER_CFG_NO_PIN)) {
@@ -176,13 +190,14 @@ int fiber__config_resolve(const struct fiber_config *cfg, struct fiber__start_cf
 	}
 	if (c.stack_size && (c.stack_size < FIBER_STACK_MIN || c.stack_size > FIBER_STACK_MAX)) {
 		fiber__start_error("fiber_config.stack_size = %zu is outside FIBER_STACK_MIN..FIBER_STACK_MAX "
-				   "(%u..%zu); 0 means 256 KiB", c.stack_size, FIBER_STACK_MIN,
-				   (size_t)FIBER_STACK_MAX);
+				   "(%u..%zu); 0 means 256 KiB",
+				   c.stack_size, FIBER_STACK_MIN, (size_t)FIBER_STACK_MAX);
 		return -EINVAL;
 	}
 	if (!host_sched_valid(c.host_policy, c.host_priority)) {
 		fiber__start_error("fiber_config.host_policy %d with host_priority %d: use SCHED_OTHER with 0, or "
-				   "SCHED_FIFO / SCHED_RR with 1..99", c.host_policy, c.host_priority);
+				   "SCHED_FIFO / SCHED_RR with 1..99",
+				   c.host_policy, c.host_priority);
 		return -EINVAL;
 	}
 
@@ -264,10 +279,12 @@ void fiber__worker_create_error(unsigned id, unsigned n, int err)
 	if (err == EPERM && policy != SCHED_OTHER)
 		fiber__start_error("cannot give the workers %s priority %d (EPERM): the process needs CAP_SYS_NICE or "
 				   "RLIMIT_RTPRIO >= %d (ulimit -r); grant it or drop fiber_config.host_policy / "
-				   "FIBER_WORKER_SCHED", host_policy_name(policy), prio, prio);
+				   "FIBER_WORKER_SCHED",
+				   host_policy_name(policy), prio, prio);
 	else if (err == EAGAIN)
 		fiber__start_error("cannot create worker thread %u of %u (EAGAIN: RLIMIT_NPROC or memory); lower "
-				   "fiber_config.workers or FIBER_WORKERS", id, n);
+				   "fiber_config.workers or FIBER_WORKERS",
+				   id, n);
 	else
 		fiber__start_error("cannot create worker thread %u of %u (%s)", id, n, strerror(err));
 }

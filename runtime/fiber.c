@@ -282,7 +282,7 @@ static int join_wait_fiber(struct fiber *f)
 static int stale_handle(const struct fiber *f)
 {
 	return atomic_load_explicit(&fiber__rt.running, memory_order_acquire) && f->rt_gen == fiber__rt.gen ? -EINVAL
-													  : -ESRCH;
+													    : -ESRCH;
 }
 
 /*

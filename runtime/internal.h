@@ -136,10 +136,10 @@ static inline void cpu_relax(void)
  * with -DFIBER_DEBUG (the FIBER_DEBUG CMake option).
  */
 __hidden _Noreturn void fiber__bug(const char *file, int line, const char *cond);
-#define FIBER_BUG_ON(cond)                                                                                       \
-	do {                                                                                                     \
-		if (unlikely(cond))                                                                              \
-			fiber__bug(__FILE__, __LINE__, #cond);                                                   \
+#define FIBER_BUG_ON(cond)                                                                                             \
+	do {                                                                                                           \
+		if (unlikely(cond))                                                                                    \
+			fiber__bug(__FILE__, __LINE__, #cond);                                                         \
 	} while (0)
 #ifdef FIBER_DEBUG
 #define FIBER_DEBUG_BUG_ON(cond) FIBER_BUG_ON(cond)
@@ -217,80 +217,80 @@ static inline long fiber__futex(void *uaddr, int op, int val, const struct times
  * ---------------------------------------------------------------------------------------------------------- */
 
 struct fiber_timer {
-	uint64_t expires;        /* sched_clock() ns */
+	uint64_t expires;		   /* sched_clock() ns */
 	void (*fn)(struct fiber_timer *t); /* called with no lock held; NULL: wake t->fiber */
-	struct fiber *fiber;     /* the sleeper (fn NULL) or the timer's owner */
-	atomic_bool fired;       /* set before fn runs / the wake-up (the condition the sleeper checks) */
-	bool pending;            /* on base's heap; base->lock */
-	struct timer_base *base; /* the base it was last armed on; changes under that base's lock */
+	struct fiber *fiber;		   /* the sleeper (fn NULL) or the timer's owner */
+	atomic_bool fired;		   /* set before fn runs / the wake-up (the condition the sleeper checks) */
+	bool pending;			   /* on base's heap; base->lock */
+	struct timer_base *base;	   /* the base it was last armed on; changes under that base's lock */
 	struct fiber_timer *child, *sibling, *prev; /* pairing-heap links; base->lock */
 };
 
 struct timer_base {
-	spinlock_t lock;             /* a leaf lock */
-	struct fiber_timer *root;    /* the earliest timer */
-	unsigned nr;                 /* armed timers */
-	_Atomic uint64_t next_expiry; /* UINT64_MAX when empty; lock-free peek */
+	spinlock_t lock;		     /* a leaf lock */
+	struct fiber_timer *root;	     /* the earliest timer */
+	unsigned nr;			     /* armed timers */
+	_Atomic uint64_t next_expiry;	     /* UINT64_MAX when empty; lock-free peek */
 	struct fiber_timer *_Atomic running; /* the timer whose callback runs now (timer_del waits for it) */
-	atomic_flag run_lock;         /* held by whoever runs due timers: the owner, or the monitor for a stuck one */
-	int cpu;                      /* the worker that runs these timers */
+	atomic_flag run_lock; /* held by whoever runs due timers: the owner, or the monitor for a stuck one */
+	int cpu;	      /* the worker that runs these timers */
 };
 
 struct sched_entity { /* fair (EEVDF); cfs_rq: the rq lock */
 	/* What a walk of the tree reads, together (56 bytes): the links, the key and the augmented value. */
-	struct tnode node;      /* in cfs_rq->tree while queued and not curr; ordered by deadline */
-	int64_t deadline;       /* virtual deadline: vruntime + slice / weight at the last update */
-	int64_t vruntime;       /* virtual runtime (ns scaled by 1024 / weight) */
-	int64_t min_vruntime;   /* augmented: the minimum vruntime in this node's subtree */
-	uint64_t load_weight;   /* from the nice-to-weight table */
-	uint64_t inv_weight;    /* 2^32 / load_weight */
-	int64_t vlag;           /* lag V - v saved at dequeue, used at the next placement */
-	int64_t pick_deadline;  /* deadline when picked: RUN_TO_PARITY keeps curr while it is unchanged */
-	uint64_t slice;         /* ns */
+	struct tnode node;     /* in cfs_rq->tree while queued and not curr; ordered by deadline */
+	int64_t deadline;      /* virtual deadline: vruntime + slice / weight at the last update */
+	int64_t vruntime;      /* virtual runtime (ns scaled by 1024 / weight) */
+	int64_t min_vruntime;  /* augmented: the minimum vruntime in this node's subtree */
+	uint64_t load_weight;  /* from the nice-to-weight table */
+	uint64_t inv_weight;   /* 2^32 / load_weight */
+	int64_t vlag;	       /* lag V - v saved at dequeue, used at the next placement */
+	int64_t pick_deadline; /* deadline when picked: RUN_TO_PARITY keeps curr while it is unchanged */
+	uint64_t slice;	       /* ns */
 	bool on_rq;
-	bool rel_deadline;      /* deadline holds deadline - vruntime across a non-sleep dequeue */
+	bool rel_deadline; /* deadline holds deadline - vruntime across a non-sleep dequeue */
 };
 
 struct cfs_rq {
-	struct treap tree;         /* queued entities but curr */
-	unsigned nr_running;       /* queued fair fibers including curr */
-	struct sched_entity *curr; /* the running fair entity (not in the tree) */
-	struct sched_entity *next; /* next buddy: picked first while eligible (joins, sync wake-ups) */
+	struct treap tree;	       /* queued entities but curr */
+	unsigned nr_running;	       /* queued fair fibers including curr */
+	struct sched_entity *curr;     /* the running fair entity (not in the tree) */
+	struct sched_entity *next;     /* next buddy: picked first while eligible (joins, sync wake-ups) */
 	struct sched_entity *replaced; /* put_prev_task put prev in this one's tree node; set_next_task takes it */
-	uint64_t chain_start;      /* rq clock of the last pick that was not a buddy */
-	int64_t min_vruntime;      /* v0: monotonic base of the weighted sums below */
-	int64_t avg_vruntime;      /* sum over the tree of (v_i - v0) * w_i */
-	int64_t avg_load;          /* sum over the tree of w_i */
+	uint64_t chain_start;	       /* rq clock of the last pick that was not a buddy */
+	int64_t min_vruntime;	       /* v0: monotonic base of the weighted sums below */
+	int64_t avg_vruntime;	       /* sum over the tree of (v_i - v0) * w_i */
+	int64_t avg_load;	       /* sum over the tree of w_i */
 };
 
-struct sched_rt_entity { /* rt */
+struct sched_rt_entity {	   /* rt */
 	struct list_head run_list; /* rt_rq->queue[prio] while queued (curr stays on it, as in the kernel) */
-	int64_t time_slice;        /* RR: ns left in the slice */
+	int64_t time_slice;	   /* RR: ns left in the slice */
 	bool on_rq;
 };
 
 #define RT_PRIO_LEVELS 100
 struct rt_rq {
-	uint64_t bitmap[2];                       /* bit i: queue[i] not empty; i = 99 - rt_priority */
+	uint64_t bitmap[2]; /* bit i: queue[i] not empty; i = 99 - rt_priority */
 	struct list_head queue[RT_PRIO_LEVELS];
 	unsigned rt_nr_running;
 };
 
-struct sched_dl_entity { /* dl: the rq lock, and pi_lock for the parameters */
-	struct tnode node;      /* in dl_rq->tree while queued and not throttled (curr included) */
+struct sched_dl_entity {			     /* dl: the rq lock, and pi_lock for the parameters */
+	struct tnode node;			     /* in dl_rq->tree while queued and not throttled (curr included) */
 	uint64_t dl_runtime, dl_deadline, dl_period; /* parameters, ns */
-	uint64_t dl_bw;         /* runtime / period << BW_SHIFT */
-	int64_t runtime;        /* remaining budget in this period */
-	uint64_t deadline;      /* absolute deadline, sched_clock ns */
+	uint64_t dl_bw;				     /* runtime / period << BW_SHIFT */
+	int64_t runtime;			     /* remaining budget in this period */
+	uint64_t deadline;			     /* absolute deadline, sched_clock ns */
 	bool dl_throttled, dl_yielded, on_tree;
-	int dl_cpu;             /* partitioned EDF: the worker whose bandwidth it holds, -1 none */
+	int dl_cpu;		  /* partitioned EDF: the worker whose bandwidth it holds, -1 none */
 	struct fiber_timer timer; /* replenishment timer (intrusive: arming it cannot fail) */
 };
 
 struct dl_rq {
-	struct treap tree;   /* by absolute deadline */
+	struct treap tree; /* by absolute deadline */
 	unsigned dl_nr_running;
-	uint64_t this_bw;    /* admitted bandwidth on this worker (fiber__rt.dl_lock) */
+	uint64_t this_bw; /* admitted bandwidth on this worker (fiber__rt.dl_lock) */
 };
 
 #define BW_SHIFT 20
@@ -305,10 +305,10 @@ struct sched_class;
 
 /* Wait queues (wait.c): the park/unpark protocol every blocking primitive uses. */
 struct wait_queue_entry {
-	struct fiber *task;     /* NULL: a plain pthread, which sleeps on futex (wait.c) */
+	struct fiber *task; /* NULL: a plain pthread, which sleeps on futex (wait.c) */
 	struct list_head entry;
 	unsigned flags;
-	atomic_int futex;       /* pthread waiters: 0 asleep, 1 woken (written under the queue's lock) */
+	atomic_int futex; /* pthread waiters: 0 asleep, 1 woken (written under the queue's lock) */
 };
 struct wait_queue_head {
 	spinlock_t lock;
@@ -343,12 +343,12 @@ struct fiber {
 	void *sp; /* saved stack pointer; valid only while !on_cpu. Offset FIBER_SP_OFFSET, used by the asm */
 
 	_Atomic unsigned state; /* TASK_*; see the serialization rules */
-	atomic_int on_rq;       /* 0, TASK_ON_RQ_QUEUED, TASK_ON_RQ_MIGRATING; rq->lock */
-	atomic_int on_cpu;      /* 1 from prepare_task_switch(next) until finish_task_switch clears it (release) */
-	int cpu;                /* task_cpu(): the rq this fiber belongs to */
-	int wake_cpu;           /* placement hint */
-	atomic_uint tif;        /* TIF_NEED_RESCHED, TIF_POLLING (idle); futex word of an idle fiber */
-	spinlock_t pi_lock;     /* wake-ups and attribute changes; before rq->lock */
+	atomic_int on_rq;	/* 0, TASK_ON_RQ_QUEUED, TASK_ON_RQ_MIGRATING; rq->lock */
+	atomic_int on_cpu;	/* 1 from prepare_task_switch(next) until finish_task_switch clears it (release) */
+	int cpu;		/* task_cpu(): the rq this fiber belongs to */
+	int wake_cpu;		/* placement hint */
+	atomic_uint tif;	/* TIF_NEED_RESCHED, TIF_POLLING (idle); futex word of an idle fiber */
+	spinlock_t pi_lock;	/* wake-ups and attribute changes; before rq->lock */
 
 	const struct sched_class *sched_class; /* rq->lock + pi_lock */
 	uint32_t policy;
@@ -357,25 +357,25 @@ struct fiber {
 	struct sched_entity se;
 	struct sched_rt_entity rt;
 	struct sched_dl_entity dl;
-	unsigned flags;         /* PF_* */
+	unsigned flags; /* PF_* */
 
 	struct fiber_preempt_notifier *preempt_notifiers; /* hlist; only the fiber itself touches it */
-	struct wake_q_node wake_q;                        /* wake_q membership; next == NULL when not queued */
-	struct fiber *_Atomic wake_entry;                 /* remote wakelist link (worker->wake_list) */
-	atomic_int usage;                                 /* refcount of the descriptor (not of the stack) */
+	struct wake_q_node wake_q;			  /* wake_q membership; next == NULL when not queued */
+	struct fiber *_Atomic wake_entry;		  /* remote wakelist link (worker->wake_list) */
+	atomic_int usage;				  /* refcount of the descriptor (not of the stack) */
 
-	void *stack_base; /* lowest address of the mapping, guard page included */
+	void *stack_base;  /* lowest address of the mapping, guard page included */
 	size_t stack_size; /* mapping size, guard page included */
 	void *asan_fake_stack;
 
-	int saved_errno;          /* the fiber's errno while it is switched out */
-	int migration_disabled;   /* fiber_migrate_disable() depth; only the fiber itself */
-	int blocking_depth;       /* fiber_blocking_begin() depth; only the fiber itself */
-	int offload_spare;        /* 1 + the spare thread's worker id while a blocking region runs there; 0 */
-	int saved_preempt;        /* preempt depth carried across a switch when a fiber slept while atomic */
+	int saved_errno;	    /* the fiber's errno while it is switched out */
+	int migration_disabled;	    /* fiber_migrate_disable() depth; only the fiber itself */
+	int blocking_depth;	    /* fiber_blocking_begin() depth; only the fiber itself */
+	int offload_spare;	    /* 1 + the spare thread's worker id while a blocking region runs there; 0 */
+	int saved_preempt;	    /* preempt depth carried across a switch when a fiber slept while atomic */
 	atomic_bool cancel_pending; /* fiber_cancel(): the analog of a pending fatal signal */
-	void *specific;           /* sync.c: fiber-local values (fiber_setspecific); only the fiber itself */
-	cpu_set_t cpus_mask;      /* allowed workers, already intersected with the worker set; pi_lock + rq->lock */
+	void *specific;		    /* sync.c: fiber-local values (fiber_setspecific); only the fiber itself */
+	cpu_set_t cpus_mask;	    /* allowed workers, already intersected with the worker set; pi_lock + rq->lock */
 	int nr_cpus_allowed;
 	struct fiber_timer timer; /* fiber_sleep and timeouts: intrusive, so a sleep cannot fail for memory */
 	/*
@@ -387,27 +387,27 @@ struct fiber {
 	bool migration_pending;
 
 	/* life cycle */
-	uint32_t magic;               /* FIBER_MAGIC_LIVE / FIBER_MAGIC_FREE (0 once its slab was given back) */
-	unsigned rt_gen;              /* fiber__rt.gen of the runtime that spawned it; kept when freed */
+	uint32_t magic;	 /* FIBER_MAGIC_LIVE / FIBER_MAGIC_FREE (0 once its slab was given back) */
+	unsigned rt_gen; /* fiber__rt.gen of the runtime that spawned it; kept when freed */
 	uint64_t id;
 	void *(*fn)(void *);
 	void *arg;
 	void *retval;
-	atomic_int exited;            /* 1 once fiber_exit has published retval; futex word for pthread joiners */
-	atomic_int pthread_joiner;    /* a plain pthread sleeps on exited */
-	_Atomic int join_state;       /* enum join_state */
+	atomic_int exited;		/* 1 once fiber_exit has published retval; futex word for pthread joiners */
+	atomic_int pthread_joiner;	/* a plain pthread sleeps on exited */
+	_Atomic int join_state;		/* enum join_state */
 	struct wait_queue_head join_wq; /* fibers waiting in fiber_join */
 	char name[FIBER_NAME_LEN];
 
 	/* statistics: written under the rq lock of the worker the fiber is on */
 	uint64_t nvcsw, nivcsw;
 	uint64_t nr_migrations;
-	uint64_t exec_start;       /* rq clock when it last started running or was last charged */
+	uint64_t exec_start;	   /* rq clock when it last started running or was last charged */
 	uint64_t sum_exec_runtime; /* ns */
-	uint64_t wait_start;       /* rq clock when it became runnable and not running, 0 if not waiting */
-	uint64_t wait_sum;         /* ns */
-	struct list_head all;      /* workers[home].all_fibers (fiber_dump) */
-	int home;                  /* the worker whose all_fibers list holds it */
+	uint64_t wait_start;	   /* rq clock when it became runnable and not running, 0 if not waiting */
+	uint64_t wait_sum;	   /* ns */
+	struct list_head all;	   /* workers[home].all_fibers (fiber_dump) */
+	int home;		   /* the worker whose all_fibers list holds it */
 
 	/*
 	 * Debugging (fiber_dump, the trace, gdb/libfiber-gdb.py). wait_reason and wait_on are written by the fiber
@@ -415,14 +415,14 @@ struct fiber {
 	 * (relaxed atomics: a stale value is fine, a torn one is not possible).
 	 */
 	const char *_Atomic wait_reason; /* static string ("sleep", "join", "wait queue", ...), NULL when not waiting */
-	const void *_Atomic wait_on;     /* the object waited on: the wait queue, the joined fiber, the timer */
-	void *tsan_fiber;                /* ThreadSanitizer's fiber context (FIBER_TSAN builds) */
+	const void *_Atomic wait_on;	 /* the object waited on: the wait queue, the joined fiber, the timer */
+	void *tsan_fiber;		 /* ThreadSanitizer's fiber context (FIBER_TSAN builds) */
 
 	/* I/O (io.c, uring.c): only the fiber itself, and its ring notifier on its behalf. */
 	struct fiber_preempt_notifier io_pn; /* binds the fiber to its worker's ring (KVM's vcpu_load pattern) */
-	struct io_ring *io_ring;             /* the ring of the worker it runs on; NULL while switched out */
-	uint64_t io_timeout_ns;              /* fiber_io_timeout */
-	struct fiber *desc_next; /* descriptor cache link */
+	struct io_ring *io_ring;	     /* the ring of the worker it runs on; NULL while switched out */
+	uint64_t io_timeout_ns;		     /* fiber_io_timeout */
+	struct fiber *desc_next;	     /* descriptor cache link */
 };
 
 /*
@@ -480,17 +480,17 @@ _Static_assert(FRAME_SIZE == 8 * 8, "switch frame is 8 slots");
 struct rq {
 	spinlock_t lock;
 	atomic_uint nr_running; /* queued fibers incl. curr, idle excluded; atomic for lock-free peeking */
-	struct fiber *curr;     /* rq->lock */
+	struct fiber *curr;	/* rq->lock */
 	struct fiber *idle;
-	struct fiber *stop;   /* the stopper fiber (stop class) */
-	bool stop_queued;     /* rq->lock */
+	struct fiber *stop; /* the stopper fiber (stop class) */
+	bool stop_queued;   /* rq->lock */
 	struct cfs_rq cfs;
 	struct rt_rq rt;
 	struct dl_rq dl;
-	uint64_t idle_ns;     /* rq->lock */
+	uint64_t idle_ns;	 /* rq->lock */
 	uint64_t pulled, pushed; /* fibers moved here / away by balancing; rq->lock */
-	uint64_t clock;       /* update_rq_clock(), rq->lock */
-	uint64_t nr_switches; /* rq->lock */
+	uint64_t clock;		 /* update_rq_clock(), rq->lock */
+	uint64_t nr_switches;	 /* rq->lock */
 	int cpu;
 } __cacheline_aligned;
 
@@ -505,82 +505,82 @@ struct stack_cache {
 	unsigned nr, cap;
 	unsigned low; /* the fewest stacks cached since the last fiber__stack_cache_trim(): those were not needed */
 };
-#define STACK_CACHE_WORKER 64   /* per worker */
-#define STACK_CACHE_GLOBAL 8192 /* shared; page faults cost far more than the address space they keep */
+#define STACK_CACHE_WORKER 64	    /* per worker */
+#define STACK_CACHE_GLOBAL 8192	    /* shared; page faults cost far more than the address space they keep */
 #define STACK_TRIM_NS 1000000000ull /* the monitor unmaps global-cache stacks no spawn needed for this long */
 
 struct worker {
 	struct rq rq;
 	/* Only this worker's pthread touches the fields below, unless marked otherwise. */
-	struct fiber *current;  /* equal to rq->curr except inside the switch window */
-	int preempt_count;      /* 0 in fiber code, 1 in the idle loop and schedule(), 2 across fiber__switch */
+	struct fiber *current; /* equal to rq->curr except inside the switch window */
+	int preempt_count;     /* 0 in fiber code, 1 in the idle loop and schedule(), 2 across fiber__switch */
 	int id;
-	struct fiber idle_fiber; /* runs on the pthread's own stack */
-	int *errno_loc;          /* this pthread's errno */
+	struct fiber idle_fiber;	 /* runs on the pthread's own stack */
+	int *errno_loc;			 /* this pthread's errno */
 	struct fiber *_Atomic wake_list; /* remote wakelist (llist); any thread pushes, the worker drains */
-	struct timer_base timers;        /* any thread may remove its own timer (lock) */
+	struct timer_base timers;	 /* any thread may remove its own timer (lock) */
 	struct stack_cache stacks;
 	struct fiber_cache descs;
 	pthread_t thr;
 	pid_t tid;
-	atomic_int tick_pending;  /* set by the monitor at tick_hz, consumed at preemption points */
-	atomic_int tick_wanted;   /* the tick is needed (tick_needed); the worker keeps it, enqueuers may set it */
-	atomic_uint pp_seq;       /* preemption points and switches passed; the monitor's progress probe */
-	atomic_int stuck;         /* set by the monitor, cleared by the worker at its next preemption point */
-	atomic_int blocking;      /* a fiber here is inside fiber_blocking_begin/end: stuck until it ends */
+	atomic_int tick_pending; /* set by the monitor at tick_hz, consumed at preemption points */
+	atomic_int tick_wanted;	 /* the tick is needed (tick_needed); the worker keeps it, enqueuers may set it */
+	atomic_uint pp_seq;	 /* preemption points and switches passed; the monitor's progress probe */
+	atomic_int stuck;	 /* set by the monitor, cleared by the worker at its next preemption point */
+	atomic_int blocking;	 /* a fiber here is inside fiber_blocking_begin/end: stuck until it ends */
 	/* The monitor's own notes on this worker (only the monitor thread touches them). */
 	unsigned mon_seq;
 	uint64_t mon_stamp, next_tick;
 	uint64_t mon_cpu, mon_cpu_at; /* the thread's CPU time at the monitor's last look, and when (0: none) */
-	spinlock_t all_lock;       /* fibers spawned on this worker, for fiber_dump */
+	spinlock_t all_lock;	      /* fibers spawned on this worker, for fiber_dump */
 	struct list_head all_fibers;
-	spinlock_t stop_lock;      /* the stopper's work list */
+	spinlock_t stop_lock; /* the stopper's work list */
 	struct list_head stop_work;
 	void *native_stack_bottom;
 	size_t native_stack_size;
-	struct io_ring *io;        /* this worker's io_uring (io.h); NULL on the poll path. Kickers read it */
-	atomic_int io_state;       /* 0 while the worker sets its ring up, then 1 or -errno; futex word */
+	struct io_ring *io;  /* this worker's io_uring (io.h); NULL on the poll path. Kickers read it */
+	atomic_int io_state; /* 0 while the worker sets its ring up, then 1 or -errno; futex word */
 	/* Spare threads (ids nr_workers ..): they run blocking regions, never placed on, balanced or monitored. */
 	bool spare;
-	bool spare_started;        /* its thread exists (created on first use; spare_lock) */
-	atomic_int spare_busy;     /* claimed by a fiber entering a blocking region */
+	bool spare_started;		   /* its thread exists (created on first use; spare_lock) */
+	atomic_int spare_busy;		   /* claimed by a fiber entering a blocking region */
 	struct fiber *_Atomic offload_req; /* a fiber to take in (set by the fiber before it switches out) */
 	struct fiber *_Atomic offload_ret; /* a fiber to hand back to the workers (set on this thread) */
 } __cacheline_aligned;
 
 /* The runtime (one per process). */
 struct runtime {
-	atomic_int running;        /* 1 between start and stop */
-	atomic_int stopping;       /* workers leave their idle loop */
+	atomic_int running;  /* 1 between start and stop */
+	atomic_int stopping; /* workers leave their idle loop */
 	unsigned nr_workers;
 	struct worker *workers;
-	size_t stack_size;         /* default stack size */
+	size_t stack_size; /* default stack size */
 	unsigned tick_hz;
-	unsigned cfg_flags;        /* fiber_config.flags */
-	atomic_int nr_fibers;      /* live fibers (spawned, not yet reaped); futex word for stop */
+	unsigned cfg_flags;   /* fiber_config.flags */
+	atomic_int nr_fibers; /* live fibers (spawned, not yet reaped); futex word for stop */
 	atomic_int stop_waiting;
-	atomic_int gate;           /* plain threads inside a runtime call, | GATE_CLOSED once stop tears down; futex */
-	unsigned gen;              /* runtime generation (1, 2, ... per start): tells stale handles from this run's */
+	atomic_int gate; /* plain threads inside a runtime call, | GATE_CLOSED once stop tears down; futex */
+	unsigned gen;	 /* runtime generation (1, 2, ... per start): tells stale handles from this run's */
 	atomic_ullong next_id;
-	spinlock_t desc_lock;      /* global descriptor free list (overflow of the per-worker caches) */
+	spinlock_t desc_lock; /* global descriptor free list (overflow of the per-worker caches) */
 	struct fiber *desc_free;
 	unsigned desc_free_nr;
-	spinlock_t stack_lock;     /* global stack cache for spawns from plain pthreads */
+	spinlock_t stack_lock; /* global stack cache for spawns from plain pthreads */
 	struct stack_cache gstacks;
 	atomic_uint idle_mask[FIBER_MAX_WORKERS / 32]; /* bit set: the worker runs its idle fiber */
-	uint64_t rr_timeslice_ns;  /* SCHED_RR slice (FIBER_RR_TIMESLICE_MS) */
-	uint64_t base_slice_ns;    /* fair base slice, scaled like the kernel's by 1 + ilog2(min(workers, 8)) */
+	uint64_t rr_timeslice_ns;		       /* SCHED_RR slice (FIBER_RR_TIMESLICE_MS) */
+	uint64_t base_slice_ns; /* fair base slice, scaled like the kernel's by 1 + ilog2(min(workers, 8)) */
 	uint64_t tick_ns;
-	spinlock_t dl_lock;        /* deadline admission (per-worker dl_rq.this_bw) */
-	atomic_int nr_stoppers;    /* live stopper fibers; futex word at stop */
+	spinlock_t dl_lock;	/* deadline admission (per-worker dl_rq.this_bw) */
+	atomic_int nr_stoppers; /* live stopper fibers; futex word at stop */
 	atomic_int stoppers_exit;
 	/* Set at start, read by the workers (env.c, worker.c). */
-	bool pin_workers;          /* FIBER_CFG_PIN / FIBER_PIN=1 */
-	int host_policy;           /* the workers' host policy (SCHED_OTHER: inherited) */
+	bool pin_workers; /* FIBER_CFG_PIN / FIBER_PIN=1 */
+	int host_policy;  /* the workers' host policy (SCHED_OTHER: inherited) */
 	int host_priority;
-	unsigned io_entries;       /* fiber_config.io_entries */
-	unsigned nr_spares;        /* spare-thread slots after the workers in workers[] (threads made on demand) */
-	unsigned spare_threads;    /* how many slots the next start makes (env.c) */
+	unsigned io_entries;	/* fiber_config.io_entries */
+	unsigned nr_spares;	/* spare-thread slots after the workers in workers[] (threads made on demand) */
+	unsigned spare_threads; /* how many slots the next start makes (env.c) */
 	pthread_mutex_t spare_lock;
 };
 
@@ -669,21 +669,21 @@ static inline void clear_tsk_need_resched(struct fiber *p)
  */
 struct sched_class {
 	const char *name;
-	unsigned rank; /* position in fiber__classes[]: stop 0, dl 1, rt 2, fair 3, idle 4 */
+	unsigned rank;	   /* position in fiber__classes[]: stop 0, dl 1, rt 2, fair 3, idle 4 */
 	unsigned policies; /* bit 1u << FIBER_SCHED_*: the policies this class runs; 0 for the runtime's own classes */
-	int prio_limit;    /* a PI boost to a kernel priority below this runs the fiber in this class; 0: none */
+	int prio_limit;	   /* a PI boost to a kernel priority below this runs the fiber in this class; 0: none */
 	bool needs_tick;   /* a running fiber of this class needs the tick (a budget to enforce) */
-	void (*enqueue_task)(struct rq *rq, struct fiber *p, int flags);  /* rq->lock */
-	bool (*dequeue_task)(struct rq *rq, struct fiber *p, int flags);  /* rq->lock; false = delayed */
-	void (*yield_task)(struct rq *rq);                                /* rq->lock */
-	void (*wakeup_preempt)(struct rq *rq, struct fiber *p, int flags); /* same class as curr; rq->lock */
-	struct fiber *(*pick_task)(struct rq *rq);                        /* pure; rq->lock */
+	void (*enqueue_task)(struct rq *rq, struct fiber *p, int flags);	      /* rq->lock */
+	bool (*dequeue_task)(struct rq *rq, struct fiber *p, int flags);	      /* rq->lock; false = delayed */
+	void (*yield_task)(struct rq *rq);					      /* rq->lock */
+	void (*wakeup_preempt)(struct rq *rq, struct fiber *p, int flags);	      /* same class as curr; rq->lock */
+	struct fiber *(*pick_task)(struct rq *rq);				      /* pure; rq->lock */
 	void (*put_prev_task)(struct rq *rq, struct fiber *prev, struct fiber *next); /* rq->lock */
-	void (*set_next_task)(struct rq *rq, struct fiber *p, bool first); /* rq->lock */
-	void (*task_tick)(struct rq *rq, struct fiber *curr, int queued); /* rq->lock */
+	void (*set_next_task)(struct rq *rq, struct fiber *p, bool first);	      /* rq->lock */
+	void (*task_tick)(struct rq *rq, struct fiber *curr, int queued);	      /* rq->lock */
 	/* Called for every class on every new fiber (p not yet visible): its entity, so that it can enter later. */
 	void (*task_fork)(struct fiber *p);
-	void (*task_dead)(struct fiber *p);                               /* after the switch, no rq lock */
+	void (*task_dead)(struct fiber *p); /* after the switch, no rq lock */
 	void (*switched_from)(struct rq *rq, struct fiber *p);
 	void (*switched_to)(struct rq *rq, struct fiber *p);
 	/* Same class after a change: the priority or (a class with parameters) the parameters may be new. */
@@ -831,7 +831,7 @@ __hidden void fiber__stoppers_stop(void);
 __hidden void fiber__stop_one_cpu_nowait(int cpu, struct cpu_stop_work *work);
 /* fiber.c: a runtime fiber (the stoppers) */
 __hidden struct fiber *fiber__spawn_kthread(int cpu, void *(*fn)(void *), void *arg, const struct sched_class *cls,
-					     const char *name);
+					    const char *name);
 /* sched_fair.c, sched_rt.c, sched_dl.c: a worker's class runqueues */
 __hidden void fiber__init_cfs_rq(struct cfs_rq *cfs);
 __hidden void fiber__init_rt_rq(struct rt_rq *rt);
@@ -855,7 +855,7 @@ __hidden void fiber__wake_up_q(struct wake_q_head *head);
 /* worker.c */
 __hidden int fiber__workers_start(unsigned n);
 __hidden void fiber__workers_stop(void);
-__hidden struct worker *fiber__spare_claim(void);   /* worker.c: a free spare thread, started if need be */
+__hidden struct worker *fiber__spare_claim(void);	     /* worker.c: a free spare thread, started if need be */
 __hidden void fiber__offload_wake(struct fiber *p, int cpu); /* core.c: wake a TASK_OFFLOAD fiber on @cpu */
 
 /* monitor.c: the tick, stuck workers, periodic balance */
@@ -890,7 +890,7 @@ struct fiber__start_cfg {
 	unsigned io_entries;
 	unsigned flags;
 	unsigned long long rr_timeslice_ms;
-	unsigned spare_threads;     /* FIBER_SPARE_THREADS (default: one per worker) */
+	unsigned spare_threads; /* FIBER_SPARE_THREADS (default: one per worker) */
 	bool pin;
 	int host_policy, host_priority;
 };
@@ -1001,7 +1001,6 @@ static inline void fiber__trace_name(struct fiber *p)
 	if (fiber__tracing())
 		fiber__trace_name_slow(p);
 }
-
 
 /*
  * Allocation of runtime objects (jemalloc's explicit API, or malloc: FIBER_LIBC_MALLOC).

@@ -25,39 +25,57 @@
 #include <unistd.h>
 
 enum io_kind {
-	K_READ, K_WRITE, K_PREAD, K_PWRITE, K_READV, K_WRITEV, K_RECV, K_SEND, K_RECVMSG, K_SENDMSG,
-	K_ACCEPT, K_CONNECT, K_OPENAT, K_CLOSE, K_FSYNC, K_POLL,
+	K_READ,
+	K_WRITE,
+	K_PREAD,
+	K_PWRITE,
+	K_READV,
+	K_WRITEV,
+	K_RECV,
+	K_SEND,
+	K_RECVMSG,
+	K_SENDMSG,
+	K_ACCEPT,
+	K_CONNECT,
+	K_OPENAT,
+	K_CLOSE,
+	K_FSYNC,
+	K_POLL,
 };
 
 struct io_req {
 	enum io_kind kind;
 	int fd;
-	void *buf;          /* buf, iov, msghdr, sockaddr or path */
-	size_t len;         /* len, iovcnt or socklen */
+	void *buf;  /* buf, iov, msghdr, sockaddr or path */
+	size_t len; /* len, iovcnt or socklen */
 	off_t off;
-	int flags;          /* MSG_*, accept4 flags, open flags, poll events */
+	int flags;	    /* MSG_*, accept4 flags, open flags, poll events */
 	socklen_t *addrlen; /* accept */
-	mode_t mode;        /* openat */
+	mode_t mode;	    /* openat */
 };
 
 static const char *const io_names[] = {
-	[K_READ] = "io:read", [K_WRITE] = "io:write", [K_PREAD] = "io:pread", [K_PWRITE] = "io:pwrite",
-	[K_READV] = "io:readv", [K_WRITEV] = "io:writev", [K_RECV] = "io:recv", [K_SEND] = "io:send",
-	[K_RECVMSG] = "io:recvmsg", [K_SENDMSG] = "io:sendmsg", [K_ACCEPT] = "io:accept",
-	[K_CONNECT] = "io:connect", [K_OPENAT] = "io:openat", [K_CLOSE] = "io:close", [K_FSYNC] = "io:fsync",
-	[K_POLL] = "io:poll",
+	[K_READ] = "io:read",	    [K_WRITE] = "io:write",	[K_PREAD] = "io:pread",	  [K_PWRITE] = "io:pwrite",
+	[K_READV] = "io:readv",	    [K_WRITEV] = "io:writev",	[K_RECV] = "io:recv",	  [K_SEND] = "io:send",
+	[K_RECVMSG] = "io:recvmsg", [K_SENDMSG] = "io:sendmsg", [K_ACCEPT] = "io:accept", [K_CONNECT] = "io:connect",
+	[K_OPENAT] = "io:openat",   [K_CLOSE] = "io:close",	[K_FSYNC] = "io:fsync",	  [K_POLL] = "io:poll",
 };
 
 /* The readiness a call waits for when its fd is nonblocking (0: not a readiness call). */
 static short io_direction(enum io_kind k)
 {
 	switch (k) {
-	case K_READ: case K_READV: case K_RECV: case K_RECVMSG: case K_ACCEPT:
-		return POLLIN;
-	case K_WRITE: case K_WRITEV: case K_SEND: case K_SENDMSG: case K_CONNECT:
-		return POLLOUT;
-	default:
-		return 0;
+	case K_READ:
+	case K_READV:
+	case K_RECV:
+	case K_RECVMSG:
+	case K_ACCEPT: return POLLIN;
+	case K_WRITE:
+	case K_WRITEV:
+	case K_SEND:
+	case K_SENDMSG:
+	case K_CONNECT: return POLLOUT;
+	default: return 0;
 	}
 }
 
@@ -142,7 +160,7 @@ static inline bool io_op_finished(struct io_op *op)
 {
 	return atomic_load_explicit(&op->done, memory_order_acquire) &&
 	       atomic_load_explicit(&op->cancel_done, memory_order_acquire) ==
-		       atomic_load_explicit(&op->cancels, memory_order_relaxed);
+		   atomic_load_explicit(&op->cancels, memory_order_relaxed);
 }
 
 /* Sleep until the op's CQEs are all in; fiber_cancel turns into a cancellation sent to the ring that took it. */
@@ -150,7 +168,7 @@ static void io_wait(struct fiber *p, struct io_op *op, bool cancellable)
 {
 	for (;;) {
 		fiber__set_current_state(op->cancel_requested || !cancellable ? TASK_UNINTERRUPTIBLE
-									     : TASK_INTERRUPTIBLE);
+									      : TASK_INTERRUPTIBLE);
 		if (io_op_finished(op))
 			break;
 		if (cancellable && !op->cancel_requested && fiber__signal_pending(p)) {
@@ -421,8 +439,8 @@ int fiber_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
 	if (!addr != !addrlen || (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)))
 		return -EINVAL;
-	return (int)io_do(&(struct io_req){ .kind = K_ACCEPT, .fd = fd, .buf = addr, .addrlen = addrlen,
-					    .flags = flags });
+	return (int)io_do(
+	    &(struct io_req){ .kind = K_ACCEPT, .fd = fd, .buf = addr, .addrlen = addrlen, .flags = flags });
 }
 
 int fiber_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
@@ -436,8 +454,8 @@ int fiber_openat(int dfd, const char *path, int flags, mode_t mode)
 {
 	if (!path)
 		return -EINVAL;
-	return (int)io_do(&(struct io_req){ .kind = K_OPENAT, .fd = dfd, .buf = (void *)path, .flags = flags,
-					    .mode = mode });
+	return (int)io_do(
+	    &(struct io_req){ .kind = K_OPENAT, .fd = dfd, .buf = (void *)path, .flags = flags, .mode = mode });
 }
 
 int fiber_close(int fd)
@@ -456,8 +474,8 @@ int fiber_poll(int fd, short events, int64_t timeout_ns)
 {
 	if (fd < 0)
 		return -EBADF;
-	return (int)io_do(&(struct io_req){ .kind = K_POLL, .fd = fd, .flags = events,
-					    .off = timeout_ns < 0 ? -1 : (off_t)timeout_ns });
+	return (int)io_do(&(struct io_req){
+	    .kind = K_POLL, .fd = fd, .flags = events, .off = timeout_ns < 0 ? -1 : (off_t)timeout_ns });
 }
 
 int fiber_io_timeout(uint64_t ns)

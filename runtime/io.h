@@ -16,7 +16,7 @@
 
 /* cqe->user_data: an op pointer (8-aligned) with its low bits saying which CQE of the op it is. */
 #define IO_UD_IGNORE 0ull /* a linked timeout: its CQE carries nothing the op needs */
-#define IO_UD_KICK 8ull   /* the kick eventfd's read */
+#define IO_UD_KICK 8ull	  /* the kick eventfd's read */
 #define IO_UD_CANCEL 1ull /* op | 1: the CQE of the ASYNC_CANCEL aimed at op */
 
 /*
@@ -25,17 +25,17 @@
  */
 struct io_op {
 	struct fiber *f;
-	struct io_ring *ring;     /* the ring that took it: its cancellation goes there */
-	int res;                  /* cqe->res, written by the owning worker before done */
-	atomic_int done;          /* the op's CQE was reaped (release: res is valid) */
-	atomic_int cancels;       /* ASYNC_CANCELs asked for (by the fiber, or by the timeout timer) */
-	atomic_int cancel_done;   /* ... and their CQEs reaped */
-	bool cancel_requested;    /* fiber_cancel's; only the issuing fiber */
-	bool timed;               /* a timeout rides with it */
-	atomic_bool timed_out;    /* the timeout timer fired (IO_TIMEOUT_TIMER) */
+	struct io_ring *ring;		   /* the ring that took it: its cancellation goes there */
+	int res;			   /* cqe->res, written by the owning worker before done */
+	atomic_int done;		   /* the op's CQE was reaped (release: res is valid) */
+	atomic_int cancels;		   /* ASYNC_CANCELs asked for (by the fiber, or by the timeout timer) */
+	atomic_int cancel_done;		   /* ... and their CQEs reaped */
+	bool cancel_requested;		   /* fiber_cancel's; only the issuing fiber */
+	bool timed;			   /* a timeout rides with it */
+	atomic_bool timed_out;		   /* the timeout timer fired (IO_TIMEOUT_TIMER) */
 	struct io_op *_Atomic cancel_next; /* ring->cancel_list link */
-	struct __kernel_timespec ts;       /* the linked timeout (copied by the kernel at submission) */
-	struct fiber_timer timer;          /* the per-worker timer (IO_TIMEOUT_TIMER) */
+	struct __kernel_timespec ts;	   /* the linked timeout (copied by the kernel at submission) */
+	struct fiber_timer timer;	   /* the per-worker timer (IO_TIMEOUT_TIMER) */
 };
 
 /*
@@ -48,38 +48,38 @@ extern __hidden enum io_timeout_mode fiber__io_timeout_mode;
 
 struct io_ring {
 	struct io_uring ring;
-	unsigned setup_flags;     /* what the feature test settled on */
-	int efd;                  /* kick eventfd; its read is always armed while the worker runs */
+	unsigned setup_flags; /* what the feature test settled on */
+	int efd;	      /* kick eventfd; its read is always armed while the worker runs */
 	bool efd_armed;
 	uint64_t efd_buf;
-	unsigned unsubmitted;     /* SQEs prepared and not yet submitted */
-	unsigned expected;        /* CQEs still to come (ops, linked timeouts, cancels, the eventfd read) */
-	unsigned batch;           /* scheduling decisions since the oldest unsubmitted SQE */
-	uint64_t batch_start;     /* fiber__sched_clock() of the oldest unsubmitted SQE */
-	uint64_t last_events;     /* when this worker last entered the kernel for completions while busy */
+	unsigned unsubmitted;		   /* SQEs prepared and not yet submitted */
+	unsigned expected;		   /* CQEs still to come (ops, linked timeouts, cancels, the eventfd read) */
+	unsigned batch;			   /* scheduling decisions since the oldest unsubmitted SQE */
+	uint64_t batch_start;		   /* fiber__sched_clock() of the oldest unsubmitted SQE */
+	uint64_t last_events;		   /* when this worker last entered the kernel for completions while busy */
 	struct io_op *_Atomic cancel_list; /* any thread pushes (llist), the owner drains */
 	/* Counters for fiber_worker_stats (only the owner writes; readers accept a torn view). */
 	uint64_t nr_submitted, nr_completed, nr_enter;
 };
 
 enum io_mode {
-	IO_MODE_URING,     /* the default */
-	IO_MODE_POLL,      /* io_uring unavailable (or FIBER_IO=poll): the readiness path */
+	IO_MODE_URING, /* the default */
+	IO_MODE_POLL,  /* io_uring unavailable (or FIBER_IO=poll): the readiness path */
 };
 
 extern __hidden enum io_mode fiber__io_mode;
 
 /* uring.c: start and stop of the rings, the hooks the scheduler and the idle loop call. */
-__hidden int fiber__io_select(void);                   /* at runtime start: which mode, say it once */
-__hidden void fiber__io_release(void);                /* at runtime stop, after the workers: undo select */
-__hidden int fiber__io_worker_init(struct worker *w);  /* on the worker's thread */
-__hidden void fiber__io_worker_exit(struct worker *w); /* on the worker's thread */
-__hidden void fiber__io_work(struct worker *w, bool idle);  /* submit due SQEs, drain cancels, reap */
+__hidden int fiber__io_select(void);			   /* at runtime start: which mode, say it once */
+__hidden void fiber__io_release(void);			   /* at runtime stop, after the workers: undo select */
+__hidden int fiber__io_worker_init(struct worker *w);	   /* on the worker's thread */
+__hidden void fiber__io_worker_exit(struct worker *w);	   /* on the worker's thread */
+__hidden void fiber__io_work(struct worker *w, bool idle); /* submit due SQEs, drain cancels, reap */
 __hidden void fiber__io_idle_wait(struct worker *w, const struct timespec *ts); /* block in the ring */
-__hidden void fiber__io_kick(struct worker *w);        /* from any thread: end w's wait in its ring */
+__hidden void fiber__io_kick(struct worker *w); /* from any thread: end w's wait in its ring */
 __hidden struct io_uring_sqe *fiber__io_get_sqe(struct io_ring *io, unsigned nr);
 __hidden void fiber__io_queued(struct io_ring *io, unsigned nr_sqes);
-__hidden void fiber__io_cancel(struct io_op *op);      /* from the issuing fiber, on any worker */
+__hidden void fiber__io_cancel(struct io_op *op);	  /* from the issuing fiber, on any worker */
 __hidden struct io_ring *fiber__io_bind(struct fiber *p); /* register the ring notifier; the current ring */
 
 /* The hook of sched_submit_work: nothing to do unless this worker has SQEs or CQEs outstanding. */

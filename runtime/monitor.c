@@ -32,9 +32,9 @@
 #include <fcntl.h>
 #include <sys/prctl.h>
 
-#define MON_PERIOD_NS 1000000ull     /* look at the workers this often while one needs it */
-#define STUCK_NS 3000000ull          /* no preemption point for this long with work waiting: stuck */
-#define STUCK_BUSY_NS 10000000ull    /* stuck this long: its queued fibers go to busy workers too */
+#define MON_PERIOD_NS 1000000ull  /* look at the workers this often while one needs it */
+#define STUCK_NS 3000000ull	  /* no preemption point for this long with work waiting: stuck */
+#define STUCK_BUSY_NS 10000000ull /* stuck this long: its queued fibers go to busy workers too */
 #define BALANCE_MIN_NS 4000000ull
 #define BALANCE_MAX_NS 32000000ull
 
@@ -89,8 +89,8 @@ static int rescue_target(struct worker *src, bool idle_only)
 
 		if (w == src || atomic_load_explicit(&w->stuck, memory_order_relaxed))
 			continue;
-		if (idle_only && !(atomic_load_explicit(&fiber__rt.idle_mask[i / 32], memory_order_relaxed) &
-				   (1u << (i % 32))))
+		if (idle_only &&
+		    !(atomic_load_explicit(&fiber__rt.idle_mask[i / 32], memory_order_relaxed) & (1u << (i % 32))))
 			continue;
 		load = atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed);
 		if (load < best_load) {
@@ -228,7 +228,8 @@ static void *monitor_main(void *arg)
 				continue;
 			}
 			any = true;
-			if (tick_ns && atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) && now >= w->next_tick) {
+			if (tick_ns && atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) &&
+			    now >= w->next_tick) {
 				atomic_store_explicit(&w->tick_pending, 1, memory_order_relaxed);
 				w->next_tick = now + tick_ns;
 			}

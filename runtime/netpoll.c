@@ -58,8 +58,8 @@
 #include <sys/eventfd.h>
 
 _Static_assert(EPOLLIN == POLLIN && EPOLLPRI == POLLPRI && EPOLLOUT == POLLOUT && EPOLLERR == POLLERR &&
-		       EPOLLHUP == POLLHUP && EPOLLRDHUP == POLLRDHUP && EPOLLRDNORM == POLLRDNORM &&
-		       EPOLLRDBAND == POLLRDBAND && EPOLLWRNORM == POLLWRNORM && EPOLLWRBAND == POLLWRBAND,
+		   EPOLLHUP == POLLHUP && EPOLLRDHUP == POLLRDHUP && EPOLLRDNORM == POLLRDNORM &&
+		   EPOLLRDBAND == POLLRDBAND && EPOLLWRNORM == POLLWRNORM && EPOLLWRBAND == POLLWRBAND,
 	       "poll and epoll event bits agree (Linux)");
 
 /* The events a waiter may ask for; POLLERR and POLLHUP are always reported. */
@@ -69,38 +69,38 @@ _Static_assert(EPOLLIN == POLLIN && EPOLLPRI == POLLPRI && EPOLLOUT == POLLOUT &
 #define NP_CHUNK (1u << NP_CHUNK_SHIFT)
 #define NP_INIT_SLOTS 16    /* chunk slots of the first table: fds 0..4095 */
 #define NP_FD_MAX (1 << 30) /* above fs.nr_open's ceiling: no such fd exists */
-#define NP_BATCH 128        /* events per epoll_wait */
+#define NP_BATCH 128	    /* events per epoll_wait */
 
 /* A parked fiber, on its own stack. */
 struct np_waiter {
 	struct list_head link; /* np_desc.waiters; np_desc.lock */
 	struct fiber *task;
-	unsigned events;       /* asked for, | NP_ALWAYS; set before it is queued */
-	atomic_int result;     /* 0 parked; > 0 revents, < 0 -errno: the grant, stored (release) after the unqueue */
+	unsigned events;   /* asked for, | NP_ALWAYS; set before it is queued */
+	atomic_int result; /* 0 parked; > 0 revents, < 0 -errno: the grant, stored (release) after the unqueue */
 };
 
 /* One per fd number that was ever waited on (kept until fini). */
 struct np_desc {
-	spinlock_t lock;          /* a leaf lock: the fields below, and the waiters' links */
-	bool registered;          /* epoll had an entry for fd when we last looked */
-	int fd;                   /* constant */
+	spinlock_t lock;	  /* a leaf lock: the fields below, and the waiters' links */
+	bool registered;	  /* epoll had an entry for fd when we last looked */
+	int fd;			  /* constant */
 	struct list_head waiters; /* struct np_waiter, oldest first */
 };
 
 struct np_table {
-	struct np_table *older;            /* the table this one replaced (np.grow_lock; freed at fini) */
-	unsigned nr;                       /* chunk slots */
-	struct np_desc *_Atomic chunk[];   /* NULL until first use; set (release) under np.grow_lock */
+	struct np_table *older;		 /* the table this one replaced (np.grow_lock; freed at fini) */
+	unsigned nr;			 /* chunk slots */
+	struct np_desc *_Atomic chunk[]; /* NULL until first use; set (release) under np.grow_lock */
 };
 
 static struct {
 	pthread_mutex_t init_lock; /* users, and start/stop against each other */
-	unsigned users;            /* fiber__netpoll_init calls not yet undone */
-	atomic_int active;         /* 1 while the poller runs (release after set-up) */
-	atomic_int stop;           /* the poller leaves (set before the eventfd write) */
-	int epfd, evfd;            /* set before active */
+	unsigned users;		   /* fiber__netpoll_init calls not yet undone */
+	atomic_int active;	   /* 1 while the poller runs (release after set-up) */
+	atomic_int stop;	   /* the poller leaves (set before the eventfd write) */
+	int epfd, evfd;		   /* set before active */
 	pthread_t thr;
-	spinlock_t grow_lock;      /* a leaf lock: table growth and chunk allocation */
+	spinlock_t grow_lock;		/* a leaf lock: table growth and chunk allocation */
 	struct np_table *_Atomic table; /* the current table; replaced (release) under grow_lock */
 } np = { .init_lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -233,7 +233,7 @@ static unsigned desc_mask(struct np_desc *d)
 	unsigned mask = 0;
 
 	lockdep_assert_held(&d->lock);
-	list_for_each_safe(pos, n, &d->waiters)
+	list_for_each_safe (pos, n, &d->waiters)
 		mask |= list_entry(pos, struct np_waiter, link)->events;
 	return mask;
 }
@@ -257,7 +257,7 @@ static void grant_all(struct np_desc *d, int result, struct wake_q_head *q)
 	struct list_head *pos, *n;
 
 	lockdep_assert_held(&d->lock);
-	list_for_each_safe(pos, n, &d->waiters)
+	list_for_each_safe (pos, n, &d->waiters)
 		grant(list_entry(pos, struct np_waiter, link), result, q);
 }
 
@@ -273,8 +273,7 @@ static void desc_ready(struct np_desc *d, unsigned revents)
 	unsigned rest = 0;
 
 	spin_lock(&d->lock);
-	list_for_each_safe(pos, n, &d->waiters)
-	{
+	list_for_each_safe (pos, n, &d->waiters) {
 		struct np_waiter *w = list_entry(pos, struct np_waiter, link);
 		unsigned r = revents & w->events;
 

@@ -62,7 +62,8 @@ static int runtime_start(const struct fiber_config *cfg)
 		return -EBUSY;
 	}
 	fiber__clock_init();
-	ret = fiber__trace_start(dbg.trace_file, c.workers + c.spare_threads); /* first: nothing to undo when it fails */
+	ret = fiber__trace_start(dbg.trace_file,
+				 c.workers + c.spare_threads); /* first: nothing to undo when it fails */
 	if (ret) {
 		pthread_mutex_unlock(&rt_lock);
 		return ret;
@@ -111,7 +112,8 @@ static int runtime_start(const struct fiber_config *cfg)
 					   "FIBER_STACK_SIZE, or raise the memory limit");
 		else
 			fiber__start_error("cannot create the monitor thread (%s); raise RLIMIT_NPROC or lower "
-					   "fiber_config.workers", strerror(-ret));
+					   "fiber_config.workers",
+					   strerror(-ret));
 		fiber__stoppers_stop();
 		fiber__workers_stop();
 		fiber__io_release();

@@ -288,8 +288,8 @@ static int select_task_rq_dl(struct fiber *p, int cpu, int wake_flags)
 
 /* ---- parameters (sched_attr's DEADLINE fields: __checkparam_dl, __setparam_dl, __getparam_dl) ---- */
 
-#define DL_PERIOD_MIN_NS 100000ull        /* sysctl_sched_dl_period_min: 100 us */
-#define DL_PERIOD_MAX_NS 4194304000ull    /* sysctl_sched_dl_period_max: 2^22 us */
+#define DL_PERIOD_MIN_NS 100000ull     /* sysctl_sched_dl_period_min: 100 us */
+#define DL_PERIOD_MAX_NS 4194304000ull /* sysctl_sched_dl_period_max: 2^22 us */
 
 /* __checkparam_dl */
 static bool checkparam_dl(const struct fiber_sched_attr *a)

@@ -172,7 +172,8 @@ static struct fiber *pick_migratable_task_rt(struct rq *src, int dst)
 		if (!(src->rt.bitmap[idx / 64] & (1ull << (idx % 64))))
 			continue;
 		for (pos = h->next; pos != h; pos = pos->next) {
-			struct fiber *p = container_of(list_entry(pos, struct sched_rt_entity, run_list), struct fiber, rt);
+			struct fiber *p = container_of(list_entry(pos, struct sched_rt_entity, run_list), struct fiber,
+						       rt);
 
 			if (fiber__can_migrate_task(src, p, dst))
 				return p;

@@ -20,9 +20,9 @@ typedef struct {
 	atomic_int locked;
 } spinlock_t;
 
-#define SPINLOCK_INIT                                                                                            \
-	{                                                                                                        \
-		0                                                                                                \
+#define SPINLOCK_INIT                                                                                                  \
+	{                                                                                                              \
+		0                                                                                                      \
 	}
 
 __hidden void fiber__spin_lock_slow(spinlock_t *l);

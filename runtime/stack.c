@@ -41,12 +41,12 @@
 #define MADV_GUARD_INSTALL 102
 #endif
 
-#define STACK_GUARD (64u * 1024u) /* at least; a multiple of the page size */
+#define STACK_GUARD (64u * 1024u)   /* at least; a multiple of the page size */
 #define SIGSTACK_SIZE (64u * 1024u) /* the alternate signal stack: the report and backtrace() run on it */
 
 static size_t page_size;
 static atomic_int guard_install_works = 1; /* cleared the first time the kernel refuses MADV_GUARD_INSTALL */
-static atomic_int map_error_said;         /* the vm.max_map_count message is printed once */
+static atomic_int map_error_said;	   /* the vm.max_map_count message is printed once */
 
 size_t fiber__page_size(void)
 {
@@ -96,7 +96,8 @@ static void stack_map_error(const char *what, int err)
 	if (err == ENOMEM)
 		fiber__start_error("cannot map a fiber stack (%s: ENOMEM): out of address space or at vm.max_map_count "
 				   "(%ld mappings; each stack takes %s); raise vm.max_map_count (sysctl), or use fewer "
-				   "or smaller fibers", what, max_map_count(),
+				   "or smaller fibers",
+				   what, max_map_count(),
 				   guard_markers ? "one" : "two, as this kernel has no MADV_GUARD_INSTALL");
 	else
 		fiber__start_error("cannot map a fiber stack (%s: %s)", what, strerror(err));
@@ -367,7 +368,7 @@ __hidden void *fiber__fiber_frame_init(struct fiber *p)
 
 static struct sigaction old_segv; /* written once before our handler is installed */
 static pthread_once_t segv_once = PTHREAD_ONCE_INIT;
-static __thread void *worker_sigstack;    /* this worker's alternate signal stack, when we installed one */
+static __thread void *worker_sigstack; /* this worker's alternate signal stack, when we installed one */
 
 struct msg {
 	char buf[512];

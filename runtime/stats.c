@@ -46,7 +46,8 @@ int fiber_stats(fiber_t *f, struct fiber_stats *out)
 		return -ESRCH;
 	if (!p)
 		return -EINVAL;
-	if (READ_ONCE(p->magic) != FIBER_MAGIC_LIVE || atomic_load_explicit(&p->join_state, memory_order_relaxed) == JOIN_DONE)
+	if (READ_ONCE(p->magic) != FIBER_MAGIC_LIVE ||
+	    atomic_load_explicit(&p->join_state, memory_order_relaxed) == JOIN_DONE)
 		return -ESRCH;
 	rq = fiber__task_rq_lock(p);
 	/* A running fiber: charge it up to now first, so the numbers include the current run. */
@@ -113,8 +114,6 @@ static const char *policy_name(uint32_t policy)
 	}
 	return "?";
 }
-
-
 
 /* ------------------------------------------------------------------------------------------------------------
  * fiber_dump
@@ -274,7 +273,7 @@ struct obj_syms {
 	uintptr_t bias; /* link_map l_addr: st_value + bias = run-time address */
 	void *map;
 	size_t map_len;
-	const ElfW(Sym) *sym;
+	const ElfW(Sym) * sym;
 	size_t nsym;
 	const char *str;
 	size_t str_len;
@@ -285,8 +284,8 @@ static unsigned nr_objs;
 static const struct obj_syms *obj_syms_get(const char *path, uintptr_t bias)
 {
 	struct obj_syms *o;
-	const ElfW(Ehdr) *eh;
-	const ElfW(Shdr) *sh;
+	const ElfW(Ehdr) * eh;
+	const ElfW(Shdr) * sh;
 	struct stat st;
 	int fd;
 
@@ -319,7 +318,7 @@ static const struct obj_syms *obj_syms_get(const char *path, uintptr_t bias)
 		return o; /* no section headers: no symbols */
 	sh = (const ElfW(Shdr) *)((const char *)o->map + eh->e_shoff);
 	for (unsigned i = 0; i < eh->e_shnum; i++) {
-		const ElfW(Shdr) *strs;
+		const ElfW(Shdr) * strs;
 
 		if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum)
 			continue;
@@ -518,16 +517,17 @@ void fiber_dump(int fd)
 	}
 	db_printf(&b, "libfiber %s: %u workers, %d fibers, tick %u Hz\n", fiber_version(), n,
 		  atomic_load(&fiber__rt.nr_fibers), fiber__rt.tick_hz);
-	db_printf(&b, "totals: nr_running %u, switches %llu, idle %llu ms, balanced: pulled %llu pushed %llu\n", running,
-		  (unsigned long long)switches, (unsigned long long)(idle / 1000000), (unsigned long long)pulled,
-		  (unsigned long long)pushed);
+	db_printf(&b, "totals: nr_running %u, switches %llu, idle %llu ms, balanced: pulled %llu pushed %llu\n",
+		  running, (unsigned long long)switches, (unsigned long long)(idle / 1000000),
+		  (unsigned long long)pulled, (unsigned long long)pushed);
 	db_flush(&b, fd);
 	for (unsigned i = 0; i < n; i++) {
 		struct rq *rq = cpu_rq(i);
 
 		spin_lock(&rq->lock);
-		db_printf(&b, "\nworker %u: curr %llu (%s) nr_running %u nr_switches %llu idle_ms %llu "
-			      "fair %u rt %u dl %u (bw %llu/1024)\n",
+		db_printf(&b,
+			  "\nworker %u: curr %llu (%s) nr_running %u nr_switches %llu idle_ms %llu "
+			  "fair %u rt %u dl %u (bw %llu/1024)\n",
 			  i, (unsigned long long)rq->curr->id, rq->curr->name, atomic_load(&rq->nr_running),
 			  (unsigned long long)rq->nr_switches, (unsigned long long)(rq->idle_ns / 1000000),
 			  rq->cfs.nr_running, rq->rt.rt_nr_running, rq->dl.dl_nr_running,
@@ -537,8 +537,9 @@ void fiber_dump(int fd)
 		if (fiber__rt.workers[i].io) {
 			struct io_ring *io = fiber__rt.workers[i].io;
 
-			db_printf(&b, "  io_uring: setup flags %#x, %u CQEs awaited, submitted %llu completed %llu "
-				      "io_uring_enter %llu\n",
+			db_printf(&b,
+				  "  io_uring: setup flags %#x, %u CQEs awaited, submitted %llu completed %llu "
+				  "io_uring_enter %llu\n",
 				  io->setup_flags, __atomic_load_n(&io->expected, __ATOMIC_RELAXED),
 				  (unsigned long long)__atomic_load_n(&io->nr_submitted, __ATOMIC_RELAXED),
 				  (unsigned long long)__atomic_load_n(&io->nr_completed, __ATOMIC_RELAXED),
@@ -556,8 +557,7 @@ void fiber_dump(int fd)
 		struct list_head *pos, *tmp;
 
 		spin_lock(&w->all_lock);
-		list_for_each_safe(pos, tmp, &w->all_fibers)
-		{
+		list_for_each_safe (pos, tmp, &w->all_fibers) {
 			struct fiber *p = list_entry(pos, struct fiber, all);
 			const char *reason = atomic_load_explicit(&p->wait_reason, memory_order_relaxed);
 			struct fiber_snap sn;
@@ -599,7 +599,6 @@ void fiber_dump(int fd)
  * The debug thread: the dump on a signal (fiber_config.dump_signal, FIBER_DUMP_SIGNAL) and the deadlock report
  * (fiber_config.deadlock_ms, FIBER_DEADLOCK_MS)
  * ---------------------------------------------------------------------------------------------------------- */
-
 
 static int dump_pipe[2] = { -1, -1 };
 static int dump_sig;
@@ -647,8 +646,7 @@ static bool all_blocked(uint64_t *switches, unsigned *nr)
 		struct list_head *pos, *tmp;
 
 		spin_lock(&w->all_lock);
-		list_for_each_safe(pos, tmp, &w->all_fibers)
-		{
+		list_for_each_safe (pos, tmp, &w->all_fibers) {
 			struct fiber *p = list_entry(pos, struct fiber, all);
 			unsigned st = atomic_load_explicit(&p->state, memory_order_relaxed);
 
@@ -708,11 +706,12 @@ static void *dump_thread(void *arg)
 		}
 		if (!reported && now - since >= (uint64_t)deadlock_ms * 1000000ull) {
 			reported = true;
-			dprintf(STDERR_FILENO,
-				"libfiber: deadlock? all %u fibers have been blocked on fiber primitives for %u ms, with "
-				"nothing runnable and no timer armed (a plain thread may still wake one; the program "
-				"goes on)\n",
-				nr, (unsigned)((now - since) / 1000000));
+			dprintf(
+			    STDERR_FILENO,
+			    "libfiber: deadlock? all %u fibers have been blocked on fiber primitives for %u ms, with "
+			    "nothing runnable and no timer armed (a plain thread may still wake one; the program "
+			    "goes on)\n",
+			    nr, (unsigned)((now - since) / 1000000));
 			fiber_dump(STDERR_FILENO);
 		}
 	}
@@ -756,8 +755,9 @@ int fiber__debug_config(struct fiber_config *c)
 		int sig = parse_signal(env);
 
 		if (sig < 0 || !dump_signal_ok(sig)) {
-			fprintf(stderr, "libfiber: FIBER_DUMP_SIGNAL=\"%s\" is not a signal the dump can use "
-					"(e.g. SIGQUIT, SIGUSR1; not KILL, STOP, SEGV, BUS, ILL, FPE, TRAP, ABRT)\n",
+			fprintf(stderr,
+				"libfiber: FIBER_DUMP_SIGNAL=\"%s\" is not a signal the dump can use "
+				"(e.g. SIGQUIT, SIGUSR1; not KILL, STOP, SEGV, BUS, ILL, FPE, TRAP, ABRT)\n",
 				env);
 			return -EINVAL;
 		}

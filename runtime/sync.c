@@ -335,7 +335,7 @@ static void mutex_unlock_slow(struct mutex_impl *m)
 		wlist_del(&m->wl, first);
 		atomic_store_explicit(&m->owner,
 				      ntok | (m->wl.first ? MUTEX_WAITERS : 0) |
-					      (m->wl.first && pi_prio(m->wl.first->prio) ? MUTEX_HANDOFF : 0),
+					  (m->wl.first && pi_prio(m->wl.first->prio) ? MUTEX_HANDOFF : 0),
 				      memory_order_release);
 		fiber__sync_grant(first, MUTEX_GRANT_OWNER, &q);
 		/*
@@ -367,8 +367,8 @@ int fiber_mutex_unlock(fiber_mutex_t *mm)
 	cur = atomic_load_explicit(&m->owner, memory_order_relaxed);
 	if ((cur & ~MUTEX_FLAGS) != tok)
 		return -EPERM;
-	if (likely(cur == tok) && atomic_compare_exchange_strong_explicit(&m->owner, &cur, 0, memory_order_release,
-									  memory_order_relaxed))
+	if (likely(cur == tok) &&
+	    atomic_compare_exchange_strong_explicit(&m->owner, &cur, 0, memory_order_release, memory_order_relaxed))
 		return 0;
 	mutex_unlock_slow(m);
 	return 0;

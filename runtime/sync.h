@@ -60,12 +60,12 @@ __hidden void fiber__futex_wake(atomic_int *word, int nr);
 
 struct sync_waiter {
 	struct sync_waiter *next, *prev; /* the primitive's lock */
-	struct fiber *task;              /* NULL: plain pthread */
-	atomic_int granted;              /* 0 waiting; else the waker's verdict (release store after the wake_q add) */
-	unsigned flags;                  /* per primitive (rwlock: reader or writer) */
-	bool intr;                       /* an interruptible wait (a cancellation point) */
-	int prio;                        /* the waiter's effective priority when it queued (INT_MAX: pthread) */
-	uintptr_t token;                 /* fiber__sync_token() of the waiter */
+	struct fiber *task;		 /* NULL: plain pthread */
+	atomic_int granted;		 /* 0 waiting; else the waker's verdict (release store after the wake_q add) */
+	unsigned flags;			 /* per primitive (rwlock: reader or writer) */
+	bool intr;			 /* an interruptible wait (a cancellation point) */
+	int prio;			 /* the waiter's effective priority when it queued (INT_MAX: pthread) */
+	uintptr_t token;		 /* fiber__sync_token() of the waiter */
 };
 
 struct sync_wlist {

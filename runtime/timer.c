@@ -189,8 +189,8 @@ bool fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expi
 	 * A timer on a busy worker is something the monitor must watch (the worker may get stuck before it expires).
 	 * The fence orders the heap update before the monitor's sleeping flag is read (fiber__monitor_kick).
 	 */
-	if (fiber__rt.workers && !(atomic_load_explicit(&fiber__rt.idle_mask[b->cpu / 32], memory_order_relaxed) &
-				   (1u << (b->cpu % 32)))) {
+	if (fiber__rt.workers &&
+	    !(atomic_load_explicit(&fiber__rt.idle_mask[b->cpu / 32], memory_order_relaxed) & (1u << (b->cpu % 32)))) {
 		atomic_thread_fence(memory_order_seq_cst);
 		fiber__monitor_kick();
 	}

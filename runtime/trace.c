@@ -45,7 +45,7 @@ struct trace_buf {
 #define TRACE_EVENTS_PER_BUF (1u << 18) /* 16 MiB of address space per worker, touched only as it fills */
 
 atomic_int fiber__trace_on __hidden;
-static struct trace_buf *bufs;   /* [nr_workers + 1]; the last one is the plain threads' */
+static struct trace_buf *bufs; /* [nr_workers + 1]; the last one is the plain threads' */
 static spinlock_t ext_lock = SPINLOCK_INIT;
 static unsigned nr_bufs;
 static FILE *trace_out;
@@ -308,8 +308,10 @@ static void trace_write(FILE *f)
 			fprintf(f, "\"worker %u\"}}", i);
 		else
 			fputs("\"plain threads\"}}", f);
-		fprintf(f, ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":%u,\"name\":\"thread_sort_index\",\"args\":"
-			   "{\"sort_index\":%u}}", i, i);
+		fprintf(f,
+			",\n{\"ph\":\"M\",\"pid\":1,\"tid\":%u,\"name\":\"thread_sort_index\",\"args\":"
+			"{\"sort_index\":%u}}",
+			i, i);
 	}
 	first = false;
 
@@ -343,8 +345,9 @@ static void trace_write(FILE *f)
 				break; /* the idle fiber: the gap is idle time */
 			fi = finfo(e->b);
 			if (fi->flow) {
-				fprintf(f, ",\n{\"ph\":\"f\",\"bp\":\"e\",\"pid\":1,\"tid\":%u,\"ts\":%.3f,\"id\":%llu,"
-					   "\"name\":\"wakeup\",\"cat\":\"wakeup\"}",
+				fprintf(f,
+					",\n{\"ph\":\"f\",\"bp\":\"e\",\"pid\":1,\"tid\":%u,\"ts\":%.3f,\"id\":%llu,"
+					"\"name\":\"wakeup\",\"cat\":\"wakeup\"}",
 					from, us(e->ts), (unsigned long long)fi->flow);
 				fi->flow = 0;
 			}
@@ -354,19 +357,21 @@ static void trace_write(FILE *f)
 			struct fib_info *fi = finfo(e->b);
 
 			fi->flow = ++flows;
-			fprintf(f, ",\n{\"ph\":\"s\",\"pid\":1,\"tid\":%d,\"ts\":%.3f,\"id\":%llu,\"name\":\"wakeup\","
-				   "\"cat\":\"wakeup\",\"args\":{\"waker\":%llu,\"wakee\":%llu,\"on_worker\":%u}}",
+			fprintf(f,
+				",\n{\"ph\":\"s\",\"pid\":1,\"tid\":%d,\"ts\":%.3f,\"id\":%llu,\"name\":\"wakeup\","
+				"\"cat\":\"wakeup\",\"args\":{\"waker\":%llu,\"wakee\":%llu,\"on_worker\":%u}}",
 				track(e->cpu), us(e->ts), (unsigned long long)fi->flow, (unsigned long long)e->a,
 				(unsigned long long)e->b, e->arg);
 			break;
 		}
 		case TR_MIGRATE:
-			fprintf(f, ",\n{\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":%u,\"ts\":%.3f,\"name\":\"migrate #%llu "
-				   "w%u->w%u\",\"cat\":\"migrate\"}",
-				e->arg & 0xffff, us(e->ts), (unsigned long long)e->a, e->arg >> 16, e->arg & 0xffff);
+			fprintf(
+			    f,
+			    ",\n{\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":%u,\"ts\":%.3f,\"name\":\"migrate #%llu "
+			    "w%u->w%u\",\"cat\":\"migrate\"}",
+			    e->arg & 0xffff, us(e->ts), (unsigned long long)e->a, e->arg >> 16, e->arg & 0xffff);
 			break;
-		default:
-			break;
+		default: break;
 		}
 	}
 	/* Runs still open at stop end at the last event. */

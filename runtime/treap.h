@@ -192,8 +192,7 @@ static inline struct tnode *__treap_last_of(struct tnode *n)
 	return n;
 }
 
-static __treap_inline void __treap_erase(struct treap *t, struct tnode *n, treap_compute_fn compute,
-					 treap_copy_fn copy)
+static __treap_inline void __treap_erase(struct treap *t, struct tnode *n, treap_compute_fn compute, treap_copy_fn copy)
 {
 	struct tnode *p;
 

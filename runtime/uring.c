@@ -27,9 +27,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define IO_BATCH 32              /* scheduling decisions an SQE may wait while the worker stays busy */
-#define IO_BATCH_NS 50000ull     /* ... or this long */
-#define IO_EVENTS_NS 20000ull    /* a busy worker enters for deferred completions at most this often */
+#define IO_BATCH 32	      /* scheduling decisions an SQE may wait while the worker stays busy */
+#define IO_BATCH_NS 50000ull  /* ... or this long */
+#define IO_EVENTS_NS 20000ull /* a busy worker enters for deferred completions at most this often */
 #define IO_DEFAULT_ENTRIES 256
 
 #ifndef IORING_SETUP_SINGLE_ISSUER
@@ -79,7 +79,8 @@ static int io_poll_start(void)
 
 	if (ret) {
 		fiber__start_error("cannot set up the poll readiness path (%s); raise RLIMIT_NOFILE or RLIMIT_NPROC, "
-				   "or the memory limit", strerror(-ret));
+				   "or the memory limit",
+				   strerror(-ret));
 		return ret;
 	}
 	io_netpoll_up = true;
@@ -125,16 +126,19 @@ int fiber__io_select(void)
 
 		if (pre && strstr(pre, "vgpreload")) {
 			fiber__io_mode = IO_MODE_POLL;
-			fprintf(stderr, "libfiber: running under valgrind, which does not follow io_uring: I/O uses the "
-					"poll readiness path (FIBER_IO=uring forces io_uring)\n");
+			fprintf(stderr,
+				"libfiber: running under valgrind, which does not follow io_uring: I/O uses the "
+				"poll readiness path (FIBER_IO=uring forces io_uring)\n");
 			return io_poll_start();
 		}
 	}
 	ret = io_uring_queue_init(2, &probe, 0);
 	if (ret < 0) {
 		fiber__io_mode = IO_MODE_POLL;
-		fprintf(stderr, "libfiber: io_uring is unavailable (%s; kernel.io_uring_disabled = %s): I/O uses the "
-				"poll readiness path\n", strerror(-ret), io_disabled_sysctl());
+		fprintf(stderr,
+			"libfiber: io_uring is unavailable (%s; kernel.io_uring_disabled = %s): I/O uses the "
+			"poll readiness path\n",
+			strerror(-ret), io_disabled_sysctl());
 		return io_poll_start();
 	}
 	io_uring_queue_exit(&probe);

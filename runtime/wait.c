@@ -74,8 +74,7 @@ static void __wake_up(struct wait_queue_head *wq, unsigned mode, int nr, int wak
 	struct list_head *pos, *n;
 
 	spin_lock(&wq->lock);
-	list_for_each_safe(pos, n, &wq->head)
-	{
+	list_for_each_safe (pos, n, &wq->head) {
 		struct wait_queue_entry *e = list_entry(pos, struct wait_queue_entry, entry);
 
 		if (!e->task) {
@@ -216,7 +215,7 @@ int fiber__park(atomic_int *word, int expect, unsigned state, struct fiber__time
 		if (said)
 			fiber__set_wait(curr, NULL, NULL);
 		return 0;
-running:
+	running:
 		atomic_store_explicit(&curr->state, TASK_RUNNING, memory_order_relaxed);
 		if (said)
 			fiber__set_wait(curr, NULL, NULL);

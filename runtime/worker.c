@@ -308,7 +308,8 @@ int fiber__workers_start(unsigned n)
 	ws = fiber__zalloc((n + ns) * sizeof(*ws));
 	if (!ws) {
 		fiber__start_error("out of memory for %u workers (%zu bytes); lower fiber_config.workers or "
-				   "FIBER_WORKERS, or raise the memory limit", n, (n + ns) * sizeof(*ws));
+				   "FIBER_WORKERS, or raise the memory limit",
+				   n, (n + ns) * sizeof(*ws));
 		return -ENOMEM;
 	}
 	ret = worker_attr_init(&attr);
@@ -358,7 +359,8 @@ int fiber__workers_start(unsigned n)
 		if (st < 0 && !ret) {
 			ret = st;
 			fiber__start_error("cannot set up io_uring for worker %u (%s); raise RLIMIT_MEMLOCK, lower "
-					   "fiber_config.io_entries, or set FIBER_IO=poll", i, strerror(-st));
+					   "fiber_config.io_entries, or set FIBER_IO=poll",
+					   i, strerror(-st));
 		}
 	}
 	if (ret)

@@ -163,7 +163,8 @@ static inline char *server_log(struct server_proc *sp, bool last)
 /* A blocking loopback connection with send/receive timeouts; -1 on failure. */
 static inline int tcp_connect(int port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct timeval tv = { SRV_IO_TIMEOUT_MS / 1000, 0 };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;

@@ -113,7 +113,7 @@ static bool server_start(struct server *s, int workers)
 	snprintf(wbuf, sizeof(wbuf), "%d", workers);
 	s->pid = fork();
 	if (s->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* a failed assertion aborts this process: no orphans */
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed assertion aborts this process: no orphans */
 		dup2(pfd[1], STDOUT_FILENO);
 		execl(ECHO_SERVER, ECHO_SERVER, "--port", "0", "--workers", wbuf, (char *)NULL);
 		_exit(127);
@@ -131,7 +131,7 @@ static bool server_start(struct server *s, int workers)
 			break;
 		len += (size_t)n;
 	}
-	close(pfd[0]);	/* later lines (there are none) would get EPIPE; the server prints nothing more */
+	close(pfd[0]); /* later lines (there are none) would get EPIPE; the server prints nothing more */
 	buf[len] = 0;
 	if (sscanf(buf, "echo_server: listening on port %d", &s->port) != 1) {
 		fprintf(stderr, "test_echo: echo_server did not say its port: \"%s\"\n", buf);
@@ -232,9 +232,10 @@ static int raise_nofile(rlim_t n, char *why, size_t len)
 
 		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
 			return 0;
-		snprintf(why, len, "RLIMIT_NOFILE hard limit %llu < %llu and it cannot be raised (%s): run as root or "
-			 "raise it (ulimit -Hn)", (unsigned long long)rl.rlim_max, (unsigned long long)n,
-			 strerror(errno));
+		snprintf(why, len,
+			 "RLIMIT_NOFILE hard limit %llu < %llu and it cannot be raised (%s): run as root or "
+			 "raise it (ulimit -Hn)",
+			 (unsigned long long)rl.rlim_max, (unsigned long long)n, strerror(errno));
 		return 77;
 	}
 	rl.rlim_cur = n;
@@ -247,7 +248,8 @@ static int raise_nofile(rlim_t n, char *why, size_t len)
 
 static int tcp_connect(int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -321,7 +323,7 @@ static void test_echo_10k_connections(void **state)
 			peak = r;
 		if (waitpid(c, &status, WNOHANG) == c)
 			break;
-		if (now_ns() - t0 > 240000000000ull) {	/* 4 min: far beyond what it takes, even under ASan */
+		if (now_ns() - t0 > 240000000000ull) { /* 4 min: far beyond what it takes, even under ASan */
 			kill(c, SIGKILL);
 			waitpid(c, &status, 0);
 			status = -1;
@@ -339,7 +341,8 @@ static void test_echo_10k_connections(void **state)
 		after = rss_kib(s.pid);
 	} while (after > limit && !UNDER_SANITIZER && now_ns() - t0 < 10000000000ull);
 	printf("test_echo: server VmRSS: baseline %lu KiB, peak %lu KiB with the connections open, %lu KiB %.1f s "
-	       "after they closed (limit %lu KiB%s)\n", base, peak, after, (double)(now_ns() - t0) / 1e9, limit,
+	       "after they closed (limit %lu KiB%s)\n",
+	       base, peak, after, (double)(now_ns() - t0) / 1e9, limit,
 	       UNDER_SANITIZER ? ", not checked under a sanitizer" : "");
 	fflush(stdout);
 
@@ -363,8 +366,7 @@ static void test_echo_large_messages(void **state)
 
 	(void)state;
 	assert_true(server_start(&s, 2));
-	c = client_start(s.port, "--connections", "4", "--messages", "20", "--size", "1048576", "--workers", "2",
-			 NULL);
+	c = client_start(s.port, "--connections", "4", "--messages", "20", "--size", "1048576", "--workers", "2", NULL);
 	status = wait_ms(c, 120000);
 	kill(s.pid, SIGTERM);
 	rc = wait_ms(s.pid, 20000);
@@ -403,7 +405,8 @@ static void test_echo_sigterm_closes_connections(void **state)
 	took = (double)(now_ns() - t0) / 1e9;
 	after = tcp_connect(s.port);
 	printf("test_echo: SIGTERM with %d open connections (%d echoed): %d read EOF, server status %#x after "
-	       "%.3f s\n", NOPEN, echoed, eof, (unsigned)status, took);
+	       "%.3f s\n",
+	       NOPEN, echoed, eof, (unsigned)status, took);
 	for (int i = 0; i < NOPEN; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -414,7 +417,7 @@ static void test_echo_sigterm_closes_connections(void **state)
 	assert_true(status >= 0 && WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_true(took < 10.0);
-	assert_true(after < 0);	/* the listener is gone */
+	assert_true(after < 0); /* the listener is gone */
 }
 
 static void test_echo_sigint_idle_exits(void **state)

@@ -74,10 +74,10 @@ static void assert_env_refused(const char *name, const char *value)
 	assert_non_null(strstr(err_out, "fix or unset it"));
 }
 
-#define REFUSED(fn, name, value)                                                                                    \
-	static void test_env_##fn(void **state)                                                                    \
-	{                                                                                                          \
-		assert_env_refused(name, value);                                                                   \
+#define REFUSED(fn, name, value)                                                                                       \
+	static void test_env_##fn(void **state)                                                                        \
+	{                                                                                                              \
+		assert_env_refused(name, value);                                                                       \
 	}
 
 REFUSED(stack_size_wrapping_suffix_refused, "FIBER_STACK_SIZE", "18014398509482240K")

@@ -100,8 +100,8 @@ static void test_fiber_calls_before_start(void **state)
 	assert_int_equal(fiber_worker_id(), -1);
 	assert_null(fiber_self());
 	assert_int_equal(fiber_id(NULL), 0);
-	fiber_yield();                            /* sched_yield() */
-	assert_int_equal(fiber_sleep(1000), 0);   /* nanosleep() */
+	fiber_yield();				/* sched_yield() */
+	assert_int_equal(fiber_sleep(1000), 0); /* nanosleep() */
 	fiber_cond_resched();
 	assert_int_equal(atomic_load(&ran), 0);
 }

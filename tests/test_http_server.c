@@ -50,8 +50,8 @@ static void write_file(const char *rel, const char *text)
 
 static int group_setup(void **state)
 {
-	const char *args[] = { "--workers", "2", "--root", root, "--max-body", "65536", "--header-timeout", "1",
-			       "--idle-timeout", "3", NULL };
+	const char *args[] = { "--workers",	   "2", "--root",	  root, "--max-body", "65536",
+			       "--header-timeout", "1", "--idle-timeout", "3",	NULL };
 	char path[256];
 	struct utimbuf t = { 1000000000, 1000000000 }; /* 2001-09-09 */
 
@@ -143,18 +143,13 @@ static void test_http_server_pipelined_in_order(void **state)
 		int n = snprintf(b, sizeof(b), "request %d", i);
 
 		switch (i % 4) {
-		case 0:
-			len += (size_t)sprintf(batch + len, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-			break;
+		case 0: len += (size_t)sprintf(batch + len, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); break;
 		case 1:
-			len += (size_t)sprintf(batch + len, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s",
-					       n, b);
+			len += (size_t)sprintf(batch + len,
+					       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", n, b);
 			break;
-		case 2:
-			len += (size_t)sprintf(batch + len, "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
-			break;
-		default:
-			len += (size_t)sprintf(batch + len, "GET /missing-%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+		case 2: len += (size_t)sprintf(batch + len, "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"); break;
+		default: len += (size_t)sprintf(batch + len, "GET /missing-%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
 		}
 	}
 	assert_int_equal(send_all(fd, batch, len), 0); /* all 100 in one write */
@@ -176,8 +171,7 @@ static void test_http_server_pipelined_in_order(void **state)
 			assert_int_equal(status, 200);
 			assert_string_equal(body, "file a\n");
 			break;
-		default:
-			assert_int_equal(status, 404);
+		default: assert_int_equal(status, 404);
 		}
 	}
 	close(fd);
@@ -271,8 +265,9 @@ static void test_http_server_431_headers_too_large(void **state)
 	size_t len = (size_t)sprintf(req, "GET / HTTP/1.1\r\nHost: x\r\n");
 
 	for (int i = 0; i < 300; i++)
-		len += (size_t)sprintf(req + len, "X-Filler-%03d: %s\r\n", i, "0123456789012345678901234567890123456789"
-											"012345678901234567890123");
+		len += (size_t)sprintf(req + len, "X-Filler-%03d: %s\r\n", i,
+				       "0123456789012345678901234567890123456789"
+				       "012345678901234567890123");
 	strcpy(req + len, "\r\n");
 	assert_int_equal(one_request(req, false), 431);
 }
@@ -281,8 +276,8 @@ static void test_http_server_501_transfer_coding(void **state)
 {
 	assert_int_equal(one_request("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", false), 501);
 	assert_int_equal(
-		one_request("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", false),
-		501);
+	    one_request("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", false),
+	    501);
 }
 
 static void test_http_server_505_version(void **state)
@@ -316,14 +311,16 @@ static void test_http_server_files(void **state)
 
 static void test_http_server_if_modified_since(void **state)
 {
-	assert_int_equal(one_request("GET /a.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Sun, 09 Sep 2001 01:46:40 GMT"
-				     "\r\n\r\n",
-				     false),
-			 304);
-	assert_int_equal(one_request("GET /a.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT"
-				     "\r\n\r\n",
-				     false),
-			 200);
+	assert_int_equal(
+	    one_request("GET /a.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Sun, 09 Sep 2001 01:46:40 GMT"
+			"\r\n\r\n",
+			false),
+	    304);
+	assert_int_equal(
+	    one_request("GET /a.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT"
+			"\r\n\r\n",
+			false),
+	    200);
 	assert_string_equal(body, "file a\n");
 }
 
@@ -392,7 +389,8 @@ static void test_http_server_1000_connections(void **state)
 		char want[16];
 
 		snprintf(want, sizeof(want), "c%07d", i);
-		if (http_read(fds[i], head, sizeof(head), body, sizeof(body), NULL, false) == 200 && !strcmp(body, want))
+		if (http_read(fds[i], head, sizeof(head), body, sizeof(body), NULL, false) == 200 &&
+		    !strcmp(body, want))
 			ok++;
 		close(fds[i]);
 	}
@@ -435,8 +433,8 @@ static void test_http_server_connection_limit(void **state)
 struct load_client {
 	int port;
 	_Atomic bool *stop_sending;
-	long complete;  /* replies read and checked */
-	long bad;       /* a wrong reply, or one cut short */
+	long complete; /* replies read and checked */
+	long bad;      /* a wrong reply, or one cut short */
 };
 
 /* Read one reply: 1 complete and right, 0 end of connection at a reply boundary, -1 cut short or wrong. */
@@ -487,7 +485,8 @@ static void *load_client_fn(void *arg)
 				int n = snprintf(b, sizeof(b), "r%d", i);
 
 				len += (size_t)sprintf(batch + len,
-						       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", n, b);
+						       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s",
+						       n, b);
 			}
 			if (send_all(fd, batch, len))
 				r = 0;

@@ -39,7 +39,8 @@ static int tcp_listener(uint16_t *port)
 
 static struct sockaddr_in loopback(uint16_t port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	return a;
 }
@@ -134,7 +135,7 @@ static void sp_main(void *arg)
 	sp_rm = fiber_recvmsg(sv[1], &rm, 0);
 	fiber_close(sv[0]);
 	sp_after_close = fiber_recv(sv[1], sp_buf + 4, sizeof(sp_buf) - 4, 0); /* peer gone: 0 */
-	sp_epipe = fiber_send(sv[1], "x", 1, 0); /* MSG_NOSIGNAL: -EPIPE, no signal */
+	sp_epipe = fiber_send(sv[1], "x", 1, 0);			       /* MSG_NOSIGNAL: -EPIPE, no signal */
 	fiber_close(sv[1]);
 }
 
@@ -206,8 +207,8 @@ static void tcp_main(void *arg)
 
 		while (tcp_total < sizeof(in)) {
 			if (sent < sizeof(out)) {
-				ssize_t w = fiber_send(fd, out + sent, sizeof(out) - sent > 65536 ? 65536 :
-							sizeof(out) - sent, 0);
+				ssize_t w = fiber_send(fd, out + sent,
+						       sizeof(out) - sent > 65536 ? 65536 : sizeof(out) - sent, 0);
 				if (w <= 0)
 					break;
 				sent += (size_t)w;
@@ -571,8 +572,8 @@ static void *mig_ping(void *arg)
 	for (unsigned i = 0; i < mig_rounds; i++) {
 		unsigned v = i, got = 0;
 
-		if (fiber_send(fd, &v, sizeof(v), 0) != sizeof(v) || fiber_recv(fd, &got, sizeof(got), MSG_WAITALL) !=
-		    sizeof(got) || got != i + 1000000)
+		if (fiber_send(fd, &v, sizeof(v), 0) != sizeof(v) ||
+		    fiber_recv(fd, &got, sizeof(got), MSG_WAITALL) != sizeof(got) || got != i + 1000000)
 			atomic_fetch_add(&mig_errors, 1);
 		move_somewhere(NULL, i * 7 + (unsigned)fd);
 	}
@@ -919,7 +920,6 @@ int main(void)
 		cmocka_unit_test(test_io_dump_shows_the_io_wait),
 		cmocka_unit_test(test_io_without_io_uring_falls_back_and_says_so),
 	};
-
 
 	/* TEST_FILTER='*cancel*' runs only the matching tests (cmocka_set_test_filter). */
 	if (getenv("TEST_FILTER"))

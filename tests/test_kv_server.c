@@ -64,7 +64,8 @@ static void test_kv_server_inline_and_array(void **state)
 	assert_int_equal(send_str(fd, "PING\r\n"), 0);
 	assert_int_equal(resp_read(fd, line, sizeof(line)), '+');
 	assert_string_equal(line, "+PONG");
-	assert_int_equal(send_str(fd, "*3\r\n$3\r\nSET\r\n$4\r\nk:ia\r\n$5\r\nhello\r\n*2\r\n$3\r\nGET\r\n$4\r\nk:ia\r\n"), 0);
+	assert_int_equal(
+	    send_str(fd, "*3\r\n$3\r\nSET\r\n$4\r\nk:ia\r\n$5\r\nhello\r\n*2\r\n$3\r\nGET\r\n$4\r\nk:ia\r\n"), 0);
 	assert_int_equal(resp_read(fd, line, sizeof(line)), '+');
 	assert_int_equal(resp_read(fd, line, sizeof(line)), '$');
 	assert_string_equal(line, "hello");

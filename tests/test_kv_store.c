@@ -169,8 +169,7 @@ static void test_kv_store_dbsize_flushall(void **state)
 
 static void test_kv_store_errors(void **state)
 {
-	assert_string_equal(run("NOSUCH a b"),
-			    "-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' \r\n");
+	assert_string_equal(run("NOSUCH a b"), "-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' \r\n");
 	assert_string_equal(run("GET"), "-ERR wrong number of arguments for 'get' command\r\n");
 	assert_string_equal(run("GET a b"), "-ERR wrong number of arguments for 'get' command\r\n");
 	assert_string_equal(run("SET a"), "-ERR wrong number of arguments for 'set' command\r\n");
@@ -201,8 +200,8 @@ static void test_kv_store_many_keys(void **state)
 	assert_string_equal(run("DBSIZE"), ":20000\r\n");
 	for (int i = 0; i < 20000; i += 7) {
 		snprintf(cmd, sizeof(cmd), "GET key:%d", i);
-		snprintf(want, sizeof(want), "$%zu\r\nvalue:%d\r\n", strlen("value:") + (size_t)snprintf(NULL, 0, "%d", i),
-			 i);
+		snprintf(want, sizeof(want), "$%zu\r\nvalue:%d\r\n",
+			 strlen("value:") + (size_t)snprintf(NULL, 0, "%d", i), i);
 		assert_string_equal(run(cmd), want);
 	}
 }

@@ -130,7 +130,8 @@ static void test_lifecycle_start_stop_cycles_with_leftover_handles(void **state)
 
 		assert_int_equal(fiber_runtime_start(NULL), 0);
 		for (int i = 0; i < N; i++)
-			assert_int_equal(fiber_spawn(&now[i], NULL, ret_arg, (void *)(uintptr_t)(cycle * N + i + 1)), 0);
+			assert_int_equal(fiber_spawn(&now[i], NULL, ret_arg, (void *)(uintptr_t)(cycle * N + i + 1)),
+					 0);
 		for (int i = 0; i < nleft; i++) {
 			void *r;
 

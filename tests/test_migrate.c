@@ -319,7 +319,7 @@ static void test_migrate_setaffinity_moves_fibers(void **state)
 	CPU_SET(5, &set);
 	assert_int_equal(fiber_setaffinity(NULL, &set), -EINVAL); /* not a fiber */
 	assert_int_equal(fiber_spawn(&f, NULL, report_worker, NULL), 0);
-	assert_int_equal(fiber_setaffinity(f, &set), -EINVAL);    /* names no worker */
+	assert_int_equal(fiber_setaffinity(f, &set), -EINVAL); /* names no worker */
 	assert_int_equal(fiber_setaffinity(f, NULL), -EINVAL);
 	assert_int_equal(fiber_getaffinity(f, NULL), -EINVAL);
 	assert_int_equal(fiber_join(f, NULL), 0);

@@ -108,7 +108,8 @@ static void run_stuck_sleeper(int mode)
 		pthread_join(w, NULL);
 	close(pipefd[0]);
 	close(pipefd[1]);
-	print_message("sleeper late by %.2f ms, woke on worker %d\n", sleep_late_ns / 1e6, atomic_load(&sleeper_worker));
+	print_message("sleeper late by %.2f ms, woke on worker %d\n", sleep_late_ns / 1e6,
+		      atomic_load(&sleeper_worker));
 	assert_true(sleep_late_ns <= 20 * MS);
 	assert_int_equal(atomic_load(&sleeper_worker), 1);
 }

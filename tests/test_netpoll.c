@@ -1130,9 +1130,11 @@ static void test_netpoll_stress(void **state)
 		atomic_store(&st_timeouts, 0);
 		atomic_store(&st_cancelled, 0);
 		for (int p = 0; p < ST_PAIRS; p++) {
-			assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, st_sv[p]), 0);
+			assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, st_sv[p]),
+					 0);
 			for (int e = 0; e < 2; e++) /* small buffers: writers hit EAGAIN often */
-				assert_int_equal(setsockopt(st_sv[p][e], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+				assert_int_equal(setsockopt(st_sv[p][e], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)),
+						 0);
 		}
 		assert_int_equal(pipe2(st_idle, O_NONBLOCK | O_CLOEXEC), 0);
 		assert_int_equal(fiber_run(&c, stress_main, NULL), 0);

@@ -138,7 +138,8 @@ __attribute__((noinline, noipa))
 #else
 __attribute__((noinline))
 #endif
-static int read_errno(void)
+static int
+read_errno(void)
 {
 	return errno;
 }

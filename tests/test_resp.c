@@ -104,14 +104,14 @@ static void test_resp_empty_array_is_skipped(void **state)
 static void test_resp_malformed_requests_are_errors(void **state)
 {
 	static const char *const bad[] = {
-		"*x\r\n",                       /* count not a number */
-		"*1\r\n+PING\r\n",              /* not a bulk string */
-		"*1\r\n$-2\r\n",                /* negative length */
-		"*1\r\n$4\r\nPINGxx",           /* no CRLF after the bulk */
-		"*1\r\n$4x\r\nPING\r\n",        /* junk in the length */
-		"*1\r\n$\r\n",                  /* no digits */
-		"*1\r\n$4\rxPING\r\n",          /* \r without \n */
-		"*99999999999999999999\r\n",    /* overflow */
+		"*x\r\n",		     /* count not a number */
+		"*1\r\n+PING\r\n",	     /* not a bulk string */
+		"*1\r\n$-2\r\n",	     /* negative length */
+		"*1\r\n$4\r\nPINGxx",	     /* no CRLF after the bulk */
+		"*1\r\n$4x\r\nPING\r\n",     /* junk in the length */
+		"*1\r\n$\r\n",		     /* no digits */
+		"*1\r\n$4\rxPING\r\n",	     /* \r without \n */
+		"*99999999999999999999\r\n", /* overflow */
 	};
 	struct resp_cmd cmd = { 0 };
 

@@ -16,13 +16,12 @@
 #include <errno.h>
 #include <stdatomic.h>
 
-
 /* Compound literals, so that &ATTR_...(...) can be passed straight to fiber_setattr. */
 #define ATTR_FAIR(pol, n) ((struct fiber_sched_attr){ .policy = (pol), .nice = (n) })
 #define ATTR_RT(pol, prio) ((struct fiber_sched_attr){ .policy = (pol), .priority = (prio) })
-#define ATTR_DL(r, d, p)                                                                                          \
-	((struct fiber_sched_attr){                                                                               \
-		.policy = FIBER_SCHED_DEADLINE, .runtime_ns = (r), .deadline_ns = (d), .period_ns = (p) })
+#define ATTR_DL(r, d, p)                                                                                               \
+	((struct fiber_sched_attr){                                                                                    \
+	    .policy = FIBER_SCHED_DEADLINE, .runtime_ns = (r), .deadline_ns = (d), .period_ns = (p) })
 
 /* ---- class order ---- */
 
@@ -38,8 +37,8 @@ enum {
 	CO_DL20, /* the same with deadline 20 ms */
 	CO_N
 };
-static const char *const co_name[CO_N] = { "IDLE",   "BATCH",  "NORMAL", "FIFO-10", "RR-30",
-					    "FIFO-50", "RR-70", "DL-30",  "DL-20" };
+static const char *const co_name[CO_N] = { "IDLE",    "BATCH", "NORMAL", "FIFO-10", "RR-30",
+					   "FIFO-50", "RR-70", "DL-30",	 "DL-20" };
 static atomic_int co_seq;
 static int co_rank[CO_N]; /* 1 = ran first */
 static int co_policy_seen[CO_N];
@@ -59,10 +58,10 @@ static void *co_fiber(void *arg)
 static void co_main(void *arg)
 {
 	const struct fiber_sched_attr spawn_as[CO_N] = {
-		[CO_IDLE] = ATTR_FAIR(FIBER_SCHED_IDLE, 0),     [CO_BATCH] = ATTR_FAIR(FIBER_SCHED_BATCH, 0),
+		[CO_IDLE] = ATTR_FAIR(FIBER_SCHED_IDLE, 0),	[CO_BATCH] = ATTR_FAIR(FIBER_SCHED_BATCH, 0),
 		[CO_NORMAL] = ATTR_FAIR(FIBER_SCHED_NORMAL, 0), [CO_FIFO10] = ATTR_RT(FIBER_SCHED_FIFO, 10),
-		[CO_RR30] = ATTR_RT(FIBER_SCHED_RR, 30),        [CO_FIFO50] = ATTR_RT(FIBER_SCHED_FIFO, 50),
-		[CO_RR70] = ATTR_RT(FIBER_SCHED_RR, 70),        [CO_DL30] = ATTR_FAIR(FIBER_SCHED_NORMAL, 0),
+		[CO_RR30] = ATTR_RT(FIBER_SCHED_RR, 30),	[CO_FIFO50] = ATTR_RT(FIBER_SCHED_FIFO, 50),
+		[CO_RR70] = ATTR_RT(FIBER_SCHED_RR, 70),	[CO_DL30] = ATTR_FAIR(FIBER_SCHED_NORMAL, 0),
 		[CO_DL20] = ATTR_FAIR(FIBER_SCHED_NORMAL, 0),
 	};
 	struct fiber_sched_attr top = ATTR_RT(FIBER_SCHED_FIFO, 99);
@@ -94,8 +93,8 @@ static void test_core_class_order(void **state)
 {
 	struct fiber_config c = sched_cfg(1);
 	static const int want[CO_N] = {
-		[CO_DL20] = 1, [CO_DL30] = 2, [CO_RR70] = 3, [CO_FIFO50] = 4, [CO_RR30] = 5, [CO_FIFO10] = 6,
-		[CO_IDLE] = 9, /* NORMAL and BATCH share ranks 7 and 8, in either order */
+		[CO_DL20] = 1, [CO_DL30] = 2,	[CO_RR70] = 3, [CO_FIFO50] = 4,
+		[CO_RR30] = 5, [CO_FIFO10] = 6, [CO_IDLE] = 9, /* NORMAL and BATCH share ranks 7 and 8, in either order */
 	};
 
 	atomic_store(&co_seq, 0);
@@ -328,8 +327,7 @@ static int fair_policy(uint32_t policy)
 }
 
 /* nice is compared for the fair policies only, the DEADLINE parameters for DEADLINE only. */
-static void assert_attr_equal(const struct fiber_sched_attr *got, const struct fiber_sched_attr *want,
-			      const char *what)
+static void assert_attr_equal(const struct fiber_sched_attr *got, const struct fiber_sched_attr *want, const char *what)
 {
 	if (got->policy != want->policy || got->priority != want->priority ||
 	    (fair_policy(want->policy) && got->nice != want->nice) ||

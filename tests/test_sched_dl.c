@@ -20,10 +20,9 @@
 
 #include "internal.h"
 
-
-#define ATTR_DL(r, d, p)                                                                                          \
-	((struct fiber_sched_attr){                                                                               \
-		.policy = FIBER_SCHED_DEADLINE, .runtime_ns = (r), .deadline_ns = (d), .period_ns = (p) })
+#define ATTR_DL(r, d, p)                                                                                               \
+	((struct fiber_sched_attr){                                                                                    \
+	    .policy = FIBER_SCHED_DEADLINE, .runtime_ns = (r), .deadline_ns = (d), .period_ns = (p) })
 
 /* Gaps between two loop iterations longer than this mean the fiber was not running in between. */
 #define RUN_GAP_NS (100 * US)
@@ -62,7 +61,7 @@ static struct {
 	int set, nb;
 	uint64_t exec, wall;
 	uint64_t charged[EP_MAX_PERIODS + 1]; /* sum_exec_ns when boundary k had passed, since the change */
-	bool served[EP_MAX_PERIODS];          /* the fiber ran in period k */
+	bool served[EP_MAX_PERIODS];	      /* the fiber ran in period k */
 } ep[EP_N];
 static atomic_int ep_done;
 
@@ -138,9 +137,10 @@ static void test_dl_each_gets_runtime_every_period(void **state)
 
 		for (int k = 0; k + 1 < ep[i].nb; k++)
 			empty += !ep[i].served[k];
-		print_message("  %llu/%llu ms: charged %.1f ms in %.1f ms (want %.1f); %d of %d periods without service\n",
-			      (unsigned long long)(ep_runtime[i] / MS), (unsigned long long)(ep_period[i] / MS),
-			      ep[i].exec / 1e6, ep[i].wall / 1e6, want / 1e6, empty, ep[i].nb - 1);
+		print_message(
+		    "  %llu/%llu ms: charged %.1f ms in %.1f ms (want %.1f); %d of %d periods without service\n",
+		    (unsigned long long)(ep_runtime[i] / MS), (unsigned long long)(ep_period[i] / MS), ep[i].exec / 1e6,
+		    ep[i].wall / 1e6, want / 1e6, empty, ep[i].nb - 1);
 	}
 	skip_if_stolen(stolen);
 	for (int i = 0; i < EP_N; i++) {
@@ -269,7 +269,8 @@ static void yd_main(void *arg)
 	fiber_t *y = NULL, *n = NULL;
 
 	atomic_fetch_or(&err, fiber_spawn(&y, NULL, yd_fiber, NULL));
-	atomic_fetch_or(&err, fiber_spawn(&n, NULL, hog, NULL)); /* takes the worker whenever the DEADLINE fiber does not */
+	atomic_fetch_or(&err,
+			fiber_spawn(&n, NULL, hog, NULL)); /* takes the worker whenever the DEADLINE fiber does not */
 	fiber_join(y, NULL);
 	atomic_store(&stop, 1);
 	fiber_join(n, NULL);
@@ -412,7 +413,8 @@ static void dl_mutate(unsigned seed)
 	const uint64_t max_bw = ((2 * MS) << BW_SHIFT) / (10 * MS);
 
 	for (int i = 0; i < 3000; i++) {
-		struct fiber_sched_attr a = { .policy = FIBER_SCHED_DEADLINE, .deadline_ns = 10 * MS,
+		struct fiber_sched_attr a = { .policy = FIBER_SCHED_DEADLINE,
+					      .deadline_ns = 10 * MS,
 					      .period_ns = 10 * MS };
 		int ret;
 
@@ -540,7 +542,8 @@ static void test_dl_spawn_admitted(void **state)
 	assert_true(bw_running > 0);
 	assert_int_equal(bw_after, 0);
 	/* 20% of 100 ms, throttled by CBS (generous bounds: a loaded host steals time). */
-	print_message("DEADLINE spawn ran %.1f ms of 100 ms (budget 20%%)\n", (double)atomic_load(&dl_spawn_exec) / 1e6);
+	print_message("DEADLINE spawn ran %.1f ms of 100 ms (budget 20%%)\n",
+		      (double)atomic_load(&dl_spawn_exec) / 1e6);
 	assert_true(atomic_load(&dl_spawn_exec) >= 8 * MS && atomic_load(&dl_spawn_exec) <= 45 * MS);
 }
 

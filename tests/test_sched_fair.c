@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <stdatomic.h>
 
-
 static atomic_int stop;
 static int err;
 
@@ -81,8 +80,8 @@ static void test_fair_nice_weight_ratio(void **state)
 	assert_int_equal(err, 0);
 	assert_true(nw_b > 0);
 	ratio = (double)nw_a / (double)nw_b;
-	print_message("  nice 0: %.1f ms, nice 5: %.1f ms of %.1f ms; ratio %.3f (want %.3f)\n", nw_a / 1e6,
-		      nw_b / 1e6, nw_wall / 1e6, ratio, want);
+	print_message("  nice 0: %.1f ms, nice 5: %.1f ms of %.1f ms; ratio %.3f (want %.3f)\n", nw_a / 1e6, nw_b / 1e6,
+		      nw_wall / 1e6, ratio, want);
 	/* The two hogs had the worker to themselves. */
 	assert_true(nw_a + nw_b > nw_wall * 9 / 10);
 	assert_true(ratio > want * 0.9 && ratio < want * 1.1);
@@ -242,8 +241,8 @@ static void test_fair_yield_switches_to_peer(void **state)
 	assert_int_equal(err, 0);
 	yields = ys_yields[0] + ys_yields[1];
 	switched = ys_switched[0] + ys_switched[1];
-	print_message("  %llu yields, %llu let the peer run (%.3f%%); nivcsw %llu + %llu\n",
-		      (unsigned long long)yields, (unsigned long long)switched, 100.0 * (double)switched / (double)yields,
+	print_message("  %llu yields, %llu let the peer run (%.3f%%); nivcsw %llu + %llu\n", (unsigned long long)yields,
+		      (unsigned long long)switched, 100.0 * (double)switched / (double)yields,
 		      (unsigned long long)ys_nivcsw[0], (unsigned long long)ys_nivcsw[1]);
 	assert_int_equal(yields, 2 * YS_YIELDS);
 	/* Every switch away from a yielder is counted as involuntary (it stays runnable). */

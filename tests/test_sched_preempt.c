@@ -203,10 +203,9 @@ static void *mig_starter(void *arg)
 /* Pinned to worker 1: keeps it busy, then makes the hog (running on worker 0) a DEADLINE fiber. */
 static void *mig_controller(void *arg)
 {
-	struct fiber_sched_attr d = { .policy = FIBER_SCHED_DEADLINE,
-				      .runtime_ns = 5000000,
-				      .deadline_ns = 10000000,
-				      .period_ns = 10000000 };
+	struct fiber_sched_attr d = {
+		.policy = FIBER_SCHED_DEADLINE, .runtime_ns = 5000000, .deadline_ns = 10000000, .period_ns = 10000000
+	};
 	struct fiber_sched_attr full = d;
 	struct fiber_attr a;
 	fiber_t *g, *s;
@@ -276,7 +275,7 @@ static void *culprit_fn(void *arg)
 	fiber_preempt_disable();
 	fiber_preempt_disable();
 	if (c == AC_EXIT)
-		return NULL; /* exits with depth 2 */
+		return NULL;	/* exits with depth 2 */
 	fiber_preempt_enable(); /* depth 1 from here */
 	fiber_spawn(&peer, NULL, peer_fn, NULL);
 	if (c == AC_YIELD)

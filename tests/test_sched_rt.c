@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <stdatomic.h>
 
-
 #define ATTR_RT(pol, prio) ((struct fiber_sched_attr){ .policy = (pol), .priority = (prio) })
 
 static int spawn_rt(fiber_t **f, uint32_t policy, uint32_t prio, void *(*fn)(void *), void *arg)
@@ -157,9 +156,8 @@ static void test_rt_fifo_preempted_stays_at_head(void **state)
 	hd_wake = hd_done = 0;
 	assert_int_equal(fiber_run(&c, hd_main, NULL), 0);
 	assert_int_equal(hd_err, 0);
-	print_message("  A %.1f..%.1f ms, high %.1f..%.1f ms, B %.1f..%.1f ms\n", 0.0,
-		      (hd_end[0] - hd_start[0]) / 1e6, ((int64_t)hd_wake - (int64_t)hd_start[0]) / 1e6,
-		      ((int64_t)hd_done - (int64_t)hd_start[0]) / 1e6,
+	print_message("  A %.1f..%.1f ms, high %.1f..%.1f ms, B %.1f..%.1f ms\n", 0.0, (hd_end[0] - hd_start[0]) / 1e6,
+		      ((int64_t)hd_wake - (int64_t)hd_start[0]) / 1e6, ((int64_t)hd_done - (int64_t)hd_start[0]) / 1e6,
 		      ((int64_t)hd_start[1] - (int64_t)hd_start[0]) / 1e6,
 		      ((int64_t)hd_end[1] - (int64_t)hd_start[0]) / 1e6);
 	/* The premise: the FIFO-20 fiber woke while A was running, and so preempted it. */
@@ -191,7 +189,7 @@ static void pc_main(void *arg)
 	for (int i = 0; i < PC_N; i++)
 		pc_err |= spawn_rt(&f[i], FIBER_SCHED_FIFO, prio[i], pc_fiber, (void *)(intptr_t)i);
 	if (f[PC_RAISED] && f[PC_LOWERED]) {
-		pc_err |= fiber_setattr(f[PC_RAISED], &ATTR_RT(FIBER_SCHED_FIFO, 20));  /* 10 -> 20: the tail */
+		pc_err |= fiber_setattr(f[PC_RAISED], &ATTR_RT(FIBER_SCHED_FIFO, 20));	/* 10 -> 20: the tail */
 		pc_err |= fiber_setattr(f[PC_LOWERED], &ATTR_RT(FIBER_SCHED_FIFO, 20)); /* 30 -> 20: the head */
 	}
 	for (int i = 0; i < PC_N; i++)

@@ -110,8 +110,8 @@ static void test_stack_overflow_reported(void **state)
 	p = strstr(out, "child: id ");
 	assert_non_null(p);
 	assert_int_equal(sscanf(p, "child: id %llu", &id), 1);
-	snprintf(want, sizeof(want), "libfiber: stack overflow in fiber %llu \"deep-recursion\" on worker 0: fault at 0x",
-		 id);
+	snprintf(want, sizeof(want),
+		 "libfiber: stack overflow in fiber %llu \"deep-recursion\" on worker 0: fault at 0x", id);
 	assert_non_null(strstr(out, want));
 	assert_non_null(strstr(out, ", stack 0x"));
 	assert_non_null(strstr(out, " KiB), guard 0x"));
@@ -326,7 +326,7 @@ static void app_segv(int sig)
 
 static void *wild_fn(void *arg)
 {
-	return (void *)(intptr_t)*(volatile int *)arg;
+	return (void *)(intptr_t) * (volatile int *)arg;
 }
 
 static void wild_main(void *arg)

@@ -333,8 +333,9 @@ static void *dl_low(void *arg)
 
 static void *dl_waiter(void *arg)
 {
-	struct fiber_sched_attr a = { .policy = FIBER_SCHED_DEADLINE, .runtime_ns = 2 * MS_, .deadline_ns = 10 * MS_,
-				      .period_ns = 10 * MS_ };
+	struct fiber_sched_attr a = {
+		.policy = FIBER_SCHED_DEADLINE, .runtime_ns = 2 * MS_, .deadline_ns = 10 * MS_, .period_ns = 10 * MS_
+	};
 
 	atomic_store(&dl_set, fiber_setattr(NULL, &a));
 	dl_r = fiber_mutex_lock(&dlm);
@@ -745,7 +746,7 @@ static void *cs_waiter(void *arg)
 
 static void *cs_precancelled(void *arg)
 {
-	fiber_sleep(20 * MS_); /* cancelled while sleeping */
+	fiber_sleep(20 * MS_);	      /* cancelled while sleeping */
 	cs_pre = fiber_sem_wait(&cs); /* value 1: still -ECANCELED (a cancellation point) */
 	return NULL;
 }
@@ -1016,12 +1017,12 @@ static void test_sync_keys_destructors_once(void **state)
 static fiber_key_t kc_keys[KC_THREADS][KC_KEYS];
 static atomic_int kc_calls, kc_wrong, kc_go;
 
-#define KC_DTOR(t)                                                                                               \
-	static void kc_dtor##t(void *v)                                                                          \
-	{                                                                                                        \
-		atomic_fetch_add(&kc_calls, 1);                                                                  \
-		if ((intptr_t)v != t + 1)                                                                        \
-			atomic_fetch_add(&kc_wrong, 1);                                                          \
+#define KC_DTOR(t)                                                                                                     \
+	static void kc_dtor##t(void *v)                                                                                \
+	{                                                                                                              \
+		atomic_fetch_add(&kc_calls, 1);                                                                        \
+		if ((intptr_t)v != t + 1)                                                                              \
+			atomic_fetch_add(&kc_wrong, 1);                                                                \
 	}
 KC_DTOR(0)
 KC_DTOR(1)

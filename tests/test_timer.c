@@ -97,10 +97,9 @@ static atomic_uint_fast64_t dl_exec, dl_throttles;
 
 static void *dl_spinner(void *arg)
 {
-	struct fiber_sched_attr a = { .policy = FIBER_SCHED_DEADLINE,
-				      .runtime_ns = 1 * MS,
-				      .deadline_ns = 10 * MS,
-				      .period_ns = 10 * MS };
+	struct fiber_sched_attr a = {
+		.policy = FIBER_SCHED_DEADLINE, .runtime_ns = 1 * MS, .deadline_ns = 10 * MS, .period_ns = 10 * MS
+	};
 	int err = 0;
 
 	(void)arg;

@@ -14,9 +14,9 @@
 
 struct item {
 	struct tnode node;
-	int64_t key;  /* the order (the fair class: deadline) */
-	int64_t val;  /* the augmented field's input (vruntime) */
-	int64_t min;  /* augmented: min val in the subtree */
+	int64_t key; /* the order (the fair class: deadline) */
+	int64_t val; /* the augmented field's input (vruntime) */
+	int64_t min; /* augmented: min val in the subtree */
 	bool in;
 };
 
@@ -152,8 +152,8 @@ static int random_run(enum mode m)
 		if (!it->in) {
 			/* few distinct keys: equal keys must work too */
 			/* every other one near the back (a yield ring's pattern: insert's fast path and finger search) */
-			it->key = rnd() % 2 ? (int64_t)(rnd() % 300) - 100 : (t.rightmost ? item_of(t.rightmost)->key : 0) +
-										(int64_t)(rnd() % 9) - 6;
+			it->key = rnd() % 2 ? (int64_t)(rnd() % 300) - 100
+					    : (t.rightmost ? item_of(t.rightmost)->key : 0) + (int64_t)(rnd() % 9) - 6;
 			it->val = (int64_t)(rnd() % 1000) - 500;
 			insert(&t, it, m);
 			n++;

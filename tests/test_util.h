@@ -124,13 +124,13 @@ static inline double steal_end(const struct steal_probe *s)
 }
 
 #define STEAL_MAX 0.15
-#define skip_if_stolen(frac)                                                                                      \
-	do {                                                                                                       \
-		if ((frac) > STEAL_MAX) {                                                                          \
-			print_message("  the host took %.0f%% of the busy worker's time: skipped (needs a CPU)\n",   \
-				      100.0 * (frac));                                                             \
-			skip();                                                                                    \
-		}                                                                                                  \
+#define skip_if_stolen(frac)                                                                                           \
+	do {                                                                                                           \
+		if ((frac) > STEAL_MAX) {                                                                              \
+			print_message("  the host took %.0f%% of the busy worker's time: skipped (needs a CPU)\n",     \
+				      100.0 * (frac));                                                                 \
+			skip();                                                                                        \
+		}                                                                                                      \
 	} while (0)
 
 /* Busy for @ns of wall time, with a preemption point in every iteration. */

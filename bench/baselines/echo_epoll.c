@@ -31,8 +31,8 @@
 
 struct conn {
 	int fd;
-	size_t off, len;	/* bytes of buf still to be sent: buf[off, off + len) */
-	char buf[];		/* bufsize bytes */
+	size_t off, len; /* bytes of buf still to be sent: buf[off, off + len) */
+	char buf[];	 /* bufsize bytes */
 };
 
 static int port = 7001;
@@ -47,7 +47,8 @@ static void die(const char *what, int err)
 /* A nonblocking listening socket on port, SO_REUSEPORT so that every thread can bind its own. */
 static int listen_on(int p)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)p),
 				  .sin_addr.s_addr = htonl(INADDR_ANY) };
 	int one = 1;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -109,7 +110,7 @@ static void on_readable(int ep, struct conn *c)
 	c->off = 0;
 	c->len = (size_t)n;
 	switch (flush(c)) {
-	case 1: want(ep, c, EPOLLOUT); break;	/* stop reading until the peer takes what it has */
+	case 1: want(ep, c, EPOLLOUT); break; /* stop reading until the peer takes what it has */
 	case -1: conn_close(ep, c); break;
 	}
 }
@@ -155,7 +156,7 @@ static void on_accept(int ep, int lfd)
 
 static void *loop(void *arg)
 {
-	static char listener_tag;	/* data.ptr of the listening socket: no connection has this address */
+	static char listener_tag; /* data.ptr of the listening socket: no connection has this address */
 	struct epoll_event evs[MAX_EVENTS];
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &listener_tag };
 	int lfd = (int)(intptr_t)arg;
@@ -178,7 +179,7 @@ static void *loop(void *arg)
 			else if (evs[i].events & EPOLLOUT)
 				on_writable(ep, c);
 			else
-				on_readable(ep, c);	/* EPOLLIN, EPOLLHUP, EPOLLERR: recv says which */
+				on_readable(ep, c); /* EPOLLIN, EPOLLHUP, EPOLLERR: recv says which */
 		}
 	}
 	return NULL;

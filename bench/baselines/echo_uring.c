@@ -40,8 +40,8 @@ enum { OP_ACCEPT = 0, OP_RECV = 1, OP_SEND = 2, OP_MASK = 3 };
 
 struct conn {
 	int fd;
-	size_t off, len;	/* the send in flight covers buf[off, off + len) */
-	char buf[];		/* bufsize bytes */
+	size_t off, len; /* the send in flight covers buf[off, off + len) */
+	char buf[];	 /* bufsize bytes */
 };
 
 static int port = 7002;
@@ -56,7 +56,8 @@ static void die(const char *what, int err)
 
 static int listen_on(int p)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)p),
 				  .sin_addr.s_addr = htonl(INADDR_ANY) };
 	int one = 1;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -166,7 +167,7 @@ static void on_accept(struct io_uring *ring, int lfd, const struct io_uring_cqe 
 static void on_recv(struct io_uring *ring, struct conn *c, int res)
 {
 	if (res <= 0) {
-		conn_close(c);	/* EOF or an error (ECONNRESET and the like) */
+		conn_close(c); /* EOF or an error (ECONNRESET and the like) */
 		return;
 	}
 	c->off = 0;
@@ -183,7 +184,7 @@ static void on_send(struct io_uring *ring, struct conn *c, int res)
 	c->off += (size_t)res;
 	c->len -= (size_t)res;
 	if (c->len)
-		arm_send(ring, c);	/* a short send: the rest */
+		arm_send(ring, c); /* a short send: the rest */
 	else
 		arm_recv(ring, c);
 }
@@ -202,7 +203,8 @@ static void *loop(void *arg)
 
 		if (err < 0 && err != -EINTR && err != -EAGAIN && err != -EBUSY)
 			die("io_uring_submit_and_wait", -err);
-		io_uring_for_each_cqe(&ring, head, cqe) {
+		io_uring_for_each_cqe(&ring, head, cqe)
+		{
 			uint64_t ud = io_uring_cqe_get_data64(cqe);
 			struct conn *c = (struct conn *)(uintptr_t)(ud & ~(uint64_t)OP_MASK);
 

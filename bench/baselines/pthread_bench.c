@@ -13,7 +13,7 @@
  *
  * The libfiber counterparts are in ../bench_spawn.c, ../bench_yield.c and ../bench_wake.c.
  */
-#include "bench.h"	/* first: it defines _GNU_SOURCE */
+#include "bench.h" /* first: it defines _GNU_SOURCE */
 
 #include <linux/futex.h>
 #include <pthread.h>
@@ -21,9 +21,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define LATENCY_GAP_NS 50000	/* how long the wakee sleeps before each measured wake-up */
+#define LATENCY_GAP_NS 50000 /* how long the wakee sleeps before each measured wake-up */
 
-static int cpu_a = -1, cpu_b = -1;	/* the first two CPUs this process may run on */
+static int cpu_a = -1, cpu_b = -1; /* the first two CPUs this process may run on */
 
 static long futex(int *uaddr, int op, int val)
 {
@@ -98,13 +98,13 @@ static uint64_t create_join(void *arg, uint64_t iters)
 
 struct pair {
 	uint64_t iters;
-	int go;			/* both threads spin on this before starting */
-	int ping, pong;		/* futex words and sched_yield turn */
+	int go;		/* both threads spin on this before starting */
+	int ping, pong; /* futex words and sched_yield turn */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int turn;		/* lock */
-	uint64_t t_wake;	/* wake_latency: time just before FUTEX_WAKE, written before ping */
-	uint64_t lat_sum;	/* wake_latency: summed by the wakee */
+	int turn;	  /* lock */
+	uint64_t t_wake;  /* wake_latency: time just before FUTEX_WAKE, written before ping */
+	uint64_t lat_sum; /* wake_latency: summed by the wakee */
 };
 
 static void wait_go(struct pair *p)

@@ -3,15 +3,15 @@
  * benchmarks. swapcontext saves the whole register file and makes an rt_sigprocmask system call per switch,
  * which is why user-space runtimes do not use it.
  */
-#include "bench.h"	/* first: it defines _GNU_SOURCE */
+#include "bench.h" /* first: it defines _GNU_SOURCE */
 
 #include <ucontext.h>
 
 #define RING 16
 #define STACK_SIZE (64 * 1024)
 
-static ucontext_t pp_ctx[2];		/* [0] = the benchmark's own stack */
-static ucontext_t ring_ctx[RING];	/* [0] = the benchmark's own stack */
+static ucontext_t pp_ctx[2];	  /* [0] = the benchmark's own stack */
+static ucontext_t ring_ctx[RING]; /* [0] = the benchmark's own stack */
 
 static void pp_entry(void)
 {

@@ -55,10 +55,10 @@
 struct bench_opts {
 	int quick;
 	int reps;
-	uint64_t iters;		/* 0 = calibrate */
-	const char *only;	/* NULL = every operation */
-	const char *impl;	/* NULL = every implementation */
-	double target_ns;	/* wanted length of one repetition */
+	uint64_t iters;	  /* 0 = calibrate */
+	const char *only; /* NULL = every operation */
+	const char *impl; /* NULL = every implementation */
+	double target_ns; /* wanted length of one repetition */
 };
 
 static struct bench_opts bench_opts = { 0, 5, 0, NULL, NULL, 100e6 };
@@ -76,8 +76,8 @@ struct bench_item {
 	bench_fn fn;
 	void *arg;
 	double ops;
-	double scale;		/* result = ns / (iters * ops) / scale; 0 means 1 (use 1e6 for ms) */
-	int switches;		/* a yield measurement: also report switches per yield (bench_yield_note) */
+	double scale; /* result = ns / (iters * ops) / scale; 0 means 1 (use 1e6 for ms) */
+	int switches; /* a yield measurement: also report switches per yield (bench_yield_note) */
 	/* filled in by the harness */
 	uint64_t iters;
 	int n;
@@ -120,8 +120,10 @@ static inline void bench_yield_reset(void)
 }
 
 /* An initializer for struct bench_item (C only; C++ code fills the fields or calls bench_run). */
-#define BENCH_ITEM(op_, impl_, unit_, fn_, arg_, ops_) \
-	{ .op = (op_), .impl = (impl_), .unit = (unit_), .fn = (fn_), .arg = (arg_), .ops = (ops_) }
+#define BENCH_ITEM(op_, impl_, unit_, fn_, arg_, ops_)                                                                 \
+	{                                                                                                              \
+		.op = (op_), .impl = (impl_), .unit = (unit_), .fn = (fn_), .arg = (arg_), .ops = (ops_)               \
+	}
 
 static inline uint64_t bench_now_ns(void)
 {
@@ -133,8 +135,7 @@ static inline uint64_t bench_now_ns(void)
 
 static inline void bench_usage(const char *prog)
 {
-	fprintf(stderr, "usage: %s [--quick] [--reps N] [--iters N] [--only OP] [--impl IMPL] [--target-ms M]\n",
-		prog);
+	fprintf(stderr, "usage: %s [--quick] [--reps N] [--iters N] [--only OP] [--impl IMPL] [--target-ms M]\n", prog);
 	exit(2);
 }
 
@@ -290,8 +291,7 @@ static inline void bench_run_many(struct bench_item *items, int nitems)
 }
 
 /* bench_run - one measurement on its own. */
-static inline void bench_run(const char *op, const char *impl, const char *unit, bench_fn fn, void *arg,
-			     double ops)
+static inline void bench_run(const char *op, const char *impl, const char *unit, bench_fn fn, void *arg, double ops)
 {
 	struct bench_item it;
 
@@ -306,8 +306,7 @@ static inline void bench_run(const char *op, const char *impl, const char *unit,
 }
 
 /* bench_run_sw - a yield measurement on its own: RESULT and SWITCHES lines. */
-static inline void bench_run_sw(const char *op, const char *impl, const char *unit, bench_fn fn, void *arg,
-				double ops)
+static inline void bench_run_sw(const char *op, const char *impl, const char *unit, bench_fn fn, void *arg, double ops)
 {
 	struct bench_item it;
 

@@ -26,7 +26,7 @@
 #define SWD_STACK_SIZE (64 * 1024)
 
 struct bench_ctx {
-	void *sp;	/* offset 0: where a switch saves and loads rsp */
+	void *sp; /* offset 0: where a switch saves and loads rsp */
 };
 
 /* baselines/bare_switch.S */
@@ -49,9 +49,9 @@ static inline void *bare_frame_init(void *stack_top, void (*entry)(void))
 {
 	uint64_t *sp = (uint64_t *)((uintptr_t)stack_top & ~(uintptr_t)15);
 
-	*--sp = 0;			/* entry's return address: none, stops unwinders */
-	*--sp = (uint64_t)(uintptr_t)entry;	/* ret */
-	sp -= 6;			/* rbp rbx r12 r13 r14 r15 */
+	*--sp = 0;			    /* entry's return address: none, stops unwinders */
+	*--sp = (uint64_t)(uintptr_t)entry; /* ret */
+	sp -= 6;			    /* rbp rbx r12 r13 r14 r15 */
 	memset(sp, 0, 6 * sizeof(*sp));
 	return sp;
 }
@@ -60,14 +60,14 @@ static inline void *bare_frame_init(void *stack_top, void (*entry)(void))
 static inline void *bare_fpu_frame_init(void *stack_top, void (*entry)(void))
 {
 	uint64_t *sp = (uint64_t *)((uintptr_t)stack_top & ~(uintptr_t)15);
-	uint32_t mxcsr = 0x1f80;	/* all exceptions masked, round to nearest */
-	uint16_t fpucw = 0x037f;	/* the same for x87, extended precision */
+	uint32_t mxcsr = 0x1f80; /* all exceptions masked, round to nearest */
+	uint16_t fpucw = 0x037f; /* the same for x87, extended precision */
 
-	*--sp = 0;			/* entry's return address */
+	*--sp = 0; /* entry's return address */
 	*--sp = (uint64_t)(uintptr_t)entry;
 	sp -= 6;
 	memset(sp, 0, 6 * sizeof(*sp));
-	--sp;				/* the control-state slot; entry again starts at top - 8 */
+	--sp; /* the control-state slot; entry again starts at top - 8 */
 	memcpy(sp, &mxcsr, 4);
 	memcpy((char *)sp + 4, &fpucw, 2);
 	return sp;
