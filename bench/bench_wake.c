@@ -9,7 +9,9 @@
  *				(so that worker 1 is asleep) and then wakes it; ns from just before the wake call to
  *				B running. Baseline: a thread asleep in FUTEX_WAIT on an idle CPU (pthread_bench.c)
  *	wake_latency_busy	the same, but worker 1 also runs a CPU-bound fiber that calls fiber_cond_resched()
- *				in a loop: the wake-up must preempt it (budget: under 1 us)
+ *				in a loop: the wake-up must preempt it (budget: a median under 1 us)
+ *	wake_latency_*_p99	the 99th percentile of the same wake-ups (the two rows above report the median of
+ *				each repetition's wake-ups: bench_lat in common/bench.h)
  *	(chan_pingpong_1w/2w: bench_sync.c)
  *
  * The blocking primitive: fiber.h has no wait-queue API yet, so this program uses the runtime's internal wait
@@ -35,7 +37,10 @@ static const char *const wake_ops[] = {
 	"wake_pingpong_cross",
 	"wake_latency_cross",
 	"wake_latency_busy",
+	"wake_latency_cross_p99",
+	"wake_latency_busy_p99",
 };
+#define NR_WAKE_OPS (sizeof(wake_ops) / sizeof(wake_ops[0]))
 
 #if HAVE_WAIT
 
@@ -81,8 +86,8 @@ struct wake {
 	struct event ping, pong;
 	int n;
 	int busy_stop;	  /* tells the CPU-bound fiber of wake_latency_busy to finish */
-	uint64_t t_wake;  /* latency: time just before ev_post(ping) */
-	uint64_t lat_sum; /* latency: summed by the wakee */
+	uint64_t t_wake;      /* latency: time just before ev_post(ping) */
+	struct bench_lat lat; /* latency: every wake-up's, recorded by the wakee */
 	int err;	  /* first failed fiber_spawn */
 	int done;	  /* latency: the waker has finished, the wakee must too */
 	int stuck;	  /* latency: a wake-up was not delivered within STUCK_NS */
@@ -160,7 +165,7 @@ static void *lat_wakee(void *arg)
 		ev_wait(&w->ping, i);
 		if (__atomic_load_n(&w->done, __ATOMIC_RELAXED))
 			break;
-		w->lat_sum += bench_now_ns() - __atomic_load_n(&w->t_wake, __ATOMIC_RELAXED);
+		bench_lat_add(&w->lat, bench_now_ns() - __atomic_load_n(&w->t_wake, __ATOMIC_RELAXED));
 		check_worker(w, w->wb);
 		__atomic_store_n(&w->pong.seq, i, __ATOMIC_RELEASE);
 	}
@@ -238,7 +243,7 @@ static struct wake *wake_new(uint64_t iters)
 }
 
 static int first_err;
-static int misplaced[4]; /* per wake_ops[] entry: wake-ups that ran outside the fiber's affinity */
+static int misplaced[NR_WAKE_OPS]; /* per wake_ops[] entry: wake-ups that ran outside the fiber's affinity */
 static int stuck_busy;	 /* wake_latency_busy: a wake-up never preempted the CPU-bound fiber */
 
 static uint64_t pingpong_same(void *arg, uint64_t iters)
@@ -264,17 +269,29 @@ static uint64_t pingpong_cross(void *arg, uint64_t iters)
 	return ns;
 }
 
+/* Which latency row: the wakee's worker idle or busy, and the quantile it reports. */
+struct lat_row {
+	int busy;
+	double q;
+	int op; /* index in wake_ops[] */
+};
+
+static const struct lat_row lat_cross = { 0, 0.5, 2 }, lat_busy = { 1, 0.5, 3 }, lat_cross_p99 = { 0, 0.99, 4 },
+			    lat_busy_p99 = { 1, 0.99, 5 };
+
 static uint64_t latency(void *arg, uint64_t iters)
 {
+	const struct lat_row *row = arg;
 	struct wake *w = wake_new(iters);
 
-	run2(w, lat_waker, 0, lat_wakee, 1, arg != NULL);
+	bench_lat_init(&w->lat, iters);
+	run2(w, lat_waker, 0, lat_wakee, 1, row->busy);
 	if (w->err && !first_err)
 		first_err = w->err;
 	if (w->stuck)
 		stuck_busy = 1;
-	misplaced[arg ? 3 : 2] += w->misplaced;
-	return w->lat_sum;
+	misplaced[row->op] += w->misplaced;
+	return bench_lat_result(&w->lat, row->q, iters);
 }
 
 static void root_same(void *arg)
@@ -290,9 +307,13 @@ static void root_cross(void *arg)
 	if (bench_want("wake_pingpong_cross"))
 		bench_run("wake_pingpong_cross", "libfiber", "ns/wake", pingpong_cross, NULL, 2);
 	if (bench_want("wake_latency_cross"))
-		bench_run("wake_latency_cross", "libfiber", "ns/wake", latency, NULL, 1);
+		bench_run("wake_latency_cross", "libfiber", "ns/wake", latency, (void *)&lat_cross, 1);
+	if (bench_want("wake_latency_cross_p99"))
+		bench_run("wake_latency_cross_p99", "libfiber", "ns/wake", latency, (void *)&lat_cross_p99, 1);
 	if (bench_want("wake_latency_busy"))
-		bench_run("wake_latency_busy", "libfiber", "ns/wake", latency, (void *)1, 1);
+		bench_run("wake_latency_busy", "libfiber", "ns/wake", latency, (void *)&lat_busy, 1);
+	if (bench_want("wake_latency_busy_p99"))
+		bench_run("wake_latency_busy_p99", "libfiber", "ns/wake", latency, (void *)&lat_busy_p99, 1);
 }
 
 static int run_all(void)
@@ -306,12 +327,12 @@ static int run_all(void)
 	}
 	err = lf_run(2, root_cross, NULL);
 	if (err) {
-		for (unsigned i = 1; i < sizeof(wake_ops) / sizeof(wake_ops[0]); i++)
+		for (unsigned i = 1; i < NR_WAKE_OPS; i++)
 			if (bench_want(wake_ops[i]))
 				lf_na_err(wake_ops[i], "fiber_run", err);
 		return 1;
 	}
-	for (unsigned i = 1; i < 4; i++) {
+	for (unsigned i = 1; i < NR_WAKE_OPS; i++) {
 		char reason[160];
 
 		if (!misplaced[i])
@@ -321,12 +342,15 @@ static int run_all(void)
 			 misplaced[i]);
 		bench_na(wake_ops[i], "libfiber", reason);
 	}
-	if (stuck_busy)
+	if (stuck_busy) {
 		bench_na("wake_latency_busy", "libfiber",
 			 "a wake-up was not delivered within 1 s while a CPU-bound fiber ran on the wakee's worker");
+		bench_na("wake_latency_busy_p99", "libfiber",
+			 "a wake-up was not delivered within 1 s while a CPU-bound fiber ran on the wakee's worker");
+	}
 	if (first_err) {
 		/* Printed after the RESULT lines, so the runner shows the failure instead of a meaningless figure. */
-		for (unsigned i = 0; i < sizeof(wake_ops) / sizeof(wake_ops[0]); i++)
+		for (unsigned i = 0; i < NR_WAKE_OPS; i++)
 			if (bench_want(wake_ops[i]))
 				lf_na_err(wake_ops[i], "fiber_spawn", first_err);
 		return 1;
@@ -338,7 +362,7 @@ static int run_all(void)
 
 static int run_all(void)
 {
-	for (unsigned i = 0; i < sizeof(wake_ops) / sizeof(wake_ops[0]); i++)
+	for (unsigned i = 0; i < NR_WAKE_OPS; i++)
 		if (bench_want(wake_ops[i]))
 			bench_na(wake_ops[i], "libfiber", "not available: needs a blocking primitive");
 	return 0;

@@ -9,7 +9,9 @@
  *					FUTEX_WAKE, then FUTEX_WAIT until the answer comes (ns one-way)
  *	wake_pingpong_cross_condvar	the same with a mutex and a condition variable (ns one-way)
  *	wake_latency_cross		a thread asleep in FUTEX_WAIT on an otherwise idle CPU is woken 50 us after
- *					its previous wake-up; ns from just before FUTEX_WAKE to the wakee running
+ *					its previous wake-up; ns from just before FUTEX_WAKE to the wakee running,
+ *					the median of each repetition's wake-ups (wake_latency_cross_p99: the 99th
+ *					percentile)
  *
  * The libfiber counterparts are in ../bench_spawn.c, ../bench_yield.c and ../bench_wake.c.
  */
@@ -104,7 +106,7 @@ struct pair {
 	pthread_cond_t cond;
 	int turn;	  /* lock */
 	uint64_t t_wake;  /* wake_latency: time just before FUTEX_WAKE, written before ping */
-	uint64_t lat_sum; /* wake_latency: summed by the wakee */
+	struct bench_lat lat; /* wake_latency: every wake-up's, recorded by the wakee */
 };
 
 static void wait_go(struct pair *p)
@@ -312,24 +314,27 @@ static void *lat_wakee(void *arg)
 	for (i = 1; i <= n; i++) {
 		while ((v = load(&p->ping)) != i)
 			futex_wait(&p->ping, v);
-		p->lat_sum += bench_now_ns() - __atomic_load_n(&p->t_wake, __ATOMIC_RELAXED);
+		bench_lat_add(&p->lat, bench_now_ns() - __atomic_load_n(&p->t_wake, __ATOMIC_RELAXED));
 		store(&p->pong, i);
 	}
 	return NULL;
 }
 
+/* wake_latency - one repetition; @arg points to the quantile the row reports (bench_lat in common/bench.h). */
 static uint64_t wake_latency(void *arg, uint64_t iters)
 {
 	struct pair p;
 
-	(void)arg;
 	if (iters > 0x7fffffff)
 		iters = 0x7fffffff;
 	pair_init(&p, iters);
+	bench_lat_init(&p.lat, iters);
 	run2(&p, lat_waker, cpu_a, lat_wakee, cpu_b);
 	pair_destroy(&p);
-	return p.lat_sum;
+	return bench_lat_result(&p.lat, *(const double *)arg, iters);
 }
+
+static const double q_median = 0.5, q_p99 = 0.99;
 
 int main(int argc, char **argv)
 {
@@ -356,6 +361,7 @@ int main(int argc, char **argv)
 		bench_na("wake_pingpong_cross", "pthread", "only one CPU");
 		bench_na("wake_pingpong_cross_condvar", "pthread", "only one CPU");
 		bench_na("wake_latency_cross", "pthread", "only one CPU");
+		bench_na("wake_latency_cross_p99", "pthread", "only one CPU");
 		return 0;
 	}
 	if (bench_want("wake_pingpong_cross"))
@@ -363,6 +369,8 @@ int main(int argc, char **argv)
 	if (bench_want("wake_pingpong_cross_condvar"))
 		bench_run("wake_pingpong_cross_condvar", "pthread", "ns/wake", cond_pingpong, NULL, 2);
 	if (bench_want("wake_latency_cross"))
-		bench_run("wake_latency_cross", "pthread", "ns/wake", wake_latency, NULL, 1);
+		bench_run("wake_latency_cross", "pthread", "ns/wake", wake_latency, (void *)&q_median, 1);
+	if (bench_want("wake_latency_cross_p99"))
+		bench_run("wake_latency_cross_p99", "pthread", "ns/wake", wake_latency, (void *)&q_p99, 1);
 	return 0;
 }

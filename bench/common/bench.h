@@ -192,6 +192,47 @@ static inline int bench_cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/*
+ * Latency rows: each repetition times every event on its own and reports one quantile of them (the median row and
+ * the _p99 row of the same measurement), so that one event that waited for a tick cannot speak for thousands, as
+ * it does in a mean, and the tail is shown rather than hidden.
+ */
+struct bench_lat {
+	double *ns;
+	uint64_t n, cap;
+};
+
+static inline void bench_lat_init(struct bench_lat *l, uint64_t cap)
+{
+	l->n = 0;
+	l->cap = cap;
+	l->ns = (double *)malloc(sizeof(*l->ns) * (cap ? cap : 1));
+	if (!l->ns)
+		l->cap = 0;
+}
+
+static inline void bench_lat_add(struct bench_lat *l, uint64_t ns)
+{
+	if (l->n < l->cap)
+		l->ns[l->n++] = (double)ns;
+}
+
+/* bench_lat_result - the @q quantile (0.5, 0.99) of @l's events, times @iters (bench_fn's contract); frees @l. */
+static inline uint64_t bench_lat_result(struct bench_lat *l, double q, uint64_t iters)
+{
+	double v = 0;
+
+	if (l->n) {
+		uint64_t k = (uint64_t)(q * (double)(l->n - 1) + 0.5);
+
+		qsort(l->ns, (size_t)l->n, sizeof(*l->ns), bench_cmp_double);
+		v = l->ns[k];
+	}
+	free(l->ns);
+	l->ns = NULL;
+	return (uint64_t)(v * (double)iters);
+}
+
 /* bench_report - print the RESULT line of @n samples (sorted in place). */
 static inline void bench_report(const char *op, const char *impl, double *samples, int n, const char *unit)
 {
