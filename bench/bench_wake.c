@@ -33,12 +33,8 @@
 #define STUCK_NS 1000000000ull /* a wake-up not delivered after 1 s: give up on the measurement */
 
 static const char *const wake_ops[] = {
-	"wake_pingpong_same",
-	"wake_pingpong_cross",
-	"wake_latency_cross",
-	"wake_latency_busy",
-	"wake_latency_cross_p99",
-	"wake_latency_busy_p99",
+	"wake_pingpong_same", "wake_pingpong_cross",	"wake_latency_cross",
+	"wake_latency_busy",  "wake_latency_cross_p99", "wake_latency_busy_p99",
 };
 #define NR_WAKE_OPS (sizeof(wake_ops) / sizeof(wake_ops[0]))
 
@@ -85,14 +81,14 @@ static void ev_post(struct event *ev, int v)
 struct wake {
 	struct event ping, pong;
 	int n;
-	int busy_stop;	  /* tells the CPU-bound fiber of wake_latency_busy to finish */
+	int busy_stop;	      /* tells the CPU-bound fiber of wake_latency_busy to finish */
 	uint64_t t_wake;      /* latency: time just before ev_post(ping) */
 	struct bench_lat lat; /* latency: every wake-up's, recorded by the wakee */
-	int err;	  /* first failed fiber_spawn */
-	int done;	  /* latency: the waker has finished, the wakee must too */
-	int stuck;	  /* latency: a wake-up was not delivered within STUCK_NS */
-	int wa, wb;	  /* the workers a and b are pinned to, -1: any */
-	int misplaced;	  /* times a woken fiber ran on a worker its affinity excludes */
+	int err;	      /* first failed fiber_spawn */
+	int done;	      /* latency: the waker has finished, the wakee must too */
+	int stuck;	      /* latency: a wake-up was not delivered within STUCK_NS */
+	int wa, wb;	      /* the workers a and b are pinned to, -1: any */
+	int misplaced;	      /* times a woken fiber ran on a worker its affinity excludes */
 };
 
 /* check_worker - after a wake-up: count it if the fiber runs outside its affinity (the test would be void). */
@@ -244,7 +240,7 @@ static struct wake *wake_new(uint64_t iters)
 
 static int first_err;
 static int misplaced[NR_WAKE_OPS]; /* per wake_ops[] entry: wake-ups that ran outside the fiber's affinity */
-static int stuck_busy;	 /* wake_latency_busy: a wake-up never preempted the CPU-bound fiber */
+static int stuck_busy;		   /* wake_latency_busy: a wake-up never preempted the CPU-bound fiber */
 
 static uint64_t pingpong_same(void *arg, uint64_t iters)
 {

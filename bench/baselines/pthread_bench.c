@@ -104,8 +104,8 @@ struct pair {
 	int ping, pong; /* futex words and sched_yield turn */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int turn;	  /* lock */
-	uint64_t t_wake;  /* wake_latency: time just before FUTEX_WAKE, written before ping */
+	int turn;	      /* lock */
+	uint64_t t_wake;      /* wake_latency: time just before FUTEX_WAKE, written before ping */
 	struct bench_lat lat; /* wake_latency: every wake-up's, recorded by the wakee */
 };
 
