@@ -793,7 +793,9 @@ struct fiber_stats {
 
 /*
  * fiber_stats - statistics of @f (NULL = self). sum_exec_ns of a running fiber includes its current run up to the
- * last scheduler event (switch, tick or wake-up) on its worker.
+ * last scheduler event (switch, tick or wake-up) on its worker. It is the time the scheduler charged: wall time on
+ * the worker less host steal (where /proc/thread-self/schedstat exists) and the I/O completion work the worker did
+ * for all fibers in the fiber's time (see README, "the scheduler clock").
  * Returns 0, -EINVAL (@f NULL outside a fiber), -ESRCH (no runtime, or @f has been joined).
  * Context: any thread.
  */

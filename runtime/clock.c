@@ -5,10 +5,20 @@
  * nanoseconds with a multiply and a shift, calibrated once per process against CLOCK_MONOTONIC (rdtsc costs about a
  * third of a vDSO clock_gettime here). Otherwise it is clock_gettime(CLOCK_MONOTONIC). Either way the values are on
  * CLOCK_MONOTONIC's time line, so they can be compared with it.
+ *
+ * Steal: the worker threads are host threads, and the host may leave one runnable but not running for
+ * milliseconds (another process on its CPU, a VM's vCPU descheduled). The clock runs on meanwhile, so that time would
+ * be charged to whichever fiber was current, as if it had run: a fair fiber then waits out a lag it never used (with
+ * hundreds of runnable fibers, hundreds of milliseconds), a deadline fiber is throttled early. The kernel leaves
+ * paravirt steal out of rq_clock_task for the same reason. Our steal source is the thread's own run_delay in
+ * /proc/thread-self/schedstat (CONFIG_SCHED_INFO; no steal accounting where it is missing), read by the owner
+ * worker at most every STEAL_SAMPLE_NS, when it updates its rq clock.
  */
 #include "internal.h"
 
+#include <fcntl.h>
 #include <time.h>
+#include <unistd.h>
 #include <x86intrin.h>
 
 static struct {
@@ -93,4 +103,61 @@ uint64_t fiber__sched_clock(void)
 		return clk.ns0 + (uint64_t)(((unsigned __int128)d * clk.mult) >> 32);
 	}
 	return mono_ns();
+}
+
+/* run_delay (ns, the second field of schedstat) from @fd; false if it cannot be read. */
+static bool read_run_delay(int fd, uint64_t *out)
+{
+	char buf[96], *p;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	strtoull(buf, &p, 10); /* the time it ran */
+	if (*p != ' ')
+		return false;
+	*out = strtoull(p, NULL, 10);
+	return true;
+}
+
+/* On @w's own thread, before it runs anything: open its schedstat. */
+void fiber__steal_init(struct worker *w)
+{
+	int saved = errno, fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0 && !read_run_delay(fd, &w->run_delay0)) {
+		close(fd);
+		fd = -1;
+	}
+	errno = saved;
+	spin_lock(&w->rq.lock); /* fibers may already be queued here by other threads */
+	w->schedstat_fd = fd;
+	w->rq.steal = 0;
+	w->rq.excl_seen = fiber__rq_excluded(&w->rq);
+	w->rq.steal_next = fd >= 0 ? 0 : UINT64_MAX;
+	spin_unlock(&w->rq.lock);
+}
+
+void fiber__steal_exit(struct worker *w)
+{
+	if (w->schedstat_fd >= 0)
+		close(w->schedstat_fd);
+	w->schedstat_fd = -1;
+}
+
+/*
+ * fiber__update_rq_clock found a sample due. Only the owner reads its own thread's figure (a waker or the monitor
+ * updating another worker's clock leaves it to the owner). rq->lock held.
+ */
+void fiber__steal_sample(struct rq *rq)
+{
+	struct worker *w = this_worker();
+	uint64_t d;
+
+	if (!w || &w->rq != rq)
+		return;
+	rq->steal_next = rq->clock + STEAL_SAMPLE_NS;
+	if (read_run_delay(w->schedstat_fd, &d) && d >= w->run_delay0 && d - w->run_delay0 > rq->steal)
+		rq->steal = d - w->run_delay0;
 }

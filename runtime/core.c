@@ -73,6 +73,8 @@ void fiber__update_rq_clock(struct rq *rq)
 {
 	lockdep_assert_held(&rq->lock);
 	rq->clock = fiber__sched_clock();
+	if (unlikely(rq->clock >= rq->steal_next))
+		fiber__steal_sample(rq);
 }
 
 void fiber__get_task_struct(struct fiber *p)
@@ -717,7 +719,7 @@ picked:
 			next->wait_sum += rq->clock - next->wait_start;
 			next->wait_start = 0;
 		}
-		next->exec_start = rq->clock;
+		fiber__set_exec_start(rq, next);
 	}
 	return next;
 }
@@ -1201,7 +1203,7 @@ void fiber__sched_change_end(struct rq *rq, struct fiber *p, struct sched_change
 	}
 	if (running) {
 		p->sched_class->set_next_task(rq, p, false);
-		p->exec_start = rq->clock;
+		fiber__set_exec_start(rq, p);
 	}
 	/* check_class_changed */
 	if (prev_class != p->sched_class) {

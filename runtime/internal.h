@@ -490,7 +490,18 @@ struct rq {
 	uint64_t idle_ns;	 /* rq->lock */
 	uint64_t pulled, pushed; /* fibers moved here / away by balancing; rq->lock */
 	uint64_t clock;		 /* update_rq_clock(), rq->lock */
-	uint64_t nr_switches;	 /* rq->lock */
+	/*
+	 * Steal: time the worker's thread was runnable but not running on the host (its run_delay), which the rq clock
+	 * cannot tell from running; irq time: the ring's completion work (io_uring_enter, reaping, the wake-ups) that
+	 * a busy worker does at a preemption point of whichever fiber runs. update_curr charges a fiber its wall time
+	 * less the steal and irq time that fell into it, as the kernel's rq_clock_task leaves out paravirt steal and
+	 * irq time. steal is sampled by the owner under rq->lock.
+	 */
+	uint64_t steal;	      /* run_delay since the worker started (ns), as of the last sample */
+	uint64_t steal_next;  /* rq->clock of the next sample; UINT64_MAX: no steal accounting */
+	atomic_ullong irq_ns; /* I/O completion work done in a fiber's time (irq time); the owner adds, relaxed */
+	uint64_t excl_seen;   /* steal + irq_ns already taken off a charge, or before curr started */
+	uint64_t nr_switches; /* rq->lock */
 	int cpu;
 } __cacheline_aligned;
 
@@ -526,6 +537,8 @@ struct worker {
 	atomic_int tick_pending; /* set by the monitor at tick_hz, consumed at preemption points */
 	atomic_int tick_wanted;	 /* the tick is needed (tick_needed); the worker keeps it, enqueuers may set it */
 	atomic_uint pp_seq;	 /* preemption points and switches passed; the monitor's progress probe */
+	int schedstat_fd;	 /* /proc/thread-self/schedstat of the worker's thread, -1: no steal accounting */
+	uint64_t run_delay0;	 /* its run_delay when the worker started */
 	atomic_int stuck;	 /* set by the monitor, cleared by the worker at its next preemption point */
 	atomic_int blocking;	 /* a fiber here is inside fiber_blocking_begin/end: stuck until it ends */
 	/* The monitor's own notes on this worker (only the monitor thread touches them). */
@@ -806,17 +819,52 @@ static inline void sub_nr_running(struct rq *rq, unsigned n)
 			      memory_order_relaxed);
 }
 
-/* Charge the running fiber the time since it was last charged; returns the delta (ns). rq->lock held. */
+/* clock.c: host steal of the worker threads (see there) */
+#define STEAL_SAMPLE_NS 1000000ull /* the owner samples its steal once a millisecond (a ~1.4 us read) */
+#define STEAL_LONG_NS 50000ull	   /* and before charging a run this long */
+__hidden void fiber__steal_init(struct worker *w);
+__hidden void fiber__steal_exit(struct worker *w);
+__hidden void fiber__steal_sample(struct rq *rq);
+
+/* The time no fiber may be charged for: host steal, and I/O completion work done in a fiber's time slot. */
+static inline uint64_t fiber__rq_excluded(struct rq *rq)
+{
+	return rq->steal + atomic_load_explicit(&rq->irq_ns, memory_order_relaxed);
+}
+
+/*
+ * Charge the running fiber the time since it was last charged, less the steal and irq time in it (the kernel's
+ * rq_clock_task delta); returns the delta (ns). rq->lock held.
+ */
 static inline int64_t fiber__update_curr_common(struct rq *rq)
 {
 	struct fiber *curr = rq->curr;
 	int64_t delta = (int64_t)(rq->clock - curr->exec_start);
+	uint64_t excl, gone;
 
 	if (delta <= 0)
 		return 0;
 	curr->exec_start = rq->clock;
+	/* A long run may hold a host preemption the periodic sample has not seen yet: look now. */
+	if (unlikely(delta >= (int64_t)STEAL_LONG_NS) && rq->steal_next != UINT64_MAX)
+		fiber__steal_sample(rq);
+	excl = fiber__rq_excluded(rq);
+	gone = excl - rq->excl_seen;
+	if (unlikely(gone)) {
+		rq->excl_seen = excl;
+		delta -= gone < (uint64_t)delta ? (int64_t)gone : delta;
+		if (!delta)
+			return 0;
+	}
 	curr->sum_exec_runtime += (uint64_t)delta;
 	return delta;
+}
+
+/* @p starts running on @rq at rq->clock: steal sampled before now was not its. rq->lock held. */
+static inline void fiber__set_exec_start(struct rq *rq, struct fiber *p)
+{
+	p->exec_start = rq->clock;
+	rq->excl_seen = fiber__rq_excluded(rq);
 }
 
 /* Kernel priority numbering (lower is more important): dl -1, rt 0..98, fair 100..139. */

@@ -355,6 +355,15 @@ void fiber__io_work(struct worker *w, bool idle)
 		if (idle || now - io->last_events >= IO_EVENTS_NS)
 			enter = true;
 	}
+	if (!enter && !io_uring_cq_ready(&io->ring) && !io_uring_cq_has_overflow(&io->ring))
+		return;
+	/*
+	 * The system call (which also runs the kernel's deferred completion work) and the wake-ups are done for every
+	 * fiber with I/O here, in the time of whichever fiber reached this preemption point: irq time, which its
+	 * charge leaves out (fiber__update_curr_common). Without that, the fiber that happened to reap hundreds of
+	 * completions was charged for them and waited out the lag behind every other connection.
+	 */
+	now = idle ? 0 : fiber__sched_clock();
 	if (enter)
 		io_enter(io);
 	if (io_uring_cq_ready(&io->ring))
@@ -364,6 +373,11 @@ void fiber__io_work(struct worker *w, bool idle)
 		IO_STAT_ADD(io->nr_enter, 1);
 		io_reap(io);
 	}
+	if (!idle)
+		atomic_store_explicit(&w->rq.irq_ns,
+				      atomic_load_explicit(&w->rq.irq_ns, memory_order_relaxed) + fiber__sched_clock() -
+					  now,
+				      memory_order_relaxed);
 }
 
 /*

@@ -227,12 +227,14 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	WRITE_ONCE(w->tid, gettid()); /* the monitor reads it */
+	fiber__steal_init(w);
 	/* Timer slack at its minimum: the idle sleep's timeout is the next fiber timer, and 50 us of slack is late. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	idle->exec_start = fiber__sched_clock();
 	fiber__idle_mask_set(w->id, true);
 	do_idle(w);
 	fiber__idle_mask_set(w->id, false);
+	fiber__steal_exit(w);
 	fiber__overflow_teardown();
 	fiber__tls_worker = NULL;
 	return NULL;
@@ -246,6 +248,8 @@ static void worker_init(struct worker *w, int id)
 	w->id = id;
 	spin_lock_init(&w->rq.lock);
 	w->rq.cpu = id;
+	w->rq.steal_next = UINT64_MAX; /* until the worker's thread opens its schedstat (fiber__steal_init) */
+	w->schedstat_fd = -1;
 	fiber__init_cfs_rq(&w->rq.cfs);
 	fiber__init_rt_rq(&w->rq.rt);
 	fiber__init_dl_rq(&w->rq.dl);
