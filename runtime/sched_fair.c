@@ -331,6 +331,19 @@ static void place_entity(struct cfs_rq *cfs, struct sched_entity *se, int flags)
 	 * Keep the lag the entity had. Adding it (weight w) to a queue of load W moves V towards it by lag * w / (W + w);
 	 * placing it at V - lag * (W + w) / W leaves it with exactly its lag after the move.
 	 */
+	/*
+	 * DELAY_DEQUEUE + DELAY_ZERO (Linux 6.12): an entity that went to sleep owing service (negative lag) pays it
+	 * off while it sleeps, as if it had stayed queued until it became eligible, and then has no lag. The kernel
+	 * keeps such an entity on the queue ("delayed") until it is picked; the same outcome is computed here at the
+	 * wake-up: V has moved on meanwhile, and the lag left is V - v (its vruntime is unchanged since the dequeue), at
+	 * most 0. Without it, a connection fiber that overran by 200 us waited 200 us times every other queued fiber
+	 * after each wake-up, however long it had slept (hundreds of milliseconds with 500 connections).
+	 */
+	if (se->vlag < 0 && (flags & ENQUEUE_WAKEUP) && !(flags & ENQUEUE_MIGRATED) && !se->rel_deadline) {
+		int64_t left = vruntime - se->vruntime;
+
+		se->vlag = left >= 0 ? 0 : left > se->vlag ? left : se->vlag;
+	}
 	if (cfs->nr_running) {
 		int64_t load = cfs->avg_load;
 
