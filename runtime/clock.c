@@ -158,6 +158,8 @@ void fiber__steal_sample(struct rq *rq)
 	if (!w || &w->rq != rq)
 		return;
 	rq->steal_next = rq->clock + STEAL_SAMPLE_NS;
-	if (read_run_delay(w->schedstat_fd, &d) && d >= w->run_delay0 && d - w->run_delay0 > rq->steal)
+	if (read_run_delay(w->schedstat_fd, &d) && d >= w->run_delay0 && d - w->run_delay0 > rq->steal) {
+		fiber__rq_exclude(rq, d - w->run_delay0 - rq->steal);
 		rq->steal = d - w->run_delay0;
+	}
 }

@@ -497,11 +497,11 @@ struct rq {
 	 * less the steal and irq time that fell into it, as the kernel's rq_clock_task leaves out paravirt steal and
 	 * irq time. steal is sampled by the owner under rq->lock.
 	 */
-	uint64_t steal;	      /* run_delay since the worker started (ns), as of the last sample */
-	uint64_t steal_next;  /* rq->clock of the next sample; UINT64_MAX: no steal accounting */
-	atomic_ullong irq_ns; /* I/O completion work done in a fiber's time (irq time); the owner adds, relaxed */
-	uint64_t excl_seen;   /* steal + irq_ns already taken off a charge, or before curr started */
-	uint64_t nr_switches; /* rq->lock */
+	uint64_t steal;	       /* run_delay since the worker started (ns), as of the last sample */
+	uint64_t steal_next;   /* rq->clock of the next sample; UINT64_MAX: no steal accounting */
+	atomic_ullong excl_ns; /* steal + irq time so far; only the owner adds (relaxed), readers hold rq->lock */
+	uint64_t excl_seen;    /* the part of excl_ns already taken off a charge, or before curr started */
+	uint64_t nr_switches;  /* rq->lock */
 	int cpu;
 } __cacheline_aligned;
 
@@ -829,7 +829,14 @@ __hidden void fiber__steal_sample(struct rq *rq);
 /* The time no fiber may be charged for: host steal, and I/O completion work done in a fiber's time slot. */
 static inline uint64_t fiber__rq_excluded(struct rq *rq)
 {
-	return rq->steal + atomic_load_explicit(&rq->irq_ns, memory_order_relaxed);
+	return atomic_load_explicit(&rq->excl_ns, memory_order_relaxed);
+}
+
+/* Add @ns to @rq's excluded time. Context: @rq's own worker (the only writer). */
+static inline void fiber__rq_exclude(struct rq *rq, uint64_t ns)
+{
+	atomic_store_explicit(&rq->excl_ns, atomic_load_explicit(&rq->excl_ns, memory_order_relaxed) + ns,
+			      memory_order_relaxed);
 }
 
 /*

@@ -374,10 +374,7 @@ void fiber__io_work(struct worker *w, bool idle)
 		io_reap(io);
 	}
 	if (!idle)
-		atomic_store_explicit(&w->rq.irq_ns,
-				      atomic_load_explicit(&w->rq.irq_ns, memory_order_relaxed) + fiber__sched_clock() -
-					  now,
-				      memory_order_relaxed);
+		fiber__rq_exclude(&w->rq, fiber__sched_clock() - now);
 }
 
 /*
