@@ -247,13 +247,20 @@ static void test_stack_map_failure_names_limit(void **state)
 
 #define BIG_FRAME (40 * 1024)
 
-/* Touches only the lowest byte of a 40 KiB frame: without probes, every page above it is stepped over. */
+/*
+ * Touches only the lowest byte of a 40 KiB frame: without probes, every page above it is stepped over. The index
+ * is read from a volatile, so that the compiler has to allocate the whole array: with a constant index clang kept
+ * only buf[0], in the red zone, and the frame never reached the guard.
+ */
+static volatile int big_frame_index;
+
 static __attribute__((noinline)) int big_frame(int x)
 {
 	volatile char buf[BIG_FRAME];
+	int i = big_frame_index;
 
-	buf[0] = (char)x;
-	return buf[0];
+	buf[i] = (char)x;
+	return buf[i];
 }
 
 #define CANARY 0x5a5a5a5a5a5a5a5aull
