@@ -636,8 +636,10 @@ static struct rq *finish_task_switch(struct fiber *prev)
 		/* C2: after the switch and after the unlock. */
 		if (prev->sched_class->task_dead)
 			prev->sched_class->task_dead(prev);
-		/* A fiber that was ever DEADLINE may still have its replenishment timer armed. */
-		fiber__timer_del(&prev->dl.timer);
+		/* Every class, as at task_fork: what a class it left may still hold (an armed DL replenishment timer). */
+		for (unsigned i = 0; i < NR_SCHED_CLASSES; i++)
+			if (fiber__classes[i]->task_free)
+				fiber__classes[i]->task_free(prev);
 		bool user = !(prev->flags & PF_KTHREAD);
 
 		fiber__tsan_dead(prev);

@@ -697,6 +697,11 @@ struct sched_class {
 	/* Called for every class on every new fiber (p not yet visible): its entity, so that it can enter later. */
 	void (*task_fork)(struct fiber *p);
 	void (*task_dead)(struct fiber *p); /* after the switch, no rq lock */
+	/*
+	 * Called for every class on every dead fiber, after task_dead and before its memory goes (no lock held): undo
+	 * what task_fork set up that outlives a stay in the class (the deadline class's replenishment timer).
+	 */
+	void (*task_free)(struct fiber *p);
 	void (*switched_from)(struct rq *rq, struct fiber *p);
 	void (*switched_to)(struct rq *rq, struct fiber *p);
 	/* Same class after a change: the priority or (a class with parameters) the parameters may be new. */

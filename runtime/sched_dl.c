@@ -104,7 +104,7 @@ static void dl_task_timer(struct fiber_timer *t)
 	struct sched_dl_entity *dl = &p->dl;
 	struct rq *rq = fiber__task_rq_lock(p);
 
-	/* The fiber may have left the class (or died: then the core deleted the timer before freeing it). */
+	/* The fiber may have left the class (or died: task_free_dl deletes the timer before its memory goes). */
 	if (p->sched_class == &fiber__dl_sched_class && dl->dl_throttled) {
 		fiber__update_rq_clock(rq);
 		replenish_dl_entity(dl, rq->clock);
@@ -244,10 +244,19 @@ static void task_tick_dl(struct rq *rq, struct fiber *p, int queued)
 
 static void dl_release(struct fiber *p);
 
-/* After the final switch-out of a dead DL fiber, without the rq lock (the core deletes the timer). */
+/* After the final switch-out of a dead DL fiber, without the rq lock (task_free_dl deletes the timer). */
 static void task_dead_dl(struct fiber *p)
 {
 	dl_release(p);
+}
+
+/*
+ * Every dead fiber, whatever its class now: one that was ever DEADLINE may still have its replenishment timer
+ * armed (leaving the class does not delete it, switched_from_dl). fiber__timer_del waits for a running callback.
+ */
+static void task_free_dl(struct fiber *p)
+{
+	fiber__timer_del(&p->dl.timer);
 }
 
 /* The replenishment timer lives in the entity: nothing to allocate, so entering the class cannot fail. */
@@ -355,6 +364,7 @@ const struct sched_class fiber__dl_sched_class = {
 	.task_tick = task_tick_dl,
 	.task_fork = task_fork_dl,
 	.task_dead = task_dead_dl,
+	.task_free = task_free_dl,
 	.switched_from = switched_from_dl,
 	.switched_to = switched_to_dl,
 	.prio_changed = prio_changed_dl,
