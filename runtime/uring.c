@@ -278,34 +278,6 @@ static unsigned io_reap(struct io_ring *io)
 	return n;
 }
 
-/* Cancellations other workers (or this one) asked for: one ASYNC_CANCEL per op, its CQE tagged op | 1. */
-static bool io_drain_cancels(struct io_ring *io)
-{
-	struct io_op *op = atomic_exchange_explicit(&io->cancel_list, NULL, memory_order_acquire);
-	bool any = op != NULL;
-
-	while (op) {
-		struct io_op *next = atomic_load_explicit(&op->cancel_next, memory_order_relaxed);
-		struct io_uring_sqe *sqe;
-
-		while (!(sqe = io_uring_get_sqe(&io->ring))) {
-			int r = io_uring_submit(&io->ring);
-
-			IO_STAT_ADD(io->nr_enter, 1);
-			if (r < 0) /* -EBUSY: completions first */
-				io_reap(io);
-			io->unsubmitted = io_uring_sq_ready(&io->ring);
-		}
-		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
-		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | IO_UD_CANCEL);
-		io_expected_add(io, 1);
-		if (!io->unsubmitted++)
-			io->batch_start = fiber__sched_clock();
-		op = next;
-	}
-	return any;
-}
-
 /* Enter the kernel: submit what is prepared and run the deferred completions, without waiting. */
 static void io_enter(struct io_ring *io)
 {
@@ -321,6 +293,42 @@ static void io_enter(struct io_ring *io)
 	else if (io->unsubmitted != ready)
 		io->batch_start = fiber__sched_clock();
 	io->last_events = fiber__sched_clock();
+}
+
+/*
+ * Room for @nr consecutive SQEs on @io: while the SQ is full, submit (io_enter) and reap, then look again; at most
+ * @tries rounds, 0 for as many as it takes. False when the kernel still would not take more (a CQ overflow it
+ * cannot flush: -EBUSY until completions are reaped).
+ */
+static bool io_sq_room(struct io_ring *io, unsigned nr, int tries)
+{
+	for (int i = 0; io_uring_sq_space_left(&io->ring) < nr; i++) {
+		if (tries && i == tries)
+			return false;
+		io_enter(io);
+		io_reap(io);
+	}
+	return true;
+}
+
+/* Cancellations other workers (or this one) asked for: one ASYNC_CANCEL per op, its CQE tagged op | 1. */
+static bool io_drain_cancels(struct io_ring *io)
+{
+	struct io_op *op = atomic_exchange_explicit(&io->cancel_list, NULL, memory_order_acquire);
+	bool any = op != NULL;
+
+	while (op) {
+		struct io_op *next = atomic_load_explicit(&op->cancel_next, memory_order_relaxed);
+		struct io_uring_sqe *sqe;
+
+		io_sq_room(io, 1, 0); /* a cancel is never dropped: its fiber waits for the CQE */
+		sqe = io_uring_get_sqe(&io->ring);
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
+		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | IO_UD_CANCEL);
+		fiber__io_queued(io, 1);
+		op = next;
+	}
+	return any;
 }
 
 static inline bool io_events_pending(struct io_ring *io)
@@ -417,13 +425,7 @@ void fiber__io_idle_wait(struct worker *w, const struct timespec *ts)
  */
 struct io_uring_sqe *fiber__io_get_sqe(struct io_ring *io, unsigned nr)
 {
-	for (int tries = 0; tries < 3; tries++) {
-		if (io_uring_sq_space_left(&io->ring) >= nr)
-			return io_uring_get_sqe(&io->ring);
-		io_enter(io);
-		io_reap(io);
-	}
-	return NULL;
+	return io_sq_room(io, nr, 3) ? io_uring_get_sqe(&io->ring) : NULL;
 }
 
 /* @nr SQEs were prepared on @io, each expecting a CQE. */
