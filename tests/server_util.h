@@ -1,7 +1,8 @@
 /*
  * Helpers for the tests that drive the example servers (test_http_server.c, test_kv_server.c) from outside: start
  * a server binary on a free loopback port, talk to it over plain blocking sockets with timeouts, stop it with a
- * signal and collect its exit status and log. Nothing here asserts; every wait is bounded.
+ * signal and collect its exit status and log, and drive a shutdown under load (srv_load_run). Nothing here asserts;
+ * every wait is bounded.
  */
 #ifndef TEST_SERVER_UTIL_H
 #define TEST_SERVER_UTIL_H
@@ -12,7 +13,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -274,6 +277,70 @@ static inline int http_read(int fd, char *head, size_t head_cap, char *body, siz
 	if (body_len)
 		*body_len = n;
 	return status;
+}
+
+/* ---- shutdown under load ---------------------------------------------------------------------------------- */
+
+/* One client thread of srv_load_run: the test's client function reads its fields and fills in its counts. */
+struct srv_load_client {
+	int port;		    /* the server's */
+	int id;			    /* 0 .. nr - 1 */
+	_Atomic bool *stop_sending; /* set once the server has stopped; a client may also just run until it closes */
+	long complete;		    /* replies read and checked */
+	long bad;		    /* a wrong reply, or one cut short */
+};
+
+struct srv_load_result {
+	int status;    /* server_stop's: the exit status, or -1 */
+	long complete; /* summed over the clients */
+	long bad;
+	char *log; /* the server's log (server_log), for the caller to free */
+};
+
+/*
+ * A shutdown under load: start @bin with @args, run @nr client threads of @fn (each given its srv_load_client)
+ * for @run_us, stop the server with SIGTERM (waiting up to @stop_ms), tell the clients to stop sending, join them
+ * and add up their counts into @res. 0, or -1 when the server or a client thread did not start (nothing left
+ * running then, res->log NULL).
+ */
+static inline int srv_load_run(const char *bin, const char *const *args, int nr, void *(*fn)(void *), int run_us,
+			       int stop_ms, struct srv_load_result *res)
+{
+	struct srv_load_client *lc = calloc((size_t)nr, sizeof(*lc));
+	pthread_t *th = calloc((size_t)nr, sizeof(*th));
+	_Atomic bool stop = false;
+	struct server_proc s;
+	int started = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (!lc || !th || server_start(&s, bin, args)) {
+		free(lc);
+		free(th);
+		return -1;
+	}
+	for (; started < nr; started++) {
+		lc[started] = (struct srv_load_client){ .port = s.port, .id = started, .stop_sending = &stop };
+		if (pthread_create(&th[started], NULL, fn, &lc[started]))
+			break;
+	}
+	if (started == nr)
+		usleep((useconds_t)run_us);
+	res->status = server_stop(&s, SIGTERM, stop_ms);
+	atomic_store(&stop, true);
+	for (int i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		res->complete += lc[i].complete;
+		res->bad += lc[i].bad;
+	}
+	res->log = server_log(&s, true);
+	free(lc);
+	free(th);
+	if (started < nr) {
+		free(res->log);
+		res->log = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 #endif

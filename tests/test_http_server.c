@@ -430,13 +430,6 @@ static void test_http_server_connection_limit(void **state)
 
 /* ---- shutdown under load ---------------------------------------------------------------------------------- */
 
-struct load_client {
-	int port;
-	_Atomic bool *stop_sending;
-	long complete; /* replies read and checked */
-	long bad;      /* a wrong reply, or one cut short */
-};
-
 /* Read one reply: 1 complete and right, 0 end of connection at a reply boundary, -1 cut short or wrong. */
 static int load_read(int fd, int i)
 {
@@ -466,7 +459,7 @@ static int load_read(int fd, int i)
 
 static void *load_client_fn(void *arg)
 {
-	struct load_client *lc = arg;
+	struct srv_load_client *lc = arg;
 	int i = 0;
 
 	while (!atomic_load(lc->stop_sending)) {
@@ -508,34 +501,15 @@ static void *load_client_fn(void *arg)
 static void test_http_server_shutdown_under_load(void **state)
 {
 	const char *args[] = { "--workers", "2", NULL };
-	enum { CLIENTS = 8 };
-	struct load_client lc[CLIENTS];
-	pthread_t th[CLIENTS];
-	struct server_proc s;
-	_Atomic bool stop = false;
-	long complete = 0, bad = 0;
-	char *log;
-	int status;
+	struct srv_load_result r;
 
-	assert_int_equal(server_start(&s, HTTP_SERVER_BIN, args), 0);
-	for (int i = 0; i < CLIENTS; i++) {
-		lc[i] = (struct load_client){ .port = s.port, .stop_sending = &stop };
-		assert_int_equal(pthread_create(&th[i], NULL, load_client_fn, &lc[i]), 0);
-	}
-	usleep(500000);
-	status = server_stop(&s, SIGTERM, 30000);
-	atomic_store(&stop, true);
-	for (int i = 0; i < CLIENTS; i++) {
-		pthread_join(th[i], NULL);
-		complete += lc[i].complete;
-		bad += lc[i].bad;
-	}
-	log = server_log(&s, true);
-	assert_int_equal(status, 0);
-	assert_true(complete > 0);
-	assert_int_equal(bad, 0); /* every reply the clients got is whole and right */
-	assert_non_null(strstr(log, "http_server: stopped in "));
-	free(log);
+	/* 8 clients for 0.5 s, then SIGTERM */
+	assert_int_equal(srv_load_run(HTTP_SERVER_BIN, args, 8, load_client_fn, 500000, 30000, &r), 0);
+	assert_int_equal(r.status, 0);
+	assert_true(r.complete > 0);
+	assert_int_equal(r.bad, 0); /* every reply the clients got is whole and right */
+	assert_non_null(strstr(r.log, "http_server: stopped in "));
+	free(r.log);
 }
 
 /* Last: the shared server stops on SIGTERM with exit status 0 and its summary line. */

@@ -222,15 +222,10 @@ static void test_kv_server_connection_limit(void **state)
 
 /* ---- shutdown under load ---------------------------------------------------------------------------------- */
 
-struct load_client {
-	int port, id;
-	long complete, bad;
-};
-
 /* Each client INCRs its own counter in pipelined batches of 8: every reply must be the next number. */
 static void *load_client_fn(void *arg)
 {
-	struct load_client *lc = arg;
+	struct srv_load_client *lc = arg;
 	char key[32], batch[1024], buf[128];
 	long next = 1;
 	int fd = tcp_connect(lc->port);
@@ -280,32 +275,15 @@ static void *load_client_fn(void *arg)
 static void test_kv_server_shutdown_under_load(void **state)
 {
 	const char *args[] = { "--workers", "2", NULL };
-	enum { CLIENTS = 16 };
-	struct load_client lc[CLIENTS];
-	pthread_t th[CLIENTS];
-	struct server_proc s;
-	long complete = 0, bad = 0;
-	char *log;
-	int status;
+	struct srv_load_result r;
 
-	assert_int_equal(server_start(&s, KV_SERVER_BIN, args), 0);
-	for (int i = 0; i < CLIENTS; i++) {
-		lc[i] = (struct load_client){ .port = s.port, .id = i };
-		assert_int_equal(pthread_create(&th[i], NULL, load_client_fn, &lc[i]), 0);
-	}
-	usleep(500000);
-	status = server_stop(&s, SIGTERM, 30000);
-	for (int i = 0; i < CLIENTS; i++) {
-		pthread_join(th[i], NULL);
-		complete += lc[i].complete;
-		bad += lc[i].bad;
-	}
-	log = server_log(&s, true);
-	assert_int_equal(status, 0);
-	assert_true(complete > 0);
-	assert_int_equal(bad, 0); /* every reply that arrived is whole and the next in its sequence */
-	assert_non_null(strstr(log, "kv_server: stopped in "));
-	free(log);
+	/* 16 clients for 0.5 s, then SIGTERM; each runs until the server closes its connection */
+	assert_int_equal(srv_load_run(KV_SERVER_BIN, args, 16, load_client_fn, 500000, 30000, &r), 0);
+	assert_int_equal(r.status, 0);
+	assert_true(r.complete > 0);
+	assert_int_equal(r.bad, 0); /* every reply that arrived is whole and the next in its sequence */
+	assert_non_null(strstr(r.log, "kv_server: stopped in "));
+	free(r.log);
 }
 
 /* Last: the shared server stops on SIGTERM with exit status 0 and its summary line. */
