@@ -80,20 +80,4 @@ fiber__trampoline:
 	.cfi_endproc
 	.size	fiber__trampoline, .-fiber__trampoline
 
-/*
- * fiber__entry_rsp_probe: test helper; returns rsp as it was at the call site (rsp + 8 at entry), so that a test
- * can check the ABI alignment (it must be a multiple of 16).
- */
-	.globl	fiber__entry_rsp_probe
-	.hidden	fiber__entry_rsp_probe
-	.type	fiber__entry_rsp_probe, @function
-	.p2align 4
-fiber__entry_rsp_probe:
-	.cfi_startproc
-	endbr64
-	leaq	8(%rsp), %rax		/* caller's rsp before its call instruction */
-	ret
-	.cfi_endproc
-	.size	fiber__entry_rsp_probe, .-fiber__entry_rsp_probe
-
 	.section .note.GNU-stack,"",@progbits

@@ -100,7 +100,6 @@ static void slab_link_free(struct desc_slab *s, struct fiber *except)
 			continue;
 		p->desc_next = fiber__rt.desc_free;
 		fiber__rt.desc_free = p;
-		fiber__rt.desc_free_nr++;
 	}
 }
 
@@ -169,10 +168,8 @@ struct fiber *fiber__desc_alloc(void)
 	if (!p) {
 		spin_lock(&fiber__rt.desc_lock);
 		p = fiber__rt.desc_free;
-		if (p) {
+		if (p)
 			fiber__rt.desc_free = p->desc_next;
-			fiber__rt.desc_free_nr--;
-		}
 		spin_unlock(&fiber__rt.desc_lock);
 	}
 	if (!p)
@@ -187,7 +184,6 @@ static void desc_free_global(struct fiber *p)
 	WRITE_ONCE(p->magic, FIBER_MAGIC_FREE); /* stale handles peek at it */
 	p->desc_next = fiber__rt.desc_free;
 	fiber__rt.desc_free = p;
-	fiber__rt.desc_free_nr++;
 	spin_unlock(&fiber__rt.desc_lock);
 }
 
@@ -234,7 +230,6 @@ void fiber__desc_slabs_trim(void)
 
 	spin_lock(&fiber__rt.desc_lock);
 	fiber__rt.desc_free = NULL;
-	fiber__rt.desc_free_nr = 0;
 	for (struct desc_slab *s = slabs; s; s = s->next) {
 		bool busy = false;
 

@@ -148,7 +148,6 @@ static void set_task_cpu(struct fiber *p, int cpu)
 		fiber__trace_migrate(p, p->cpu, cpu);
 		WRITE_ONCE(p->cpu, cpu); /* task_rq() peeks at it before taking the lock */
 	}
-	p->wake_cpu = cpu;
 }
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -437,7 +436,7 @@ void fiber__wake_up_new_task(struct fiber *p)
 	spin_lock(&p->pi_lock);
 	atomic_store_explicit(&p->state, TASK_RUNNING, memory_order_relaxed);
 	cpu = fiber__select_task_rq(p, WF_FORK);
-	p->cpu = p->wake_cpu = cpu;
+	p->cpu = cpu;
 	rq = cpu_rq(cpu);
 	spin_lock(&rq->lock);
 	fiber__update_rq_clock(rq);
@@ -451,19 +450,6 @@ void fiber__wake_up_new_task(struct fiber *p)
 /* ------------------------------------------------------------------------------------------------------------
  * wake_q
  * ---------------------------------------------------------------------------------------------------------- */
-
-void fiber__wake_q_add(struct wake_q_head *head, struct fiber *p)
-{
-	struct wake_q_node *node = &p->wake_q, *expected = NULL;
-
-	/* Already queued somewhere: whoever queued it will wake it (and the wake-up may come early). */
-	if (!__atomic_compare_exchange_n(&node->next, &expected, WAKE_Q_TAIL, false, __ATOMIC_ACQ_REL,
-					 __ATOMIC_RELAXED))
-		return;
-	fiber__get_task_struct(p);
-	__atomic_store_n(head->lastp, node, __ATOMIC_RELAXED);
-	head->lastp = &node->next;
-}
 
 void fiber__wake_up_q(struct wake_q_head *head)
 {
@@ -1316,7 +1302,7 @@ void fiber__affine_move_task(struct rq *rq, struct fiber *p)
 			return;
 		}
 		if (!atomic_load_explicit(&p->on_rq, memory_order_relaxed)) {
-			p->wake_cpu = dest; /* asleep: its wake-up goes there */
+			/* asleep: select_task_rq places its wake-up on an allowed worker */
 			fiber__task_rq_unlock(rq, p);
 			return;
 		}

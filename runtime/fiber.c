@@ -97,7 +97,6 @@ static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*f
 	if (!CPU_ISSET(p->cpu, &p->cpus_mask))
 		for (p->cpu = 0; !CPU_ISSET(p->cpu, &p->cpus_mask); p->cpu++)
 			;
-	p->wake_cpu = p->cpu;
 }
 
 /* Keep every fiber on its home worker's list, for fiber_dump. */

@@ -171,7 +171,6 @@ static inline long fiber__futex(void *uaddr, int op, int val, const struct times
 #define TASK_INTERRUPTIBLE 0x0001u
 #define TASK_UNINTERRUPTIBLE 0x0002u
 #define TASK_DEAD 0x0080u
-#define TASK_WAKEKILL 0x0100u
 #define TASK_WAKING 0x0200u
 #define TASK_NEW 0x0800u
 #define TASK_OFFLOAD 0x1000u /* switching to or from a spare thread (blocking regions); only the spare wakes it */
@@ -346,7 +345,6 @@ struct fiber {
 	atomic_int on_rq;	/* 0, TASK_ON_RQ_QUEUED, TASK_ON_RQ_MIGRATING; rq->lock */
 	atomic_int on_cpu;	/* 1 from prepare_task_switch(next) until finish_task_switch clears it (release) */
 	int cpu;		/* task_cpu(): the rq this fiber belongs to */
-	int wake_cpu;		/* placement hint */
 	atomic_uint tif;	/* TIF_NEED_RESCHED, TIF_POLLING (idle); futex word of an idle fiber */
 	spinlock_t pi_lock;	/* wake-ups and attribute changes; before rq->lock */
 
@@ -577,7 +575,6 @@ struct runtime {
 	atomic_ullong next_id;
 	spinlock_t desc_lock; /* global descriptor free list (overflow of the per-worker caches) */
 	struct fiber *desc_free;
-	unsigned desc_free_nr;
 	spinlock_t stack_lock; /* global stack cache for spawns from plain pthreads */
 	struct stack_cache gstacks;
 	atomic_uint idle_mask[FIBER_MAX_WORKERS / 32]; /* bit set: the worker runs its idle fiber */
@@ -774,7 +771,6 @@ static inline bool cpu_allowed(struct fiber *p, int cpu)
 /* asm/switch_x86_64_sysv_elf.S */
 __hidden struct fiber *fiber__switch(struct fiber *prev, struct fiber *next);
 __hidden void fiber__trampoline(void);
-__hidden uintptr_t fiber__entry_rsp_probe(void);
 
 /* core.c */
 __hidden void fiber__schedule_tail(struct fiber *prev);
@@ -909,7 +905,6 @@ struct wake_q_head {
 };
 #define WAKE_Q_TAIL ((struct wake_q_node *)0x01)
 #define DEFINE_WAKE_Q(name) struct wake_q_head name = { WAKE_Q_TAIL, &name.first }
-__hidden void fiber__wake_q_add(struct wake_q_head *head, struct fiber *p);
 __hidden void fiber__wake_up_q(struct wake_q_head *head);
 
 /* worker.c */
@@ -1005,7 +1000,6 @@ __hidden void fiber__timer_base_destroy(struct timer_base *b);
 __hidden void fiber__timer_init(struct fiber_timer *t, void (*fn)(struct fiber_timer *t), struct fiber *p);
 __hidden bool fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expires, struct fiber *p);
 __hidden void fiber__timer_del(struct fiber_timer *t);
-__hidden bool fiber__timer_pending(struct fiber_timer *t);
 __hidden void fiber__run_timers(struct timer_base *b, uint64_t now);
 
 /* wait.c */

@@ -187,7 +187,6 @@ static void io_timeout_fire(struct fiber_timer *t)
 {
 	struct io_op *op = container_of(t, struct io_op, timer);
 
-	atomic_store_explicit(&op->timed_out, true, memory_order_relaxed);
 	fiber__io_cancel(op);
 }
 

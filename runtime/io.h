@@ -32,7 +32,6 @@ struct io_op {
 	atomic_int cancel_done;		   /* ... and their CQEs reaped */
 	bool cancel_requested;		   /* fiber_cancel's; only the issuing fiber */
 	bool timed;			   /* a timeout rides with it */
-	atomic_bool timed_out;		   /* the timeout timer fired (IO_TIMEOUT_TIMER) */
 	struct io_op *_Atomic cancel_next; /* ring->cancel_list link */
 	struct __kernel_timespec ts;	   /* the linked timeout (copied by the kernel at submission) */
 	struct fiber_timer timer;	   /* the per-worker timer (IO_TIMEOUT_TIMER) */

@@ -212,18 +212,6 @@ void fiber__timer_del(struct fiber_timer *t)
 		cpu_relax();
 }
 
-bool fiber__timer_pending(struct fiber_timer *t)
-{
-	struct timer_base *b = lock_timer_base(t);
-	bool pending;
-
-	if (!b)
-		return false;
-	pending = t->pending;
-	spin_unlock(&b->lock);
-	return pending;
-}
-
 /*
  * Fire every timer due at @now, with no lock held: by the owning worker, or by the monitor for a worker that is
  * stuck (one runner at a time: whoever finds run_lock taken leaves the work to its holder). One timer at a time:

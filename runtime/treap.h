@@ -245,9 +245,4 @@ static inline struct tnode *treap_first(const struct treap *t)
 	return t->leftmost;
 }
 
-static inline bool treap_empty(const struct treap *t)
-{
-	return t->root == NULL;
-}
-
 #endif

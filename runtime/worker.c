@@ -264,7 +264,7 @@ static void worker_init(struct worker *w, int id)
 	/* The idle fiber: id 0, always RUNNING, never queued, on the CPU from the start. */
 	idle->id = 0;
 	idle->magic = FIBER_MAGIC_LIVE;
-	idle->cpu = idle->wake_cpu = id;
+	idle->cpu = id;
 	idle->sched_class = &fiber__idle_sched_class;
 	idle->policy = FIBER_SCHED_IDLE;
 	idle->prio = idle->normal_prio = idle->static_prio = MAX_RT_PRIO + 40; /* below every fair fiber */
