@@ -95,6 +95,7 @@ static struct chan_waiter *q_claim(struct chan_q *q)
 		if (atomic_load_explicit(&w->sel->state, memory_order_relaxed) == SEL_WAITING && sel_cancelled(w->sel))
 			continue;
 		q_del(q, w);
+		/* Pairs with the waiter's SEL_ABORTED cmpxchg (chan_wait_one, the select loop): one of them wins. */
 		if (atomic_compare_exchange_strong_explicit(&w->sel->state, &expected, SEL_CLAIMED,
 							    memory_order_acq_rel, memory_order_relaxed))
 			return w;
@@ -111,7 +112,10 @@ static void sel_complete(struct chan_waiter *w, int result, struct wake_q_head *
 	w->result = result;
 	sel->index = w->idx;
 	if (task) {
-		/* As fiber__sync_grant: reference, condition, then the wake_q (add_safe). */
+		/*
+		 * As fiber__sync_grant: reference, condition, then the wake_q (add_safe). The release stores of DONE
+		 * pair with the waiters' acquire loads of state (chan_wait_one, the select loop).
+		 */
 		fiber__get_task_struct(task);
 		atomic_store_explicit(&sel->state, SEL_DONE, memory_order_release);
 		fiber__wake_q_add_safe(wq, task);

@@ -84,6 +84,7 @@ void fiber__get_task_struct(struct fiber *p)
 
 void fiber__put_task_struct(struct fiber *p)
 {
+	/* acq_rel: each put releases its holder's writes; the last one acquires them all before the free. */
 	if (atomic_fetch_sub_explicit(&p->usage, 1, memory_order_acq_rel) == 1)
 		fiber__desc_free(p);
 }
@@ -133,6 +134,7 @@ void fiber__deactivate_task(struct rq *rq, struct fiber *p, int flags)
 static void block_task(struct rq *rq, struct fiber *p)
 {
 	dequeue_task(rq, p, DEQUEUE_SLEEP);
+	/* Pairs with try_to_wake_up's acquire load of on_rq (and its fence after it). */
 	atomic_store_explicit(&p->on_rq, 0, memory_order_release);
 }
 
@@ -161,6 +163,7 @@ static void set_task_cpu(struct fiber *p, int cpu)
  */
 void fiber__kick_worker(struct worker *w)
 {
+	/* Full barrier: pairs with idle_sleep's seq_cst clear of TIF_POLLING before its re-checks (worker.c). */
 	unsigned old = atomic_fetch_or_explicit(&w->idle_fiber.tif, TIF_NEED_RESCHED, memory_order_seq_cst);
 
 	if (!(old & TIF_POLLING)) {
@@ -327,7 +330,10 @@ static void ttwu_queue_wakelist(struct fiber *p, int cpu)
 	struct worker *w = &fiber__rt.workers[cpu];
 	struct fiber *head = atomic_load_explicit(&w->wake_list, memory_order_relaxed);
 
-	/* No reference needed: p sleeps, so it cannot exit before this wake-up is done. */
+	/*
+	 * No reference needed: p sleeps, so it cannot exit before this wake-up is done. The cmpxchg releases
+	 * p->wake_entry and TASK_WAKING: pairs with the acquire exchange in fiber__sched_ttwu_pending.
+	 */
 	do {
 		atomic_store_explicit(&p->wake_entry, head, memory_order_relaxed);
 	} while (!atomic_compare_exchange_weak_explicit(&w->wake_list, &head, p, memory_order_seq_cst,
@@ -342,7 +348,7 @@ void fiber__sched_ttwu_pending(struct worker *w)
 	struct fiber *p, *next;
 	struct rq *rq = &w->rq;
 
-	p = atomic_exchange_explicit(&w->wake_list, NULL, memory_order_acquire);
+	p = atomic_exchange_explicit(&w->wake_list, NULL, memory_order_acquire); /* pairs with ttwu_queue_wakelist */
 	if (!p)
 		return;
 	spin_lock(&rq->lock);
@@ -351,7 +357,8 @@ void fiber__sched_ttwu_pending(struct worker *w)
 		next = atomic_load_explicit(&p->wake_entry, memory_order_relaxed);
 		/*
 		 * Defensive, as the kernel: the switch-out that made the waker use the list is over once we run here
-		 * (this worker cleared on_cpu), but wait for it with acquire before touching p's stack state.
+		 * (this worker cleared on_cpu), but wait for it with acquire before touching p's stack state (pairs
+		 * with finish_task_switch's release store, B1).
 		 */
 		while (atomic_load_explicit(&p->on_cpu, memory_order_acquire))
 			cpu_relax();
@@ -386,18 +393,22 @@ int fiber__try_to_wake_up(struct fiber *p, unsigned state, int wake_flags)
 		goto unlock;
 	success = 1;
 
-	/* Queued (not yet dequeued by its __schedule, or preempted): a runnable wake-up. */
+	/* Queued (not yet dequeued by its __schedule, or preempted): a runnable wake-up. Pairs with block_task. */
 	if (atomic_load_explicit(&p->on_rq, memory_order_acquire) && ttwu_runnable(p, wake_flags))
 		goto unlock;
 
 	/*
 	 * on_rq == 0: p's __schedule dequeued it and no longer looks at p->state. Order what follows after that
-	 * load (smp_acquire__after_ctrl_dep) and mark p WAKING so nobody else wakes it meanwhile.
+	 * load (smp_acquire__after_ctrl_dep; pairs with block_task's release store of on_rq = 0) and mark p WAKING
+	 * so nobody else wakes it meanwhile.
 	 */
 	atomic_thread_fence(memory_order_acquire);
 	atomic_store_explicit(&p->state, TASK_WAKING, memory_order_relaxed);
 
-	/* B2/B3: still switching out somewhere. Its worker finishes the wake-up after the switch. */
+	/*
+	 * B2/B3: still switching out somewhere. Its worker finishes the wake-up after the switch. The on_cpu loads
+	 * pair with finish_task_switch's release store (B1).
+	 */
 	if (atomic_load_explicit(&p->on_cpu, memory_order_acquire)) {
 		unsigned spins = 0;
 
@@ -465,7 +476,10 @@ void fiber__wake_up_q(struct wake_q_head *head)
 
 		/* Atomic: another waker may be trying its cmpxchg on this field (it fails until we clear it). */
 		node = __atomic_load_n(&node->next, __ATOMIC_RELAXED);
-		/* Unqueue before waking, so a later wake_q_add after this point queues it again. */
+		/*
+		 * Unqueue before waking, so a later wake_q_add after this point queues it again. Release: pairs with
+		 * the cmpxchg of fiber__wake_q_add_safe, which may rewrite next only after our read of it above.
+		 */
 		__atomic_store_n(&p->wake_q.next, NULL, __ATOMIC_RELEASE);
 		if (held)
 			fiber__wake_up_process(p);
@@ -513,6 +527,7 @@ void fiber_preempt_notifier_register(struct fiber_preempt_notifier *n)
 	preempt_disable();
 	curr = this_worker() ? this_worker()->current : NULL;
 	if (curr && !is_idle_task(curr)) {
+		/* N4: a hint, read relaxed; the list itself is current's own (N3), so nothing to pair with. */
 		atomic_fetch_add(&fiber__preempt_notifier_key, 1);
 		n->next = curr->preempt_notifiers;
 		if (n->next)
@@ -632,6 +647,7 @@ static struct rq *finish_task_switch(struct fiber *prev)
 		fiber__stack_free(prev);
 		fiber__fiber_unlist(prev);
 		fiber__put_task_struct(prev); /* the reference the fiber held on itself while it ran */
+		/* Pairs with wait_for_fibers (runtime.c): its seq_cst store of stop_waiting, its acquire of nr_fibers. */
 		if (user && atomic_fetch_sub_explicit(&fiber__rt.nr_fibers, 1, memory_order_acq_rel) == 1 &&
 		    atomic_load_explicit(&fiber__rt.stop_waiting, memory_order_acquire))
 			fiber__futex(&fiber__rt.nr_fibers, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
@@ -918,7 +934,8 @@ void fiber__schedule_tail(struct fiber *prev)
 
 /*
  * set_current_state: state store, then a full barrier before the caller checks its condition (D1). A seq_cst
- * exchange is the store and the barrier in one instruction (smp_store_mb is an xchg on x86).
+ * exchange is the store and the barrier in one instruction (smp_store_mb is an xchg on x86). Pairs with the
+ * waker's smp_mb__after_spinlock in try_to_wake_up.
  */
 void fiber__set_current_state(unsigned state)
 {
@@ -958,6 +975,7 @@ void fiber__exit(void *retval)
 	while (p->preempt_notifiers)
 		fiber_preempt_notifier_unregister(p->preempt_notifiers);
 	p->retval = retval;
+	/* Release (retval first): pairs with the joiners' acquire loads of exited (fiber.c, syscalls.c). */
 	atomic_store_explicit(&p->exited, 1, memory_order_release);
 	/*
 	 * A joiner that returns may admit a new deadline fiber at once: give the bandwidth back before waking it,
@@ -1062,8 +1080,11 @@ void fiber__offload_wake(struct fiber *p, int cpu)
 	int flags = 0;
 
 	spin_lock(&p->pi_lock);
-	smp_mb__after_spinlock();
-	/* A few microseconds at most, unless the host preempted that worker: then give it our CPU, do not spin. */
+	smp_mb__after_spinlock(); /* pairs with the fiber's set_current_state(TASK_OFFLOAD) before it announced itself */
+	/*
+	 * A few microseconds at most, unless the host preempted that worker: then give it our CPU, do not spin. The
+	 * acquire loads pair with block_task's release of on_rq and finish_task_switch's of on_cpu (B2).
+	 */
 	for (unsigned spins = 0; atomic_load_explicit(&p->on_rq, memory_order_acquire) ||
 				 atomic_load_explicit(&p->on_cpu, memory_order_acquire);
 	     spins++) {
@@ -1116,13 +1137,16 @@ void fiber_blocking_begin(void)
 	if (!w->spare && !w->preempt_count && !policy_class(p->policy)->admit && (s = fiber__spare_claim())) {
 		p->offload_spare = s->id + 1;
 		fiber__set_current_state(TASK_OFFLOAD);
-		atomic_store_explicit(&s->offload_req, p, memory_order_release);
+		atomic_store_explicit(&s->offload_req, p, memory_order_release); /* pairs with spare_work's exchange */
 		fiber__kick_worker(s);
 		fiber__schedule(); /* resumes on the spare's thread */
 		return;
 	}
 	atomic_store_explicit(&w->stuck, 1, memory_order_relaxed);
-	/* seq_cst: the monitor either sees blocking here or is awake and will (fiber__monitor_kick). */
+	/*
+	 * seq_cst: the monitor either sees blocking here or is awake and will (fiber__monitor_kick). Pairs with the
+	 * monitor's seq_cst store of mon.sleeping before its last scan.
+	 */
 	atomic_store_explicit(&w->blocking, 1, memory_order_seq_cst);
 	fiber__monitor_kick();
 }
@@ -1141,7 +1165,7 @@ void fiber_blocking_end(void)
 		/* On the spare: hand ourselves back; the spare wakes us on a worker once we are off its CPU. */
 		p->offload_spare = 0;
 		fiber__set_current_state(TASK_OFFLOAD);
-		atomic_store_explicit(&w->offload_ret, p, memory_order_release);
+		atomic_store_explicit(&w->offload_ret, p, memory_order_release); /* pairs with spare_work's exchange */
 		fiber__schedule();
 		fiber_migrate_enable(); /* on a worker again: a move asked for during the region happens now */
 		fiber__preempt_point();
@@ -1294,6 +1318,7 @@ void fiber__affine_move_task(struct rq *rq, struct fiber *p)
 		fiber__task_rq_unlock(rq, p);
 		return;
 	}
+	/* on_cpu acquire: pairs with finish_task_switch's release store (B1, B4). */
 	if (state != TASK_WAKING && !atomic_load_explicit(&p->on_cpu, memory_order_acquire) && rq->curr != p) {
 		if (task_on_rq_queued(p)) {
 			fiber__update_rq_clock(rq);

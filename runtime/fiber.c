@@ -41,6 +41,7 @@ static bool spawn_allowed(void)
 	if (!atomic_load_explicit(&fiber__rt.running, memory_order_acquire) ||
 	    atomic_load_explicit(&fiber__rt.stopping, memory_order_relaxed))
 		return false;
+	/* Pairs with wait_for_fibers' seq_cst store of stop_waiting (runtime.c). */
 	return this_worker() || !atomic_load_explicit(&fiber__rt.stop_waiting, memory_order_seq_cst);
 }
 

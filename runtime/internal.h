@@ -391,7 +391,7 @@ struct fiber {
 	void *(*fn)(void *);
 	void *arg;
 	void *retval;
-	atomic_int exited;		/* 1 once fiber_exit has published retval; futex word for pthread joiners */
+	atomic_int exited;		/* 1 once fiber_exit published retval (release; joiners' acquire); futex */
 	atomic_int pthread_joiner;	/* a plain pthread sleeps on exited */
 	_Atomic int join_state;		/* enum join_state */
 	struct wait_queue_head join_wq; /* fibers waiting in fiber_join */
@@ -561,7 +561,7 @@ struct worker {
 
 /* The runtime (one per process). */
 struct runtime {
-	atomic_int running;  /* 1 between start and stop */
+	atomic_int running;  /* 1 between start and stop: release once set up, every check's acquire pairs with it */
 	atomic_int stopping; /* workers leave their idle loop */
 	unsigned nr_workers;
 	struct worker *workers;
@@ -569,6 +569,7 @@ struct runtime {
 	unsigned tick_hz;
 	unsigned cfg_flags;   /* fiber_config.flags */
 	atomic_int nr_fibers; /* live fibers (spawned, not yet reaped); futex word for stop */
+	/* stop waits for the last fibers: seq_cst, pairs with spawn_allowed's load */
 	atomic_int stop_waiting;
 	atomic_int gate; /* plain threads inside a runtime call, | GATE_CLOSED once stop tears down; futex */
 	unsigned gen;	 /* runtime generation (1, 2, ... per start): tells stale handles from this run's */
@@ -642,7 +643,11 @@ static inline bool task_on_rq_queued(struct fiber *p)
 	return atomic_load_explicit(&p->on_rq, memory_order_relaxed) == TASK_ON_RQ_QUEUED;
 }
 
-/* preempt_count (per worker, like x86's per-CPU count) */
+/*
+ * preempt_count (per worker, like x86's per-CPU count). The signal fences are compiler barriers only (the kernel's
+ * barrier()): what the section does stays inside it. Only the worker's own thread touches the count, so nothing
+ * on another thread pairs with them.
+ */
 static inline void preempt_disable(void)
 {
 	this_worker()->preempt_count++;

@@ -155,7 +155,10 @@ static uint64_t io_deadline(uint64_t ns)
 	return now + ns < now ? UINT64_MAX : now + ns;
 }
 
-/* Every CQE the op asked for is in: its own and those of the cancels sent after it. */
+/*
+ * Every CQE the op asked for is in: its own and those of the cancels sent after it. The acquire loads pair with
+ * io_complete's release stores (uring.c): res is valid once done is seen.
+ */
 static inline bool io_op_finished(struct io_op *op)
 {
 	return atomic_load_explicit(&op->done, memory_order_acquire) &&

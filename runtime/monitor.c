@@ -52,6 +52,7 @@ void fiber__monitor_kick(void)
 {
 	if (likely(!atomic_load_explicit(&mon.sleeping, memory_order_relaxed)))
 		return;
+	/* Pairs with monitor_main's seq_cst store of sleeping = 1 before its last scan. */
 	if (atomic_exchange_explicit(&mon.sleeping, 0, memory_order_seq_cst))
 		fiber__futex(&mon.sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
@@ -318,6 +319,7 @@ void fiber__monitor_stop(void)
 {
 	if (!mon.started)
 		return;
+	/* Pairs with monitor_main's acquire loads of stop: it sees stop, or its futex wait sees sleeping == 0. */
 	atomic_store_explicit(&mon.stop, 1, memory_order_seq_cst);
 	atomic_store(&mon.sleeping, 0);
 	fiber__futex(&mon.sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);

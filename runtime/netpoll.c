@@ -157,7 +157,7 @@ static struct np_desc *desc_get_slow(int fd)
 			c[i].fd = (int)((idx << NP_CHUNK_SHIFT) + i);
 			INIT_LIST_HEAD(&c[i].waiters);
 		}
-		/* Release: the initialized chunk before its pointer (desc_get's acquire). */
+		/* Release: the initialized chunk before its pointer (pairs with desc_get's acquire). */
 		atomic_store_explicit(&t->chunk[idx], c, memory_order_release);
 	}
 	d = &c[fd & (int)(NP_CHUNK - 1)];
@@ -170,6 +170,7 @@ out:
 static struct np_desc *desc_get(int fd, bool create)
 {
 	unsigned idx = (unsigned)fd >> NP_CHUNK_SHIFT;
+	/* Both acquire loads pair with the release stores of desc_get_slow (table, then chunk). */
 	struct np_table *t = atomic_load_explicit(&np.table, memory_order_acquire);
 	struct np_desc *c;
 
@@ -299,7 +300,7 @@ static void *poller_main(void *arg)
 
 	(void)arg;
 	pthread_setname_np(pthread_self(), "fiber-netpoll");
-	while (!atomic_load_explicit(&np.stop, memory_order_acquire)) {
+	while (!atomic_load_explicit(&np.stop, memory_order_acquire)) { /* pairs with the release store at fini */
 		int n = epoll_wait(np.epfd, ev, NP_BATCH, -1);
 
 		/* Only EINTR can fail it (a debugger, SIGSTOP/SIGCONT): the others mean a broken epfd or ev. */
@@ -345,6 +346,7 @@ static int np_start(void)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ret)
 		goto err_eventfd;
+	/* Pairs with the acquire loads of active in fiber__netpoll_wait and fiber__netpoll_forget. */
 	atomic_store_explicit(&np.active, 1, memory_order_release);
 	return 0;
 
@@ -483,7 +485,7 @@ int fiber__netpoll_wait(int fd, short events, uint64_t deadline)
 	for (;;) {
 		/* D1: the state store and its full fence, then the grant; the granter stores it, then ttwu reads state. */
 		fiber__set_current_state(TASK_INTERRUPTIBLE);
-		ret = atomic_load_explicit(&w.result, memory_order_acquire);
+		ret = atomic_load_explicit(&w.result, memory_order_acquire); /* pairs with grant's release store */
 		if (ret)
 			break;
 		if (fiber__signal_pending(curr)) {
@@ -491,6 +493,7 @@ int fiber__netpoll_wait(int fd, short events, uint64_t deadline)
 			gave_up = true;
 			break;
 		}
+		/* Pairs with run_timers' release store of fired (timer.c). */
 		if (deadline && atomic_load_explicit(&t.fired, memory_order_acquire)) {
 			ret = -ETIMEDOUT;
 			gave_up = true;

@@ -125,6 +125,7 @@ static int runtime_start(const struct fiber_config *cfg)
 	}
 	/* Open the gate for plain threads; the count of late callers that saw it closed stays balanced. */
 	atomic_fetch_and(&fiber__rt.gate, ~GATE_CLOSED);
+	/* Pairs with the acquire loads of running (fiber__rt_enter, spawn_allowed, the stats calls). */
 	atomic_store_explicit(&fiber__rt.running, 1, memory_order_release);
 	fiber__debug_start(&dbg);
 	pthread_mutex_unlock(&rt_lock);
@@ -150,6 +151,7 @@ bool fiber__rt_enter(void)
 /* fiber__rt_exit (internal.h) for a plain thread: leave the gate, wake stop when it waits for the last one. */
 void fiber__rt_exit_thread(void)
 {
+	/* Release: the call's work before the exit; pairs with wait_for_fibers' acquire loads of the gate. */
 	if (atomic_fetch_sub_explicit(&fiber__rt.gate, 1, memory_order_release) == (GATE_CLOSED | 1))
 		fiber__futex(&fiber__rt.gate, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
@@ -185,7 +187,11 @@ static void wait_for_nr_fibers(void)
  */
 static void wait_for_fibers(void)
 {
-	/* seq_cst: a plain spawn that does not see it got through the gate first, and is waited for below. */
+	/*
+	 * seq_cst: a plain spawn that does not see it got through the gate first, and is waited for below. Pairs
+	 * with spawn_allowed's seq_cst load (fiber.c); the acquire loads of nr_fibers with the last exit's
+	 * fetch_sub in finish_task_switch, the fetch_or of GATE_CLOSED with fiber__rt_enter's fetch_add.
+	 */
 	atomic_store_explicit(&fiber__rt.stop_waiting, 1, memory_order_seq_cst);
 	for (;;) {
 		int g;

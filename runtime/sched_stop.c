@@ -89,6 +89,7 @@ static bool stopper_should_run(struct worker *w)
 	spin_lock(&w->stop_lock);
 	work = !list_empty(&w->stop_work);
 	spin_unlock(&w->stop_lock);
+	/* Pairs with fiber__stoppers_stop's seq_cst store (made before its wake-ups, D1). */
 	return work || atomic_load_explicit(&fiber__rt.stoppers_exit, memory_order_acquire);
 }
 
@@ -116,7 +117,7 @@ static void *stopper_fn(void *arg)
 			work->fn(work->arg); /* may free work */
 			continue;
 		}
-		if (atomic_load_explicit(&fiber__rt.stoppers_exit, memory_order_acquire))
+		if (atomic_load_explicit(&fiber__rt.stoppers_exit, memory_order_acquire)) /* pairs with stoppers_stop */
 			break;
 	}
 	if (atomic_fetch_sub(&fiber__rt.nr_stoppers, 1) == 1)
@@ -155,6 +156,7 @@ int fiber__stoppers_start(void)
 
 void fiber__stoppers_stop(void)
 {
+	/* The condition before the wake-ups (D1): pairs with stopper_should_run's acquire load. */
 	atomic_store_explicit(&fiber__rt.stoppers_exit, 1, memory_order_seq_cst);
 	for (unsigned i = 0; i < fiber__rt.nr_workers; i++)
 		if (fiber__rt.workers[i].rq.stop)

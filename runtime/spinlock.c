@@ -17,6 +17,10 @@ void fiber__spin_lock_slow(spinlock_t *l)
 				spins = 0;
 			}
 		}
+		/*
+		 * Pairs with spin_unlock's release. Acquire is enough for smp_mb__after_spinlock here: spin_lock's
+		 * call to this function is opaque to the compiler, and the xchg is a full barrier on x86.
+		 */
 		if (!atomic_exchange_explicit(&l->locked, 1, memory_order_acquire))
 			return;
 	}

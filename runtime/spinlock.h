@@ -31,7 +31,10 @@ static inline void spin_lock_init(spinlock_t *l)
 {
 	atomic_init(&l->locked, 0);
 }
-/* acq_rel: nothing before the lock sinks below it (smp_mb__after_spinlock relies on that). */
+/*
+ * acq_rel: nothing before the lock sinks below it (smp_mb__after_spinlock relies on that). The acquire half pairs
+ * with spin_unlock's release store.
+ */
 static inline void spin_lock(spinlock_t *l)
 {
 	if (likely(!atomic_exchange_explicit(&l->locked, 1, memory_order_acq_rel)))

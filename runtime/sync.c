@@ -68,6 +68,7 @@ int fiber_mutex_destroy(fiber_mutex_t *m)
 {
 	if (!m)
 		return -EINVAL;
+	/* acquire: pairs with the unlock's release store, like a lock */
 	if (atomic_load_explicit(&M(m)->owner, memory_order_acquire) || spin_is_locked(&M(m)->lock))
 		return -EBUSY;
 	return 0;
@@ -282,6 +283,7 @@ int fiber_mutex_lock(fiber_mutex_t *mm)
 	if (!mm)
 		return -EINVAL;
 	tok = fiber__sync_token();
+	/* The lock's acquire (here, trylock, timedlock, mutex_try_acquire) pairs with the unlocks' release. */
 	if (likely(atomic_compare_exchange_strong_explicit(&m->owner, &zero, tok, memory_order_acquire,
 							   memory_order_relaxed)))
 		return 0;
@@ -367,6 +369,7 @@ int fiber_mutex_unlock(fiber_mutex_t *mm)
 	cur = atomic_load_explicit(&m->owner, memory_order_relaxed);
 	if ((cur & ~MUTEX_FLAGS) != tok)
 		return -EPERM;
+	/* The unlock's release (here and in mutex_unlock_slow) pairs with the next owner's acquire. */
 	if (likely(cur == tok) &&
 	    atomic_compare_exchange_strong_explicit(&m->owner, &cur, 0, memory_order_release, memory_order_relaxed))
 		return 0;
@@ -951,7 +954,9 @@ int fiber_key_create(fiber_key_t *key, void (*destructor)(void *))
 		/*
 		 * Win the slot first, then set the destructor: a creator that loses the race must not touch it.
 		 * Nobody holds a value under the new seq before the key is returned, so no exit can use the
-		 * destructor before it is set (the application's hand-over of the key orders the two).
+		 * destructor before it is set (the application's hand-over of the key orders the two). The
+		 * releases here and in fiber_key_delete pair with the acquire loads of seq and destructor in
+		 * fiber_setspecific, fiber_getspecific and fiber__keys_exit.
 		 */
 		if (atomic_compare_exchange_strong_explicit(&keys[k].seq, &s, s + 1, memory_order_acq_rel,
 							    memory_order_relaxed)) {

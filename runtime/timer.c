@@ -140,7 +140,7 @@ static void heap_remove(struct timer_base *b, struct fiber_timer *t)
 static struct timer_base *lock_timer_base(struct fiber_timer *t)
 {
 	for (;;) {
-		struct timer_base *b = __atomic_load_n(&t->base, __ATOMIC_ACQUIRE);
+		struct timer_base *b = __atomic_load_n(&t->base, __ATOMIC_ACQUIRE); /* pairs with timer_add's release */
 
 		if (!b)
 			return NULL;
@@ -181,13 +181,14 @@ bool fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expi
 		spin_unlock(&b->lock);
 		return false;
 	}
-	__atomic_store_n(&t->base, b, __ATOMIC_RELEASE);
+	__atomic_store_n(&t->base, b, __ATOMIC_RELEASE); /* pairs with lock_timer_base's acquire load */
 	heap_insert(b, t);
 	first = b->root == t;
 	spin_unlock(&b->lock);
 	/*
 	 * A timer on a busy worker is something the monitor must watch (the worker may get stuck before it expires).
-	 * The fence orders the heap update before the monitor's sleeping flag is read (fiber__monitor_kick).
+	 * The fence orders the heap update before the monitor's sleeping flag is read (fiber__monitor_kick); it pairs
+	 * with monitor_main's seq_cst store of sleeping before its last scan.
 	 */
 	if (fiber__rt.workers &&
 	    !(atomic_load_explicit(&fiber__rt.idle_mask[b->cpu / 32], memory_order_relaxed) & (1u << (b->cpu % 32)))) {
@@ -207,7 +208,7 @@ void fiber__timer_del(struct fiber_timer *t)
 	if (t->pending)
 		heap_remove(b, t);
 	spin_unlock(&b->lock);
-	/* Its callback may be running right now on the owning worker: wait for it. */
+	/* Its callback may be running right now on the owning worker: wait for it (pairs with run_timers' release). */
 	while (atomic_load_explicit(&b->running, memory_order_acquire) == t)
 		cpu_relax();
 }
@@ -220,6 +221,7 @@ void fiber__timer_del(struct fiber_timer *t)
  */
 void fiber__run_timers(struct timer_base *b, uint64_t now)
 {
+	/* run_lock: acquire here pairs with the release clear of the previous runner. */
 	if (atomic_flag_test_and_set_explicit(&b->run_lock, memory_order_acquire))
 		return;
 	for (;;) {

@@ -77,6 +77,10 @@ int fiber__trace_start(const char *path, unsigned nr_workers)
 		bufs[i].cap = TRACE_EVENTS_PER_BUF;
 	}
 	trace_t0 = fiber__sched_clock();
+	/*
+	 * Release, though no load pairs with it: the hooks read fiber__trace_on relaxed, and the workers that run them
+	 * start after this (runtime_start), so pthread_create orders the buffers before their first event.
+	 */
 	atomic_store_explicit(&fiber__trace_on, 1, memory_order_release);
 	return 0;
 nomem:

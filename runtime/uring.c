@@ -252,6 +252,7 @@ static void io_complete(struct io_ring *io, const struct io_uring_cqe *cqe)
 	 */
 	f = op->f;
 	fiber__get_task_struct(f);
+	/* The release stores pair with io_op_finished's acquire loads (io.c). */
 	if ((ud & 7ull) == IO_UD_CANCEL) {
 		atomic_fetch_add_explicit(&op->cancel_done, 1, memory_order_release);
 	} else {
@@ -314,6 +315,7 @@ static bool io_sq_room(struct io_ring *io, unsigned nr, int tries)
 /* Cancellations other workers (or this one) asked for: one ASYNC_CANCEL per op, its CQE tagged op | 1. */
 static bool io_drain_cancels(struct io_ring *io)
 {
+	/* Pairs with fiber__io_cancel's release cmpxchg: each op's cancel_next is visible. */
 	struct io_op *op = atomic_exchange_explicit(&io->cancel_list, NULL, memory_order_acquire);
 	bool any = op != NULL;
 
@@ -450,6 +452,7 @@ void fiber__io_cancel(struct io_op *op)
 
 	atomic_fetch_add_explicit(&op->cancels, 1, memory_order_relaxed);
 
+	/* The release cmpxchg pairs with io_drain_cancels' acquire exchange. */
 	do
 		atomic_store_explicit(&op->cancel_next, head, memory_order_relaxed);
 	while (!atomic_compare_exchange_weak_explicit(&io->cancel_list, &head, op, memory_order_release,

@@ -83,6 +83,7 @@ static void __wake_up(struct wait_queue_head *wq, unsigned mode, int nr, int wak
 			 * cannot return (and e vanish) before we drop the lock.
 			 */
 			list_del_init(&e->entry);
+			/* Pairs with fiber__park's acquire load. */
 			atomic_store_explicit(&e->futex, 1, memory_order_release);
 			fiber__futex_wake(&e->futex, 1);
 			if (nr && --nr == 0)
@@ -167,6 +168,7 @@ bool fiber__timeout_expired(struct fiber__timeout *to, struct fiber *p)
 	 * Not yet by CLOCK_MONOTONIC. A fiber needs a timer that wakes it by then: the first time, or again when the
 	 * one armed before fired early by this clock (sched_clock is the TSC scaled, which may drift a little).
 	 */
+	/* fired: pairs with run_timers' release store (timer.c). */
 	if (p && (!to->armed || atomic_load_explicit(&to->timer.fired, memory_order_acquire))) {
 		uint64_t d = to->deadline - now;
 		uint64_t expires = fiber__sched_clock() + d + 1;
@@ -201,7 +203,7 @@ int fiber__park(atomic_int *word, int expect, unsigned state, struct fiber__time
 			fiber__set_wait(curr, "sync", word);
 		/* D1: state store and full fence, then the condition; the waker stores it, then ttwu reads state. */
 		fiber__set_current_state(state);
-		if (atomic_load_explicit(word, memory_order_acquire) != expect)
+		if (atomic_load_explicit(word, memory_order_acquire) != expect) /* pairs with the waker's release */
 			goto running;
 		if ((state & TASK_INTERRUPTIBLE) && fiber__signal_pending(curr)) {
 			ret = -ECANCELED;
@@ -246,6 +248,7 @@ void fiber__wake_q_add_safe(struct wake_q_head *head, struct fiber *p)
 {
 	struct wake_q_node *node = &p->wake_q, *expected = NULL;
 
+	/* Pairs with fiber__wake_up_q's release store of next = NULL (core.c). */
 	if (!__atomic_compare_exchange_n(&node->next, &expected, WAKE_Q_TAIL, false, __ATOMIC_SEQ_CST,
 					 __ATOMIC_SEQ_CST)) {
 		fiber__put_task_struct(p);
@@ -282,6 +285,7 @@ int fiber__sync_wait(spinlock_t *lock, struct sync_wlist *l, struct sync_waiter 
 	spin_unlock(lock);
 	for (;;) {
 		r = fiber__park(&w->granted, 0, state, to);
+		/* Both acquire loads pair with fiber__sync_grant's release store. */
 		g = atomic_load_explicit(&w->granted, memory_order_acquire);
 		if (g)
 			return g;

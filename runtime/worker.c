@@ -66,6 +66,7 @@ static bool idle_has_work(struct worker *w)
 /* A spare thread's only work: take in a fiber starting a blocking region, hand back one that ended it. */
 static void spare_work(struct worker *w)
 {
+	/* The acquire exchanges pair with the release stores of fiber_blocking_begin and fiber_blocking_end. */
 	struct fiber *f = atomic_exchange_explicit(&w->offload_req, NULL, memory_order_acquire);
 
 	if (f)
@@ -73,7 +74,7 @@ static void spare_work(struct worker *w)
 	f = atomic_exchange_explicit(&w->offload_ret, NULL, memory_order_acquire);
 	if (f) {
 		fiber__offload_wake(f, -1);
-		atomic_store_explicit(&w->spare_busy, 0, memory_order_release);
+		atomic_store_explicit(&w->spare_busy, 0, memory_order_release); /* pairs with fiber__spare_claim */
 	}
 }
 
@@ -100,6 +101,7 @@ static void idle_sleep(struct worker *w)
 		else if (!tsp || ts.tv_sec || ts.tv_nsec)
 			fiber__futex(&idle->tif, FUTEX_WAIT_PRIVATE, (int)val, tsp);
 	}
+	/* Polling again: a kicker that sees it skips the wake-up, and its NEED_RESCHED is what the loop reads next. */
 	atomic_fetch_or_explicit(&idle->tif, TIF_POLLING, memory_order_seq_cst);
 }
 
@@ -128,6 +130,7 @@ static void do_idle(struct worker *w)
 				fiber__run_timers(&w->timers, now);
 			if (atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed))
 				break;
+			/* Pairs with fiber__workers_stop's store. */
 			if (atomic_load_explicit(&fiber__rt.stopping, memory_order_acquire))
 				break;
 			clear_tsk_need_resched(&w->idle_fiber);
@@ -219,7 +222,7 @@ static void *worker_main(void *arg)
 	w->preempt_count = 1; /* the idle fiber runs with preemption disabled (init_idle_preempt_count) */
 	/* The ring is created here, on its owner's thread (SINGLE_ISSUER); workers_start waits for the outcome. */
 	ret = fiber__io_worker_init(w);
-	atomic_store_explicit(&w->io_state, ret ? ret : 1, memory_order_release);
+	atomic_store_explicit(&w->io_state, ret ? ret : 1, memory_order_release); /* pairs with workers_start */
 	fiber__futex(&w->io_state, FUTEX_WAKE_PRIVATE, 1, NULL);
 	if (ret) {
 		fiber__overflow_teardown();
@@ -358,6 +361,7 @@ int fiber__workers_start(unsigned n)
 	for (i = 0; i < n; i++) {
 		int st;
 
+		/* Pairs with worker_main's release store of io_state: the ring is set up when it is seen. */
 		while (!(st = atomic_load_explicit(&ws[i].io_state, memory_order_acquire)))
 			fiber__futex(&ws[i].io_state, FUTEX_WAIT_PRIVATE, 0, NULL);
 		if (st < 0 && !ret) {
@@ -378,6 +382,7 @@ void fiber__workers_stop(void)
 	unsigned n = fiber__rt.nr_workers, ns = fiber__rt.nr_spares;
 	struct worker *ws = fiber__rt.workers;
 
+	/* Before the kicks: pairs with the idle loops' acquire loads of stopping (do_idle). */
 	atomic_store_explicit(&fiber__rt.stopping, 1, memory_order_seq_cst);
 	for (unsigned i = 0; i < n + ns; i++)
 		if (!ws[i].spare || ws[i].spare_started)
@@ -412,6 +417,7 @@ struct worker *fiber__spare_claim(void)
 		bool started;
 
 		if (atomic_load_explicit(&s->spare_busy, memory_order_relaxed) ||
+		    /* acquire: pairs with the release stores that free the spare (spare_work; the failure below) */
 		    !atomic_compare_exchange_strong_explicit(&s->spare_busy, &zero, 1, memory_order_acquire,
 							     memory_order_relaxed))
 			continue;
