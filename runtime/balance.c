@@ -4,8 +4,9 @@
  * A worker about to idle (and while it polls in its idle loop) looks for the busiest other worker - the largest
  * nr_running of two or more, read lock-free - and pulls one queued fiber that may run here: one that a class's
  * pick_migratable_task finds (rt, then fair), not running (on_cpu), allowed on this worker, not migration-disabled.
- * Deadline fibers are partitioned and never pulled (their class has no such hook); the stoppers never move. The pull never holds two rq locks: detach under the busiest rq's lock (on_rq = MIGRATING
- * covers the gap), attach under our own (sched_balance_rq's detach_tasks/attach_tasks).
+ * Deadline fibers are partitioned and never pulled (their class has no such hook); the stoppers never move. The
+ * pull never holds two rq locks: detach under the busiest rq's lock (on_rq = MIGRATING covers the gap), attach
+ * under our own (sched_balance_rq's detach_tasks/attach_tasks).
  *
  * To get a sleeping worker to do this, an enqueue that leaves a worker with queued work while another worker is
  * idle and none is polling kicks one idle worker (Go's wakep): at most one wake-up in flight, because the woken

@@ -141,7 +141,7 @@ static void block_task(struct rq *rq, struct fiber *p)
 /*
  * set_task_cpu: p now belongs to @cpu's rq. Callers hold p->pi_lock with p RUNNING or WAKING and not queued (a
  * wake-up), or p's old rq lock with on_rq == MIGRATING (a migration) - never for a fiber that sleeps or whose
- * wake-up sits on a wakelist, which the wakelist's owner completes on its own rq (KERNEL_MAP §6.2 B4).
+ * wake-up sits on a wakelist, which the wakelist's owner completes on its own rq (the p->cpu rule in internal.h).
  */
 static void set_task_cpu(struct fiber *p, int cpu)
 {
@@ -637,7 +637,7 @@ static struct rq *finish_task_switch(struct fiber *prev)
 		/* C2: after the switch and after the unlock. */
 		if (prev->sched_class->task_dead)
 			prev->sched_class->task_dead(prev);
-		/* Every class, as at task_fork: what a class it left may still hold (an armed DL replenishment timer). */
+		/* Every class, as at task_fork: a class it left may still hold something (an armed DL timer). */
 		for (unsigned i = 0; i < NR_SCHED_CLASSES; i++)
 			if (fiber__classes[i]->task_free)
 				fiber__classes[i]->task_free(prev);
@@ -647,7 +647,7 @@ static struct rq *finish_task_switch(struct fiber *prev)
 		fiber__stack_free(prev);
 		fiber__fiber_unlist(prev);
 		fiber__put_task_struct(prev); /* the reference the fiber held on itself while it ran */
-		/* Pairs with wait_for_fibers (runtime.c): its seq_cst store of stop_waiting, its acquire of nr_fibers. */
+		/* Pairs with wait_for_fibers (runtime.c): its seq_cst store of stop_waiting, its nr_fibers loads. */
 		if (user && atomic_fetch_sub_explicit(&fiber__rt.nr_fibers, 1, memory_order_acq_rel) == 1 &&
 		    atomic_load_explicit(&fiber__rt.stop_waiting, memory_order_acquire))
 			fiber__futex(&fiber__rt.nr_fibers, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
@@ -1080,7 +1080,7 @@ void fiber__offload_wake(struct fiber *p, int cpu)
 	int flags = 0;
 
 	spin_lock(&p->pi_lock);
-	smp_mb__after_spinlock(); /* pairs with the fiber's set_current_state(TASK_OFFLOAD) before it announced itself */
+	smp_mb__after_spinlock(); /* pairs with the fiber's set_current_state(TASK_OFFLOAD) before its announcement */
 	/*
 	 * A few microseconds at most, unless the host preempted that worker: then give it our CPU, do not spin. The
 	 * acquire loads pair with block_task's release of on_rq and finish_task_switch's of on_cpu (B2).

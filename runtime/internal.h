@@ -1,17 +1,22 @@
 /*
  * runtime/internal.h - the internal header: the structs, the lock order and the switch invariants.
  *
- * Every runtime file includes it (and through it list.h, spinlock.h and treap.h, which are not included alone). Names follow kernel/sched so that a reader who knows the kernel finds their way:
- * struct rq is a worker's runqueue, struct fiber is a task, this_worker() is smp_processor_id()'s per-CPU data.
+ * Every runtime file includes it (and through it list.h, spinlock.h and treap.h, which are not included alone).
+ * Names follow kernel/sched so that a reader who knows the kernel finds their way: struct rq is a worker's
+ * runqueue, struct fiber is a task, this_worker() is smp_processor_id()'s per-CPU data.
  *
  * Serialization rules (the kernel's, KERNEL_MAP.md §2.4, §4, §6):
  *
  *   p->pi_lock  ->  rq->lock  ->  fiber__rt.dl_lock      (DEADLINE admission, under the fiber's locks)
  *   wq->lock    ->  p->pi_lock ->  rq->lock              (wait queues may wake under their lock)
+ *   a sync.c primitive's lock -> p->pi_lock -> rq->lock  (the mutex's PI boost, fiber__pi_setprio)
  *   two rq locks: never held together (migration drops the source's before it takes the destination's, and
  *   on_rq == MIGRATING covers the gap)
- *   leaf locks, never held while taking another lock: timer_base.lock, worker->stop_lock, worker->all_lock,
- *   fiber__rt.desc_lock, fiber__rt.stack_lock, fiber__rt.dl_lock (inside pi_lock + rq->lock only)
+ *   channel locks (chan.c): several at once only in address order (select's sel_lock); wake-ups go on a wake_q
+ *   leaf locks, never held while taking another lock: timer_base.lock (taken under rq->lock too: the DL timer),
+ *   worker->stop_lock, worker->all_lock, fiber__rt.desc_lock, fiber__rt.stack_lock, netpoll's descriptor locks
+ *   and grow_lock, trace.c's ext_lock, and fiber__rt.dl_lock (under pi_lock, pi_lock + rq->lock, or alone: a
+ *   dead fiber's task_dead)
  *
  *   - try_to_wake_up() is never called with an rq lock held; use wake_q (sched_out notifiers, class hooks).
  *   - rq->lock is taken in __schedule() before prev->state is read, held across fiber__switch() and released by
@@ -38,7 +43,8 @@
  *   B2  try_to_wake_up never enqueues or moves a fiber with on_rq == 0 until it has seen on_cpu == 0 (acquire),
  *       or it hands the wake-up to the owning worker's wakelist.
  *   B3  the wakelist is drained only outside a switch window: end of finish_task_switch, preemption points, the
- *       top of schedule, the idle loop, and the stopper before it moves a fiber.
+ *       top of schedule, the idle loop, the stopper before it moves a fiber, and the monitor for a stuck worker
+ *       (it runs a fiber: its switches are over).
  *   B4  no migration of an on_cpu fiber or of rq->curr; on_rq == MIGRATING while between rqs; task_rq_lock
  *       retries while it sees MIGRATING.
  *   C1  a dead fiber's state is read before its on_cpu is cleared; C2 its stack is freed by the next fiber,
@@ -208,10 +214,6 @@ static inline long fiber__futex(void *uaddr, int op, int val, const struct times
 #define ENQUEUE_INITIAL 0x80
 
 /* ------------------------------------------------------------------------------------------------------------
- * Class-specific entities and runqueues
- * ---------------------------------------------------------------------------------------------------------- */
-
-/* ------------------------------------------------------------------------------------------------------------
  * Timers (per worker; see timer.c)
  * ---------------------------------------------------------------------------------------------------------- */
 
@@ -235,6 +237,10 @@ struct timer_base {
 	int cpu;	      /* the worker that runs these timers */
 };
 
+/* ------------------------------------------------------------------------------------------------------------
+ * Class-specific entities and runqueues
+ * ---------------------------------------------------------------------------------------------------------- */
+
 struct sched_entity { /* fair (EEVDF); cfs_rq: the rq lock */
 	/* What a walk of the tree reads, together (56 bytes): the links, the key and the augmented value. */
 	struct tnode node;     /* in cfs_rq->tree while queued and not curr; ordered by deadline */
@@ -254,7 +260,7 @@ struct cfs_rq {
 	struct treap tree;	       /* queued entities but curr */
 	unsigned nr_running;	       /* queued fair fibers including curr */
 	struct sched_entity *curr;     /* the running fair entity (not in the tree) */
-	struct sched_entity *next;     /* next buddy: picked first while eligible (joins, sync wake-ups) */
+	struct sched_entity *next;     /* next buddy (joins, sync wake-ups): first while eligible or chain < 8 slices */
 	struct sched_entity *replaced; /* put_prev_task put prev in this one's tree node; set_next_task takes it */
 	uint64_t chain_start;	       /* rq clock of the last pick that was not a buddy */
 	int64_t min_vruntime;	       /* v0: monotonic base of the weighted sums below */
@@ -362,8 +368,8 @@ struct fiber {
 	struct fiber *_Atomic wake_entry;		  /* remote wakelist link (worker->wake_list) */
 	atomic_int usage;				  /* refcount of the descriptor (not of the stack) */
 
-	void *stack_base;  /* lowest address of the mapping, guard page included */
-	size_t stack_size; /* mapping size, guard page included */
+	void *stack_base;  /* lowest address of the mapping, guard region included */
+	size_t stack_size; /* mapping size, guard region included */
 	void *asan_fake_stack;
 
 	int saved_errno;	    /* the fiber's errno while it is switched out */
@@ -397,7 +403,7 @@ struct fiber {
 	struct wait_queue_head join_wq; /* fibers waiting in fiber_join */
 	char name[FIBER_NAME_LEN];
 
-	/* statistics: written under the rq lock of the worker the fiber is on */
+	/* statistics: written under the rq lock of the worker the fiber is on (nr_migrations: see set_task_cpu) */
 	uint64_t nvcsw, nivcsw;
 	uint64_t nr_migrations;
 	uint64_t exec_start;	   /* rq clock when it last started running or was last charged */
@@ -510,7 +516,7 @@ struct fiber_cache {
 
 struct stack_cache {
 	void **stacks;
-	size_t *size; /* mapping size of stacks[i], guard page included */
+	size_t *size; /* mapping size of stacks[i], guard region included */
 	unsigned nr, cap;
 	unsigned low; /* the fewest stacks cached since the last fiber__stack_cache_trim(): those were not needed */
 };
@@ -527,7 +533,7 @@ struct worker {
 	struct fiber idle_fiber;	 /* runs on the pthread's own stack */
 	int *errno_loc;			 /* this pthread's errno */
 	struct fiber *_Atomic wake_list; /* remote wakelist (llist); any thread pushes, the worker drains */
-	struct timer_base timers;	 /* any thread may remove its own timer (lock) */
+	struct timer_base timers;	 /* any thread may arm or delete a timer here (timers.lock) */
 	struct stack_cache stacks;
 	struct fiber_cache descs;
 	pthread_t thr;
@@ -678,9 +684,11 @@ static inline void clear_tsk_need_resched(struct fiber *p)
 /*
  * The hooks. Every class has enqueue_task, dequeue_task, yield_task, wakeup_preempt, pick_task, put_prev_task,
  * set_next_task and task_tick; every other hook may be NULL (the core then does nothing for that class, or the
- * generic thing where a hook says so). The params hooks (check_params .. get_params) are asked through the class
+ * generic thing where a hook says so). The params hooks (check_params .. release) are asked through the class
  * that owns a policy (@policies): a fiber's policy class, which is not its sched_class while a PI boost lends it
- * the rt class; the others through p->sched_class.
+ * the rt class; the others through p->sched_class. Two params calls use p->sched_class, where it is the policy
+ * class: a new fiber's admit (fiber__sched_admit_new: no boost yet) and fiber__exit's release (only deadline has
+ * one, and a boost never moves a deadline fiber).
  */
 struct sched_class {
 	const char *name;

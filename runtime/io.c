@@ -2,12 +2,12 @@
  * runtime/io.c - the public I/O calls (API.md "I/O").
  *
  * In a fiber each call puts one SQE (two with FIBER_IO_TIMEOUT=linked: the op and its IORING_OP_LINK_TIMEOUT) on
- * the ring of the worker it runs on, sleeps TASK_INTERRUPTIBLE, and is woken by that worker when the CQE is reaped (uring.c);
- * it may resume on another worker. fiber_cancel wakes it: it then asks the ring that took the op to cancel it and
- * waits, uninterruptibly, for both the op's CQE and the cancel's, so the kernel is done with the caller's buffer
- * and with the op before the call returns. An op that completed before the cancel took keeps its result (no byte
- * read or written is lost); one that was cancelled returns -ECANCELED. A file descriptor the caller made
- * O_NONBLOCK makes io_uring fail with -EAGAIN instead of waiting: the call then waits for readiness
+ * the ring of the worker it runs on, sleeps TASK_INTERRUPTIBLE, and is woken by that worker when the CQE is reaped
+ * (uring.c); it may resume on another worker. fiber_cancel wakes it: it then asks the ring that took the op to
+ * cancel it and waits, uninterruptibly, for both the op's CQE and the cancel's, so the kernel is done with the
+ * caller's buffer and with the op before the call returns. An op that completed before the cancel took keeps its
+ * result (no byte read or written is lost); one that was cancelled returns -ECANCELED. A file descriptor the
+ * caller made O_NONBLOCK makes io_uring fail with -EAGAIN instead of waiting: the call then waits for readiness
  * (IORING_OP_POLL_ADD) and tries again, so every fd behaves like a blocking one inside a fiber.
  *
  * Without io_uring (FIBER_IO=poll, or a kernel that refuses it) the same calls make the nonblocking system call

@@ -13,7 +13,8 @@
  * while it is eligible and has not used its slice (RUN_TO_PARITY). SCHED_IDLE policy is weight 3 inside this class
  * and loses every wake-up contest against a non-idle entity; SCHED_BATCH never wakeup-preempts; a newly spawned
  * fiber does not preempt its parent. A next buddy (set by a join on a queued fiber and by sync wake-ups) is picked
- * first while it is eligible. No delayed dequeue (the 6.6-6.11 behaviour), so on_rq always means runnable.
+ * first while it is eligible, or while the chain of such hand-offs has not used up 8 base slices. No delayed
+ * dequeue (the 6.6-6.11 behaviour), so on_rq always means runnable.
  *
  * All of it under the rq lock.
  */

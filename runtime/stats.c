@@ -2,7 +2,10 @@
  * runtime/stats.c - fiber and worker statistics and fiber_dump (a sched_debug-like text dump).
  *
  * The counters are kept by the core and the classes under the rq lock (sum_exec_runtime, wait_sum, nvcsw,
- * nivcsw, nr_migrations, rq->nr_switches, rq->idle_ns); this file reads them under the same locks.
+ * nivcsw, rq->nr_switches, rq->idle_ns, rq->pulled/pushed), nr_migrations under pi_lock or the source rq lock
+ * (set_task_cpu); this file reads a fiber's under task_rq_lock (both locks) and a worker's under its rq lock.
+ * Read without those: a worker's ring counters (the owner's, loaded relaxed: a recent value), nr_fibers, and
+ * the deadline bandwidth in fiber_dump (dl_lock's, read under the rq lock only: a snapshot).
  *
  * fiber_dump also prints each fiber's wait reason (fiber__set_wait), a backtrace of parked fibers and each
  * worker's runqueue by class, and can be asked for by a signal (fiber_config.dump_signal / FIBER_DUMP_SIGNAL): the

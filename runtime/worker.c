@@ -4,9 +4,10 @@
  * A worker's idle fiber is the pthread itself, on its own stack, with preempt_count 1 (KERNEL_MAP §3.2, §7.5). Its
  * loop: drain the wakelist, run due timers, and if anything became runnable, schedule_idle(). Otherwise it polls
  * for a few microseconds with TIF_POLLING set (a waker then needs no syscall), clears POLLING, fences, re-checks,
- * and sleeps in futex_wait on its own tif word until the next timer. A waker sets NEED_RESCHED on that word and
- * calls futex_wake only when POLLING was clear (fiber__kick_worker): a worker is kicked only when it is asleep, and
- * a sleeping runtime burns no CPU. The tick is the monitor's (monitor.c): workers get no signals.
+ * and sleeps until the next timer: in its ring when it has one (fiber__io_idle_wait, uring.c), else in futex_wait
+ * on its own tif word. A waker sets NEED_RESCHED on that word and, only when POLLING was clear, writes the ring's
+ * kick eventfd or calls futex_wake (fiber__kick_worker): a worker is kicked only when it is asleep, and a sleeping
+ * runtime burns no CPU. The tick is the monitor's (monitor.c): workers get no signals.
  */
 #include "io.h"
 
