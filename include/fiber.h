@@ -2,7 +2,7 @@
  * libfiber: a user-space M:N green-thread runtime for Linux x86_64.
  *
  * The Linux scheduler core moved into a process: worker pthreads play CPUs, fibers play tasks, and every
- * switch runs schedule() -> __schedule() -> context_switch() -> fiber_switch() -> finish_task_switch().
+ * switch runs schedule() -> __schedule() -> context_switch() -> fiber__switch() -> finish_task_switch().
  *
  * Conventions (the whole header):
  *  - Every function that can fail returns int (or ssize_t): >= 0 on success, -errno on failure. The library

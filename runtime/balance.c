@@ -107,7 +107,8 @@ void fiber__wakep(struct rq *rq)
 
 /*
  * Move one queued fiber that may run on @dst from @src to @dst (periodic balance and the rescue of a stuck worker,
- * both from the monitor thread). Never the running fiber, never a deadline or runtime fiber (can_migrate_task).
+ * both from the monitor thread). Never the running fiber or a runtime fiber (can_migrate_task), never a deadline
+ * one (its class has no pick_migratable_task).
  * Called with no lock held; true if it moved one.
  */
 bool fiber__balance_move_one(struct rq *src, struct rq *dst)

@@ -243,7 +243,7 @@ static int join_wait_fiber(struct fiber *f)
 
 	INIT_LIST_HEAD(&e.entry);
 	/*
-	 * yield_to's buddy half: if the fiber we wait for is queued on this worker, it runs next (while eligible).
+	 * yield_to's buddy half: if the fiber we wait for is queued on this worker, it runs next (the buddy rule).
 	 * Joins then run depth-first, which keeps a tree of spawns (skynet) from growing breadth-first.
 	 */
 	if (!atomic_load_explicit(&f->exited, memory_order_acquire)) {

@@ -648,7 +648,7 @@ static void prio_changed_fair(struct rq *rq, struct fiber *p, int oldprio)
 		wakeup_preempt_fair(rq, p, 0);
 }
 
-/* yield_to_task (set_next_buddy): @p (queued here, fair, not running) is picked next while it is eligible. */
+/* yield_to_task (set_next_buddy): @p (queued here, fair, not running) is picked next by pick_eevdf's buddy rule. */
 static void yield_to_task_fair(struct rq *rq, struct fiber *p)
 {
 	lockdep_assert_held(&rq->lock);

@@ -51,7 +51,7 @@ __hidden void fiber__timeout_done(struct fiber__timeout *to);
  * Sleep once while *@word == @expect, in @state (TASK_INTERRUPTIBLE: a cancellation point). Returns 0 after a
  * wake-up (maybe spurious: the caller re-checks @word), -ECANCELED or -ETIMEDOUT (@to may be NULL). Fibers
  * schedule(); plain pthreads futex-wait on @word. No lock may be held.
- * Waker: store @word (release), then fiber__park_wake / the wake_q.
+ * Waker: store @word (release), then wake the waiter: the wake_q for a fiber, fiber__futex_wake for a pthread.
  */
 __hidden int fiber__park(atomic_int *word, int expect, unsigned state, struct fiber__timeout *to);
 __hidden void fiber__futex_wake(atomic_int *word, int nr);

@@ -70,7 +70,7 @@ static const char *io_disabled_sysctl(void)
 	return buf;
 }
 
-static bool io_netpoll_up; /* this runtime holds a fiber__netpoll_init (start/stop, under fiber.c's rt_lock) */
+static bool io_netpoll_up; /* this runtime holds a fiber__netpoll_init (start/stop, under runtime.c's rt_lock) */
 
 /* The readiness path's poller (netpoll.c): up before the workers, down after them (fiber__io_release). */
 static int io_poll_start(void)
