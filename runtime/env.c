@@ -1,7 +1,7 @@
 /*
  * runtime/env.c - what fiber_runtime_start() runs with: the fields of struct fiber_config checked, the environment
- * read (FIBER_WORKERS, FIBER_STACK_SIZE, FIBER_TICK_HZ, FIBER_RR_TIMESLICE_MS, FIBER_PIN, FIBER_WORKER_SCHED), the
- * defaults filled in.
+ * read (FIBER_WORKERS, FIBER_STACK_SIZE, FIBER_TICK_HZ, FIBER_RR_TIMESLICE_MS, FIBER_SPARE_THREADS, FIBER_PIN,
+ * FIBER_WORKER_SCHED), the defaults filled in.
  *
  * Promises: a refused value makes fiber_runtime_start() return -EINVAL with one line on stderr that names the field
  * or variable, the value, what is accepted and what to do. Numbers in the environment are plain decimal digits:

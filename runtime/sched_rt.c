@@ -8,7 +8,8 @@
  * its level: it goes to the tail with a fresh slice. yield moves curr to the tail of its level.
  *
  * Not here yet: RT throttling or a fair server (runaway RT fibers starve the fair class, as with
- * sched_rt_runtime_us = -1), and push/pull balancing across workers.
+ * sched_rt_runtime_us = -1), and the kernel's priority-driven push/pull across workers (idle workers and the
+ * monitor's balance do move queued rt fibers, through pick_migratable_task_rt: balance.c).
  *
  * All of it under the rq lock.
  */
