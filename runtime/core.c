@@ -44,13 +44,23 @@ const struct sched_class *const fiber__classes[NR_SCHED_CLASSES] = {
 
 const struct sched_class *fiber__policy_classes[NR_POLICIES] __hidden;
 
-/* policy -> class, from the table (at load time: fiber_setattr's checks may run before any runtime start). */
+/* The classes' task_free hooks, in table order: a dead fiber walks only these, not the whole table. */
+static void (*task_free_hooks[NR_SCHED_CLASSES])(struct fiber *p);
+static unsigned nr_task_free_hooks;
+
+/*
+ * policy -> class, and the task_free hooks, from the table (at load time: fiber_setattr's checks may run before
+ * any runtime start).
+ */
 __attribute__((constructor)) static void policy_classes_init(void)
 {
-	for (unsigned i = 0; i < ARRAY_SIZE(fiber__classes); i++)
+	for (unsigned i = 0; i < ARRAY_SIZE(fiber__classes); i++) {
 		for (unsigned policy = 0; policy < NR_POLICIES; policy++)
 			if (fiber__classes[i]->policies & (1u << policy))
 				fiber__policy_classes[policy] = fiber__classes[i];
+		if (fiber__classes[i]->task_free)
+			task_free_hooks[nr_task_free_hooks++] = fiber__classes[i]->task_free;
+	}
 }
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -637,10 +647,9 @@ static struct rq *finish_task_switch(struct fiber *prev)
 		/* C2: after the switch and after the unlock. */
 		if (prev->sched_class->task_dead)
 			prev->sched_class->task_dead(prev);
-		/* Every class, as at task_fork: a class it left may still hold something (an armed DL timer). */
-		for (unsigned i = 0; i < NR_SCHED_CLASSES; i++)
-			if (fiber__classes[i]->task_free)
-				fiber__classes[i]->task_free(prev);
+		/* Every class's, as at task_fork: a class it left may still hold something (an armed DL timer). */
+		for (unsigned i = 0; i < nr_task_free_hooks; i++)
+			task_free_hooks[i](prev);
 		bool user = !(prev->flags & PF_KTHREAD);
 
 		fiber__tsan_dead(prev);
