@@ -7,9 +7,10 @@
 # operation, with start-up and tear-down cancelled out. Prints a small table, writes
 # bench/results/callgrind.csv and appends (replaces) a section in bench/results/table.md.
 #
-# The libfiber programs run with BENCH_BLOCK_RT_SIGNALS=1 (see bench/common/lf.h): callgrind aborts
-# ("vgCallgrind_post_signal: Assertion ... failed") when the runtime's tick signal arrives while a fiber runs on its
-# own stack, so the tick is blocked for these runs.
+# The libfiber programs run with FIBER_MONITOR=0 and FIBER_TICK_HZ=0 (no monitor thread, no tick: the counts do
+# not depend on how fast valgrind runs) and BENCH_BLOCK_RT_SIGNALS=1 (bench/common/lf.h; from the time the tick
+# was a signal, which callgrind could not take while a fiber ran on its own stack; the runtime sends none now).
+# Under valgrind the runtime also skips its steal sampling (runtime/clock.c).
 #
 # Environment (set by bench/run.sh; defaults for running it alone after run.sh has built everything):
 #   BENCH_BIN    directory of the benchmark programs (default build-bench/bench)
