@@ -39,7 +39,8 @@ check "$tmp/live" "info fibers: the running main fiber is marked" '^\* +[0-9]+ +
 check "$tmp/live" "info fibers: the sleeper's timer" 'timer, due in [0-9.]+ ms'
 check "$tmp/live" "fiber bt sleeper: parked frame" '^#[0-9]+ .*gdb_park_sleeper \(ns=60000000000\)'
 check "$tmp/live" "fiber bt sleeper: fiber_sleep frame" '^#[0-9]+ .*fiber_sleep \('
-check "$tmp/live" "fiber bt: down to the trampoline" '^#[0-9]+ .*fiber__trampoline \('
+# With the clang-built debug information gdb prints the assembler symbol as fiber.trampoline.
+check "$tmp/live" "fiber bt: down to the trampoline" '^#[0-9]+ .*fiber(__|\.)trampoline \('
 check "$tmp/live" "fiber apply all bt: joiner's frame" '^#[0-9]+ .*gdb_park_joiner \('
 check "$tmp/live" "fiber apply all bt: the running fiber's thread" 'running on worker [0-9]+, thread [0-9]+'
 check "$tmp/live" "the program continued to its end" 'gdb_target: done'
