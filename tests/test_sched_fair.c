@@ -400,13 +400,6 @@ static void ol_main(void *arg)
 		fiber_join(hogs[n], NULL);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
 static void test_fair_overrun_lag_paid_while_asleep(void **state)
 {
 	struct fiber_config c = sched_cfg(1);

@@ -29,13 +29,6 @@ static int spawn_rt(fiber_t **f, uint32_t policy, uint32_t prio, void *(*fn)(voi
 	return fiber_spawn(f, &a, fn, arg);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
  * CPU time of the calling thread: the worker's, whichever fiber reads it. The wall clock minus this clock is the
  * time the host kept the worker thread off the CPU, when the runtime could do nothing at all.
