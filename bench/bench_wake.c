@@ -14,6 +14,10 @@
  *				each repetition's wake-ups: bench_lat in common/bench.h)
  *	(chan_pingpong_1w/2w: bench_sync.c)
  *
+ * The cross-worker rows run with pinned workers (FIBER_CFG_PIN; FIBER_PIN=0 in the environment: the default,
+ * unpinned), as the pthread baseline pins its two threads: unpinned, the host may put both worker threads on one
+ * CPU, and the row then measures the host's scheduler.
+ *
  * The blocking primitive: fiber.h has no wait-queue API yet, so this program uses the runtime's internal wait
  * queues (runtime/wait.c: fiber__prepare_to_wait / fiber__schedule / fiber__finish_wait / fiber__wake_up, the
  * loop fiber_join itself uses) and links libfiber.a.
@@ -321,7 +325,8 @@ static int run_all(void)
 		lf_na_err(wake_ops[0], "fiber_run", err);
 		return 1;
 	}
-	err = lf_run(2, root_cross, NULL);
+	/* Pinned: each worker is a CPU, as the pthread baseline's threads are (FIBER_PIN=0: unpinned). */
+	err = lf_run_flags(2, lf_pin_flags(), root_cross, NULL);
 	if (err) {
 		for (unsigned i = 1; i < NR_WAKE_OPS; i++)
 			if (bench_want(wake_ops[i]))
