@@ -245,6 +245,21 @@ static inline void tick_update(struct worker *w, struct rq *rq, struct fiber *cu
 	set_tick_wanted(w, tick_needed(rq, curr));
 }
 
+/*
+ * tick_update at a switch: on at once when needed, off only when the worker goes idle. A fiber that wakes a peer
+ * and then blocks (a channel ping-pong) would otherwise turn the tick on and off at every message, the "on" with a
+ * full barrier. A tick no longer needed goes off where it is consumed (fiber__sched_tick, or fiber__schedule when one
+ * is pending), as the kernel's nohz re-evaluates its tick at the tick's interrupt exit and on idle entry, not at
+ * every dequeue. The cost of the late "off" is at most one more tick.
+ */
+static inline void tick_update_switch(struct worker *w, struct rq *rq, struct fiber *next)
+{
+	if (tick_needed(rq, next))
+		set_tick_wanted(w, true);
+	else if (is_idle_task(next))
+		set_tick_wanted(w, false);
+}
+
 /* @rq gained a runnable fiber (no rq lock held): its worker's tick may be needed now. */
 void fiber__tick_dep(struct rq *rq)
 {
@@ -771,7 +786,7 @@ static void __schedule(int sched_mode)
 
 	next = pick_next_task(rq, prev);
 	clear_tsk_need_resched(prev);
-	tick_update(w, rq, next);
+	tick_update_switch(w, rq, next);
 
 	if (likely(prev != next)) {
 		rq->nr_switches++;
@@ -848,8 +863,10 @@ void fiber__schedule(void)
 
 	if (unlikely(w->preempt_count))
 		schedule_atomic_fixup(w, prev, "blocked");
-	if (unlikely(atomic_load_explicit(&w->tick_pending, memory_order_relaxed)))
+	if (unlikely(atomic_load_explicit(&w->tick_pending, memory_order_relaxed))) {
 		atomic_store_explicit(&w->tick_pending, 0, memory_order_relaxed); /* __schedule charges curr anyway */
+		set_tick_wanted(w, false);					   /* __schedule: on again if needed */
+	}
 	sched_submit_work(w);
 	do {
 		preempt_disable();
