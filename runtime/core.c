@@ -487,7 +487,7 @@ void fiber__wake_up_new_task(struct fiber *p)
  * wake_q
  * ---------------------------------------------------------------------------------------------------------- */
 
-void fiber__wake_up_q(struct wake_q_head *head)
+static void wake_up_q_flags(struct wake_q_head *head, int wake_flags)
 {
 	struct wake_q_node *node = head->first;
 	/*
@@ -507,13 +507,24 @@ void fiber__wake_up_q(struct wake_q_head *head)
 		 */
 		__atomic_store_n(&p->wake_q.next, NULL, __ATOMIC_RELEASE);
 		if (held)
-			fiber__wake_up_process(p);
+			fiber__try_to_wake_up(p, TASK_NORMAL, wake_flags);
 		fiber__put_task_struct(p);
 	}
 	if (held)
 		fiber__rt_exit();
 	head->first = WAKE_Q_TAIL;
 	head->lastp = &head->first;
+}
+
+void fiber__wake_up_q(struct wake_q_head *head)
+{
+	wake_up_q_flags(head, 0);
+}
+
+/* The waker hands its CPU on (a channel hand-off, the kernel's pipe wake_up_*_sync): WF_SYNC. */
+void fiber__wake_up_q_sync(struct wake_q_head *head)
+{
+	wake_up_q_flags(head, WF_SYNC);
 }
 
 /* ------------------------------------------------------------------------------------------------------------
