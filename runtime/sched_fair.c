@@ -526,6 +526,16 @@ static void wakeup_preempt_fair(struct rq *rq, struct fiber *p, int flags)
 	if (flags & WF_FORK)
 		return;
 	update_curr_fair(rq);
+	/*
+	 * A sync wake-up on the waker's worker (a channel hand-off, a joiner woken by an exiting fiber): the waker said
+	 * it is about to block, and ttwu_do_activate made p the next buddy, which the pick takes when it does. A
+	 * preemption now would only switch earlier. So, as upstream's rework of NEXT_BUDDY treats WF_SYNC (the waker is
+	 * not preempted at once, preempt_sync), the waker keeps the CPU while it is in the slice it was picked with.
+	 * One that goes on running instead is preempted by the tick, which runs while two are runnable: at once if it
+	 * is not eligible (task_tick_fair), else at its deadline (update_deadline); the buddy runs then.
+	 */
+	if ((flags & WF_SYNC) && cfs->next == &p->se && cfs->curr->deadline == cfs->curr->pick_deadline)
+		return;
 	/* Cancel run-to-parity for the contest: p wins if it is the eligible earliest deadline. */
 	cfs->curr->pick_deadline = cfs->curr->deadline - 1;
 	if (pick_eevdf(cfs, rq->clock) == &p->se)
