@@ -147,7 +147,8 @@ static inline void copy(void *dst, const void *src, size_t n)
  * Try a send now (ch->lock held): 1 and *res when it completed (0 or -EPIPE), 0 when it would block. Inline, as
  * recv_locked: chan_one's send and receive are these two, with nothing around them.
  */
-static inline __attribute__((always_inline)) int send_locked(struct fiber_chan *ch, const void *elem, int *res, struct wake_q_head *wq)
+static inline __attribute__((always_inline)) int send_locked(struct fiber_chan *ch, const void *elem, int *res,
+							     struct wake_q_head *wq)
 {
 	struct chan_waiter *w;
 
@@ -171,7 +172,8 @@ static inline __attribute__((always_inline)) int send_locked(struct fiber_chan *
 	return 0;
 }
 
-static inline __attribute__((always_inline)) int recv_locked(struct fiber_chan *ch, void *elem, int *res, struct wake_q_head *wq)
+static inline __attribute__((always_inline)) int recv_locked(struct fiber_chan *ch, void *elem, int *res,
+							     struct wake_q_head *wq)
 {
 	struct chan_waiter *w;
 

@@ -342,7 +342,16 @@ static void ttwu_queue(struct fiber *p, int cpu, int wake_flags)
 	fiber__update_rq_clock(rq);
 	ttwu_do_activate(rq, p, wake_flags);
 	spin_unlock(&rq->lock);
-	fiber__wakep(rq);
+	/*
+	 * A sync wake-up on the waker's own worker: the wakee runs here when the waker blocks, which it said it is
+	 * about to do, so an idle worker is not kicked to come and pull it (that turned a channel ping-pong on two
+	 * workers into a futex wake and a pull per few messages). If the waker goes on running instead, the tick
+	 * kicks one (fiber__sched_tick), as the kernel's tick kicks the nohz idle balancer.
+	 */
+	if ((wake_flags & WF_SYNC) && this_worker() && &this_worker()->rq == rq)
+		fiber__tick_dep(rq);
+	else
+		fiber__wakep(rq);
 }
 
 /*
@@ -876,7 +885,7 @@ void fiber__schedule(void)
 		schedule_atomic_fixup(w, prev, "blocked");
 	if (unlikely(atomic_load_explicit(&w->tick_pending, memory_order_relaxed))) {
 		atomic_store_explicit(&w->tick_pending, 0, memory_order_relaxed); /* __schedule charges curr anyway */
-		set_tick_wanted(w, false);					   /* __schedule: on again if needed */
+		set_tick_wanted(w, false);					  /* __schedule: on again if needed */
 	}
 	sched_submit_work(w);
 	do {
@@ -954,6 +963,8 @@ void fiber__sched_tick(struct worker *w)
 	tick_update(w, rq, curr);
 	spin_unlock(&rq->lock);
 	preempt_enable_no_resched();
+	/* Work waiting here while a worker idles: a sync wake-up did not kick one (ttwu_queue), the tick does. */
+	fiber__wakep(rq);
 }
 
 /* schedule_tail: the first C code of a new fiber, called by fiber__trampoline with last in rdi. */
