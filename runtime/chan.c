@@ -84,7 +84,7 @@ static inline bool sel_cancelled(const struct chan_sel *sel)
 }
 
 /* The first waiter of @q whose select we win (ch->lock held); dead ones are dropped on the way. */
-static struct chan_waiter *q_claim(struct chan_q *q)
+static inline __attribute__((always_inline)) struct chan_waiter *q_claim(struct chan_q *q)
 {
 	struct chan_waiter *w, *next;
 
@@ -132,12 +132,23 @@ static inline void *slot(struct fiber_chan *ch, size_t i)
 
 static inline void copy(void *dst, const void *src, size_t n)
 {
-	if (n && dst)
+	if (!n || !dst)
+		return;
+	/* The common element sizes (a pointer or a 64-bit value, an int) as one move each, without a call. */
+	if (n == 8)
+		memcpy(dst, src, 8);
+	else if (n == 4)
+		memcpy(dst, src, 4);
+	else
 		memcpy(dst, src, n);
 }
 
-/* Try a send now (ch->lock held): 1 and *res when it completed (0 or -EPIPE), 0 when it would block. */
-static int send_locked(struct fiber_chan *ch, const void *elem, int *res, struct wake_q_head *wq)
+/*
+ * Try a send now (ch->lock held): 1 and *res when it completed (0 or -EPIPE), 0 when it would block. Inline, as
+ * recv_locked: chan_one's send and receive are these two, with nothing around them.
+ */
+static inline __attribute__((always_inline)) int send_locked(struct fiber_chan *ch, const void *elem, int *res,
+							     struct wake_q_head *wq)
 {
 	struct chan_waiter *w;
 
@@ -161,7 +172,8 @@ static int send_locked(struct fiber_chan *ch, const void *elem, int *res, struct
 	return 0;
 }
 
-static int recv_locked(struct fiber_chan *ch, void *elem, int *res, struct wake_q_head *wq)
+static inline __attribute__((always_inline)) int recv_locked(struct fiber_chan *ch, void *elem, int *res,
+							     struct wake_q_head *wq)
 {
 	struct chan_waiter *w;
 
@@ -472,7 +484,7 @@ int fiber_chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns)
 }
 
 /* Wait for a single queued case (chan_one): park until a peer completed it, or give up. */
-static int chan_wait_one(struct chan_sel *sel, struct chan_waiter *w, struct chan_q *q, fiber_chan_t *ch)
+static __noinline int chan_wait_one(struct chan_sel *sel, struct chan_waiter *w, struct chan_q *q, fiber_chan_t *ch)
 {
 	int r;
 
@@ -503,28 +515,33 @@ static int chan_wait_one(struct chan_sel *sel, struct chan_waiter *w, struct cha
 
 /*
  * One case, with one lock round trip: complete it at once, or (blocking) queue it under the same lock and wait.
+ * Inlined into each of the four calls below, so that @kind and @block are constants there: a send or receive is
+ * send_locked or recv_locked directly, without op_try's dispatch and frame.
  */
-static int chan_one(fiber_chan_t *ch, int kind, void *elem, bool block)
+static inline __attribute__((always_inline)) int chan_one(fiber_chan_t *ch, int kind, void *elem, bool block)
 {
-	struct fiber_chan_op op = { ch, kind, elem, 0 };
 	struct chan_waiter w;
 	struct chan_sel sel;
 	struct chan_q *q;
 	struct fiber *self;
 	DEFINE_WAKE_Q(wq);
-	int r;
+	int r, res = 0;
 
 	if (!ch || (!elem && ch->elem_size))
 		return -EINVAL;
 	self = sync_self();
-	if (block && self && fiber__signal_pending(self))
+	/* fiber__signal_pending, inline */
+	if (block && self && atomic_load_explicit(&self->cancel_pending, memory_order_relaxed))
 		return -ECANCELED;
 	spin_lock(&ch->lock);
-	r = op_try(&op, &wq);
+	if (kind == FIBER_CHAN_SEND)
+		r = send_locked(ch, elem, &res, &wq);
+	else
+		r = recv_locked(ch, elem, &res, &wq);
 	if (r || !block) {
 		spin_unlock(&ch->lock);
 		sync_wake_up_q_lazy(&wq);
-		return r ? op.result : -EAGAIN;
+		return r ? res : -EAGAIN;
 	}
 	atomic_init(&sel.state, SEL_WAITING);
 	sel.task = self;

@@ -245,6 +245,21 @@ static inline void tick_update(struct worker *w, struct rq *rq, struct fiber *cu
 	set_tick_wanted(w, tick_needed(rq, curr));
 }
 
+/*
+ * tick_update at a switch: on at once when needed, off only when the worker goes idle. A fiber that wakes a peer
+ * and then blocks (a channel ping-pong) would otherwise turn the tick on and off at every message, the "on" with a
+ * full barrier. A tick no longer needed goes off where it is consumed (fiber__sched_tick, or fiber__schedule when one
+ * is pending), as the kernel's nohz re-evaluates its tick at the tick's interrupt exit and on idle entry, not at
+ * every dequeue. The cost of the late "off" is at most one more tick.
+ */
+static inline void tick_update_switch(struct worker *w, struct rq *rq, struct fiber *next)
+{
+	if (tick_needed(rq, next))
+		set_tick_wanted(w, true);
+	else if (is_idle_task(next))
+		set_tick_wanted(w, false);
+}
+
 /* @rq gained a runnable fiber (no rq lock held): its worker's tick may be needed now. */
 void fiber__tick_dep(struct rq *rq)
 {
@@ -327,7 +342,16 @@ static void ttwu_queue(struct fiber *p, int cpu, int wake_flags)
 	fiber__update_rq_clock(rq);
 	ttwu_do_activate(rq, p, wake_flags);
 	spin_unlock(&rq->lock);
-	fiber__wakep(rq);
+	/*
+	 * A sync wake-up on the waker's own worker: the wakee runs here when the waker blocks, which it said it is
+	 * about to do, so an idle worker is not kicked to come and pull it (that turned a channel ping-pong on two
+	 * workers into a futex wake and a pull per few messages). If the waker goes on running instead, the tick
+	 * kicks one (fiber__sched_tick), as the kernel's tick kicks the nohz idle balancer.
+	 */
+	if ((wake_flags & WF_SYNC) && this_worker() && &this_worker()->rq == rq)
+		fiber__tick_dep(rq);
+	else
+		fiber__wakep(rq);
 }
 
 /*
@@ -472,7 +496,7 @@ void fiber__wake_up_new_task(struct fiber *p)
  * wake_q
  * ---------------------------------------------------------------------------------------------------------- */
 
-void fiber__wake_up_q(struct wake_q_head *head)
+static void wake_up_q_flags(struct wake_q_head *head, int wake_flags)
 {
 	struct wake_q_node *node = head->first;
 	/*
@@ -492,13 +516,24 @@ void fiber__wake_up_q(struct wake_q_head *head)
 		 */
 		__atomic_store_n(&p->wake_q.next, NULL, __ATOMIC_RELEASE);
 		if (held)
-			fiber__wake_up_process(p);
+			fiber__try_to_wake_up(p, TASK_NORMAL, wake_flags);
 		fiber__put_task_struct(p);
 	}
 	if (held)
 		fiber__rt_exit();
 	head->first = WAKE_Q_TAIL;
 	head->lastp = &head->first;
+}
+
+void fiber__wake_up_q(struct wake_q_head *head)
+{
+	wake_up_q_flags(head, 0);
+}
+
+/* The waker hands its CPU on (a channel hand-off, the kernel's pipe wake_up_*_sync): WF_SYNC. */
+void fiber__wake_up_q_sync(struct wake_q_head *head)
+{
+	wake_up_q_flags(head, WF_SYNC);
 }
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -771,7 +806,7 @@ static void __schedule(int sched_mode)
 
 	next = pick_next_task(rq, prev);
 	clear_tsk_need_resched(prev);
-	tick_update(w, rq, next);
+	tick_update_switch(w, rq, next);
 
 	if (likely(prev != next)) {
 		rq->nr_switches++;
@@ -848,8 +883,10 @@ void fiber__schedule(void)
 
 	if (unlikely(w->preempt_count))
 		schedule_atomic_fixup(w, prev, "blocked");
-	if (unlikely(atomic_load_explicit(&w->tick_pending, memory_order_relaxed)))
+	if (unlikely(atomic_load_explicit(&w->tick_pending, memory_order_relaxed))) {
 		atomic_store_explicit(&w->tick_pending, 0, memory_order_relaxed); /* __schedule charges curr anyway */
+		set_tick_wanted(w, false);					  /* __schedule: on again if needed */
+	}
 	sched_submit_work(w);
 	do {
 		preempt_disable();
@@ -926,6 +963,8 @@ void fiber__sched_tick(struct worker *w)
 	tick_update(w, rq, curr);
 	spin_unlock(&rq->lock);
 	preempt_enable_no_resched();
+	/* Work waiting here while a worker idles: a sync wake-up did not kick one (ttwu_queue), the tick does. */
+	fiber__wakep(rq);
 }
 
 /* schedule_tail: the first C code of a new fiber, called by fiber__trampoline with last in rdi. */

@@ -6,8 +6,9 @@
  * through what they publish lock-free (tick_wanted, pp_seq, rq->nr_running, the timer base's next expiry,
  * the idle mask) and acts through the same locked paths every worker uses:
  *
- *  - The tick. For each worker whose tick is needed (two runnable fibers or a deadline fiber: tick_wanted, kept by
- *    the worker at every switch and enqueue), it stores tick_pending = 1 at tick_hz; the worker runs the class's
+ *  - The tick. For each worker whose tick is needed (two runnable fibers or a deadline fiber: tick_wanted, set by
+ *    the worker at the switch or enqueue that needs it, cleared at idle entry or by a tick that finds it no longer
+ *    needed, core.c tick_update_switch), it stores tick_pending = 1 at tick_hz; the worker runs the class's
  *    task_tick at its next preemption point (fiber__sched_tick). No signal is sent and no handler installed, so
  *    fibers' own system calls never see EINTR because of libfiber, and a signal mask cannot stop time slicing.
  *  - Stuck workers. A worker that has not passed a preemption point (pp_seq unchanged) for STUCK_NS while it has

@@ -526,6 +526,16 @@ static void wakeup_preempt_fair(struct rq *rq, struct fiber *p, int flags)
 	if (flags & WF_FORK)
 		return;
 	update_curr_fair(rq);
+	/*
+	 * A sync wake-up on the waker's worker (a channel hand-off, a joiner woken by an exiting fiber): the waker said
+	 * it is about to block, and ttwu_do_activate made p the next buddy, which the pick takes when it does. A
+	 * preemption now would only switch earlier. So, as upstream's rework of NEXT_BUDDY treats WF_SYNC (the waker is
+	 * not preempted at once, preempt_sync), the waker keeps the CPU while it is in the slice it was picked with.
+	 * One that goes on running instead is preempted by the tick, which runs while two are runnable: at once if it
+	 * is not eligible (task_tick_fair), else at its deadline (update_deadline); the buddy runs then.
+	 */
+	if ((flags & WF_SYNC) && cfs->next == &p->se && cfs->curr->deadline == cfs->curr->pick_deadline)
+		return;
 	/* Cancel run-to-parity for the contest: p wins if it is the eligible earliest deadline. */
 	cfs->curr->pick_deadline = cfs->curr->deadline - 1;
 	if (pick_eevdf(cfs, rq->clock) == &p->se)
@@ -657,6 +667,21 @@ static void yield_to_task_fair(struct rq *rq, struct fiber *p)
 		rq->cfs.next = &p->se;
 }
 
+/*
+ * The next buddy that a sync wake-up just queued runs on @src as soon as its waker blocks. Pulling it to an idle
+ * worker meanwhile turns a hand-off on one worker into a cross-worker wake-up per message (a channel ping-pong on
+ * two workers: the idle one polls and finds two runnable at every message). As the kernel's task_hot counts the
+ * buddy as cache hot (CACHE_HOT_BUDDY) and Go's stealer leaves a running P's runnext alone for a few
+ * microseconds, it stays put for BUDDY_HOT_NS after its enqueue: longer than a hand-off takes, short against a
+ * slice; a waker that goes on running loses it after that.
+ */
+#define BUDDY_HOT_NS 50000ull
+
+static bool buddy_hot(struct rq *src, struct fiber *p)
+{
+	return src->cfs.next == &p->se && p->wait_start && fiber__sched_clock() - p->wait_start < BUDDY_HOT_NS;
+}
+
 /* In-order walk of the tree for the first movable fiber, looking at no more than a few (balance.c). */
 static struct fiber *pick_migratable_task_fair(struct rq *src, int dst)
 {
@@ -666,7 +691,7 @@ static struct fiber *pick_migratable_task_fair(struct rq *src, int dst)
 	while (n && budget--) {
 		struct fiber *p = container_of(container_of(n, struct sched_entity, node), struct fiber, se);
 
-		if (fiber__can_migrate_task(src, p, dst))
+		if (fiber__can_migrate_task(src, p, dst) && !buddy_hot(src, p))
 			return p;
 		/* in-order successor */
 		if (n->r) {

@@ -155,12 +155,14 @@ static inline void sync_wake_up_q(struct wake_q_head *q)
 /*
  * Issue the collected wake-ups and go on: a reschedule they asked for waits for the caller's next preemption point
  * or block. Channels use it (as Go's runnext): a sender that wakes a receiver and then waits for the reply
- * switches once, when it blocks, instead of being preempted first and switching again when it blocks.
+ * switches once, when it blocks, instead of being preempted first and switching again when it blocks. The
+ * wake-ups are WF_SYNC, as the kernel's pipe wake-ups: the wakee comes to the waker's worker if that has nothing
+ * else queued, and is picked next there (next buddy), as Go's direct send puts the receiver in runnext.
  */
 static inline void sync_wake_up_q_lazy(struct wake_q_head *q)
 {
 	if (q->first != WAKE_Q_TAIL)
-		fiber__wake_up_q(q);
+		fiber__wake_up_q_sync(q);
 }
 
 #endif /* FIBER_SYNC_H */

@@ -607,6 +607,88 @@ static void busy_main(void *arg)
 	fiber_join(f, NULL);
 }
 
+/* ------------------------------------------------------------------------------------------------------------
+ * A hand-off wakes its receiver WF_SYNC: onto the sender's worker, picked when the sender blocks, and no idle worker
+ * is kicked for it. A sender that goes on running instead must not strand the receiver there: its slice ends at a
+ * tick, the tick kicks an idle worker, and without preemption points the monitor moves queued fibers off it.
+ * ---------------------------------------------------------------------------------------------------------- */
+
+static fiber_chan_t *hand_ch;
+static _Atomic uint64_t hand_sent_at, hand_recv_at;
+static atomic_int hand_preempt_points;
+
+static void *hand_receiver(void *arg)
+{
+	int v;
+
+	(void)arg;
+	if (fiber_chan_recv(hand_ch, &v) || v != 42)
+		atomic_fetch_add(&errs, 1);
+	atomic_store(&hand_recv_at, now_ns());
+	return NULL;
+}
+
+static void *hand_sender(void *arg)
+{
+	int v = 42;
+	uint64_t end;
+
+	(void)arg;
+	fiber_sleep(20 * MS_); /* the receiver is parked by now */
+	atomic_store(&hand_sent_at, now_ns());
+	if (fiber_chan_send(hand_ch, &v))
+		atomic_fetch_add(&errs, 1);
+	/* Go on running for 300 ms instead of blocking, with or without preemption points. */
+	end = now_ns() + 300 * MS_;
+	while (now_ns() < end)
+		if (atomic_load(&hand_preempt_points))
+			fiber_cond_resched();
+	return NULL;
+}
+
+static void hand_main(void *arg)
+{
+	fiber_t *r, *s;
+
+	(void)arg;
+	fiber_spawn(&r, NULL, hand_receiver, NULL);
+	fiber_spawn(&s, NULL, hand_sender, NULL);
+	fiber_join(s, NULL);
+	fiber_join(r, NULL);
+}
+
+static void run_handoff_busy_sender(int preempt_points)
+{
+	struct fiber_config c = test_cfg(2);
+	uint64_t lat;
+
+	c.tick_hz = 1000;
+	atomic_store(&errs, 0);
+	atomic_store(&hand_recv_at, 0);
+	atomic_store(&hand_preempt_points, preempt_points);
+	assert_int_equal(fiber_chan_create(&hand_ch, sizeof(int), 0), 0);
+	assert_int_equal(fiber_run(&c, hand_main, NULL), 0);
+	assert_int_equal(fiber_chan_destroy(hand_ch), 0);
+	assert_int_equal(atomic_load(&errs), 0);
+	assert_true(atomic_load(&hand_recv_at) != 0);
+	lat = atomic_load(&hand_recv_at) - atomic_load(&hand_sent_at);
+	print_message("receiver ran %.2f ms after the send\n", (double)lat / 1e6);
+	/* Expected within a slice or a tick (a few ms); generous for a loaded host. */
+	assert_true(lat < 100 * MS_);
+}
+
+static void test_chan_handoff_busy_sender_does_not_strand_receiver(void **state)
+{
+	(void)state;
+	run_handoff_busy_sender(1);
+}
+
+static void test_chan_handoff_cpu_loop_sender_does_not_strand_receiver(void **state)
+{
+	(void)state;
+	run_handoff_busy_sender(0);
+}
+
 static void test_chan_errors(void **state)
 {
 	struct fiber_config c = test_cfg(2);
@@ -663,6 +745,8 @@ int main(void)
 		cmocka_unit_test(test_chan_select_send_and_recv_cases),
 		cmocka_unit_test(test_chan_cancel_recv_passes_message_on),
 		cmocka_unit_test(test_chan_pthread_send_recv),
+		cmocka_unit_test(test_chan_handoff_busy_sender_does_not_strand_receiver),
+		cmocka_unit_test(test_chan_handoff_cpu_loop_sender_does_not_strand_receiver),
 		cmocka_unit_test(test_chan_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
