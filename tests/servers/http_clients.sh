@@ -10,26 +10,14 @@ command -v curl >/dev/null && command -v ab >/dev/null || {
 	echo "curl/ab not installed (Debian: curl apache2-utils): skipped"
 	exit 77
 }
-dir=$(mktemp -d)
-pid=
-cleanup() {
-	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 mkdir -p "$dir/www/sub"
 printf 'hello file\n' >"$dir/www/hello.txt"
 printf '<p>sub</p>\n' >"$dir/www/sub/index.html"
 head -c 300000 /dev/urandom >"$dir/www/blob.bin"
 touch -d '2020-01-02 03:04:05 UTC' "$dir/www/hello.txt"
-"$bin" --port 0 --workers 2 --root "$dir/www" >"$dir/out" 2>"$dir/err" &
-pid=$!
-for _ in $(seq 100); do
-	grep -q ' port [0-9]*,' "$dir/out" 2>/dev/null && break
-	sleep 0.1
-done
-port=$(sed -n 's/.* port \([0-9]*\),.*/\1/p' "$dir/out")
-[ -n "$port" ] || { echo "http_server did not start"; cat "$dir/err"; exit 1; }
+srv_start http_server "$bin" --workers 2 --root "$dir/www"
 url=http://127.0.0.1:$port
 fails=0
 check() { # check NAME GOT WANT

@@ -9,21 +9,9 @@ command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || {
 	echo "redis-cli/redis-benchmark not installed (Debian: redis-tools): skipped"
 	exit 77
 }
-dir=$(mktemp -d)
-pid=
-cleanup() {
-	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-"$bin" --port 0 --workers 2 >"$dir/out" 2>"$dir/err" &
-pid=$!
-for _ in $(seq 100); do
-	grep -q ' port [0-9]*,' "$dir/out" 2>/dev/null && break
-	sleep 0.1
-done
-port=$(sed -n 's/.* port \([0-9]*\),.*/\1/p' "$dir/out")
-[ -n "$port" ] || { echo "kv_server did not start"; cat "$dir/err"; exit 1; }
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+srv_start kv_server "$bin" --workers 2
 fails=0
 # expect "ARGS..." "WANTED OUTPUT" (lines joined by '|')
 expect() {
