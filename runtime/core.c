@@ -96,7 +96,7 @@ void fiber__put_task_struct(struct fiber *p)
 {
 	/* acq_rel: each put releases its holder's writes; the last one acquires them all before the free. */
 	if (atomic_fetch_sub_explicit(&p->usage, 1, memory_order_acq_rel) == 1)
-		fiber__desc_free(p);
+		fiber__fiber_free(p);
 }
 
 static int migration_dest(struct fiber *p);
@@ -616,7 +616,7 @@ static inline __attribute__((unused)) void fiber_stack_bounds(struct worker *w, 
 		size_t guard = fiber__stack_guard_size();
 
 		*bottom = (char *)p->stack_base + guard;
-		*size = p->stack_size - guard;
+		*size = fiber__stack_top(p) - (uintptr_t)*bottom;
 	}
 }
 
@@ -688,7 +688,6 @@ static struct rq *finish_task_switch(struct fiber *prev)
 		bool user = !(prev->flags & PF_KTHREAD);
 
 		fiber__tsan_dead(prev);
-		fiber__stack_free(prev);
 		fiber__fiber_unlist(prev);
 		fiber__put_task_struct(prev); /* the reference the fiber held on itself while it ran */
 		/* Pairs with wait_for_fibers (runtime.c): its seq_cst store of stop_waiting, its nr_fibers loads. */

@@ -4,7 +4,7 @@
  *
  * Reference counting (usage): a running fiber holds one reference on itself, dropped by the fiber that runs after
  * its death (finish_task_switch); a joinable fiber's handle holds another, dropped by fiber_join or fiber_detach.
- * Descriptors are type-stable (alloc.c), so a stale handle is told by its magic.
+ * Descriptors are type-stable (stack.c), so a stale handle is told by its magic.
  */
 #include "internal.h"
 
@@ -66,8 +66,8 @@ static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*f
 	unsigned n = fiber__rt.nr_workers;
 	int cnt = 0;
 
-	/* Everything but the descriptor-cache fields starts from zero. */
-	memset(p, 0, offsetof(struct fiber, desc_next));
+	/* Everything but the unit's fields starts from zero. */
+	memset(p, 0, offsetof(struct fiber, stack_base));
 	WRITE_ONCE(p->magic, FIBER_MAGIC_LIVE);
 	p->rt_gen = fiber__rt.gen;
 	p->id = atomic_fetch_add_explicit(&fiber__rt.next_id, 1, memory_order_relaxed);
@@ -126,7 +126,7 @@ struct fiber *fiber__spawn_kthread(int cpu, void *(*fn)(void *), void *arg, cons
 				   const char *name)
 {
 	struct fiber_attr attr;
-	struct fiber *p = fiber__desc_alloc();
+	struct fiber *p = fiber__fiber_alloc(fiber__rt.stack_size);
 
 	if (!p)
 		return NULL;
@@ -135,10 +135,6 @@ struct fiber *fiber__spawn_kthread(int cpu, void *(*fn)(void *), void *arg, cons
 	CPU_SET(cpu, &attr.affinity);
 	fiber_init(p, &attr, fn, arg, true);
 	p->flags |= PF_KTHREAD;
-	if (fiber__stack_alloc(p, fiber__rt.stack_size)) {
-		fiber__desc_free(p);
-		return NULL;
-	}
 	fiber__sched_fork(p, &attr.sched);
 	p->sched_class = cls;
 	p->policy = FIBER_SCHED_FIFO; /* what the stopper looks like from outside, as in Linux */
@@ -195,20 +191,14 @@ int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *
 
 	size = attr->stack_size ? page_round(attr->stack_size) : fiber__rt.stack_size;
 	ret = -ENOMEM;
-	p = fiber__desc_alloc();
+	p = fiber__fiber_alloc(size);
 	if (!p)
 		goto out;
 	fiber_init(p, attr, fn, arg, out == NULL || (attr->flags & FIBER_ATTR_DETACHED));
-	ret = fiber__stack_alloc(p, size);
-	if (ret) {
-		fiber__desc_free(p);
-		goto out;
-	}
 	fiber__sched_fork(p, &attr->sched);
 	ret = fiber__sched_admit_new(p, &attr->sched);
 	if (ret) {
-		fiber__stack_free(p);
-		fiber__desc_free(p);
+		fiber__fiber_free(p);
 		goto out;
 	}
 	p->sp = fiber__fiber_frame_init(p);

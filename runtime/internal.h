@@ -14,7 +14,7 @@
  *   on_rq == MIGRATING covers the gap)
  *   channel locks (chan.c): several at once only in address order (select's sel_lock); wake-ups go on a wake_q
  *   leaf locks, never held while taking another lock: timer_base.lock (taken under rq->lock too: the DL timer),
- *   worker->stop_lock, worker->all_lock, fiber__rt.desc_lock, fiber__rt.stack_lock, netpoll's descriptor locks
+ *   worker->stop_lock, worker->all_lock, fiber__rt.stack_lock, netpoll's descriptor locks
  *   and grow_lock, trace.c's ext_lock, and fiber__rt.dl_lock (under pi_lock, pi_lock + rq->lock, or alone: a
  *   dead fiber's task_dead)
  *
@@ -368,8 +368,6 @@ struct fiber {
 	struct fiber *_Atomic wake_entry;		  /* remote wakelist link (worker->wake_list) */
 	atomic_int usage;				  /* refcount of the descriptor (not of the stack) */
 
-	void *stack_base;  /* lowest address of the mapping, guard region included */
-	size_t stack_size; /* mapping size, guard region included */
 	void *asan_fake_stack;
 
 	int saved_errno;	    /* the fiber's errno while it is switched out */
@@ -426,8 +424,20 @@ struct fiber {
 	struct fiber_preempt_notifier io_pn; /* binds the fiber to its worker's ring (KVM's vcpu_load pattern) */
 	struct io_ring *io_ring;	     /* the ring of the worker it runs on; NULL while switched out */
 	uint64_t io_timeout_ns;		     /* fiber_io_timeout */
-	struct fiber *desc_next;	     /* descriptor cache link */
+
+	/*
+	 * The unit (stack.c): the descriptor lives at the top of its own stack's mapping. Set when the unit is
+	 * allocated; fiber_init clears everything above these two and keeps them.
+	 */
+	void *stack_base;  /* lowest address of the mapping, guard region included */
+	size_t stack_size; /* mapping size, guard region and descriptor included */
 };
+
+/* The top of @p's stack: the descriptor sits right above it, in the same mapping (stack.c). */
+static inline uintptr_t fiber__stack_top(const struct fiber *p)
+{
+	return (uintptr_t)p;
+}
 
 /*
  * fiber__set_wait - say why @p (the caller's own fiber) is about to block and on what; NULL, NULL when it runs
@@ -509,20 +519,15 @@ struct rq {
 	int cpu;
 } __cacheline_aligned;
 
-struct fiber_cache {
-	struct fiber *head;
-	unsigned nr;
-};
-
 struct stack_cache {
-	void **stacks;
-	size_t *size; /* mapping size of stacks[i], guard region included */
+	void **stacks; /* units (stack + descriptor), see stack.c */
+	size_t *size;  /* mapping size of stacks[i], guard region included */
 	unsigned nr, cap;
 	unsigned low; /* the fewest stacks cached since the last fiber__stack_cache_trim(): those were not needed */
 };
 #define STACK_CACHE_WORKER 64	    /* per worker */
 #define STACK_CACHE_GLOBAL 8192	    /* shared; page faults cost far more than the address space they keep */
-#define STACK_TRIM_NS 1000000000ull /* the monitor unmaps global-cache stacks no spawn needed for this long */
+#define STACK_TRIM_NS 1000000000ull /* the monitor gives back global-cache stacks no spawn needed for this long */
 
 struct worker {
 	struct rq rq;
@@ -535,7 +540,6 @@ struct worker {
 	struct fiber *_Atomic wake_list; /* remote wakelist (llist); any thread pushes, the worker drains */
 	struct timer_base timers;	 /* any thread may arm or delete a timer here (timers.lock) */
 	struct stack_cache stacks;
-	struct fiber_cache descs;
 	pthread_t thr;
 	pid_t tid;
 	atomic_int tick_pending; /* set by the monitor at tick_hz, consumed at preemption points */
@@ -580,9 +584,8 @@ struct runtime {
 	atomic_int gate; /* plain threads inside a runtime call, | GATE_CLOSED once stop tears down; futex */
 	unsigned gen;	 /* runtime generation (1, 2, ... per start): tells stale handles from this run's */
 	atomic_ullong next_id;
-	spinlock_t desc_lock; /* global descriptor free list (overflow of the per-worker caches) */
-	struct fiber *desc_free;
-	spinlock_t stack_lock; /* global stack cache for spawns from plain pthreads */
+	/* The global unit cache, and stack.c's chunk and cold lists; never re-initialized (late joins free units). */
+	spinlock_t stack_lock;
 	struct stack_cache gstacks;
 	atomic_uint idle_mask[FIBER_MAX_WORKERS / 32]; /* bit set: the worker runs its idle fiber */
 	uint64_t rr_timeslice_ns;		       /* SCHED_RR slice (FIBER_RR_TIMESLICE_MS) */
@@ -969,8 +972,8 @@ __hidden void fiber__start_error(const char *fmt, ...) __attribute__((format(pri
 __hidden void fiber__worker_create_error(unsigned id, unsigned n, int err);
 
 /* stack.c */
-__hidden int fiber__stack_alloc(struct fiber *p, size_t size);
-__hidden void fiber__stack_free(struct fiber *p);
+__hidden struct fiber *fiber__fiber_alloc(size_t size);
+__hidden void fiber__fiber_free(struct fiber *p);
 __hidden void fiber__stack_cache_drain(struct stack_cache *c);
 __hidden void fiber__stack_cache_init(struct stack_cache *c, unsigned cap);
 __hidden unsigned fiber__stack_cache_trim(void);
@@ -998,12 +1001,6 @@ static inline void fiber__rt_exit(void)
 	if (!this_worker())
 		fiber__rt_exit_thread();
 }
-
-/* alloc.c: descriptors */
-__hidden struct fiber *fiber__desc_alloc(void);
-__hidden void fiber__desc_free(struct fiber *p);
-__hidden void fiber__desc_cache_drain(struct fiber_cache *c);
-__hidden void fiber__desc_slabs_trim(void);
 
 /* fiber.c */
 __hidden void fiber__fiber_unlist(struct fiber *p);

@@ -86,8 +86,7 @@ static int runtime_start(const struct fiber_config *cfg)
 	atomic_store(&fiber__rt.nr_fibers, 0);
 	atomic_store(&fiber__rt.stop_waiting, 0);
 	fiber__rt.gen++;
-	/* desc_lock is not re-initialized: a plain thread may be freeing a descriptor of an earlier runtime. */
-	spin_lock_init(&fiber__rt.stack_lock);
+	/* stack_lock is not re-initialized: a plain thread may be freeing a fiber of an earlier runtime. */
 	fiber__stack_cache_init(&fiber__rt.gstacks, STACK_CACHE_GLOBAL);
 	for (unsigned i = 0; i < ARRAY_SIZE(fiber__rt.idle_mask); i++)
 		atomic_store(&fiber__rt.idle_mask[i], 0);
@@ -119,7 +118,6 @@ static int runtime_start(const struct fiber_config *cfg)
 		fiber__io_release();
 		fiber__trace_stop();
 		fiber__stack_cache_drain(&fiber__rt.gstacks);
-		fiber__desc_slabs_trim();
 		pthread_mutex_unlock(&rt_lock);
 		return ret;
 	}
@@ -225,10 +223,7 @@ int fiber_runtime_stop(void)
 	fiber__io_release(); /* the readiness path's poller: every fiber has exited */
 	fiber__trace_stop(); /* the workers are gone: the buffers are quiescent */
 	atomic_store(&fiber__rt.running, 0);
-	spin_lock(&fiber__rt.stack_lock);
 	fiber__stack_cache_drain(&fiber__rt.gstacks);
-	spin_unlock(&fiber__rt.stack_lock);
-	fiber__desc_slabs_trim();
 	pthread_mutex_unlock(&rt_lock);
 	errno = saved;
 	return 0;

@@ -409,7 +409,7 @@ static ssize_t copy_stack(struct fiber *p, uint64_t *buf)
 
 	if (!p->stack_base || !sp)
 		return -1;
-	top = (uintptr_t)p->stack_base + p->stack_size;
+	top = fiber__stack_top(p);
 	if (sp < (uintptr_t)p->stack_base || sp + FRAME_SIZE > top)
 		return -1;
 	len = top - sp < DUMP_STACK_COPY ? top - sp : DUMP_STACK_COPY;

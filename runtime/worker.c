@@ -394,7 +394,6 @@ void fiber__workers_stop(void)
 	for (unsigned i = 0; i < n + ns; i++) {
 		fiber__io_worker_exit(&ws[i]); /* after the join: nobody submits or kicks any more */
 		fiber__stack_cache_drain(&ws[i].stacks);
-		fiber__desc_cache_drain(&ws[i].descs);
 		fiber__timer_base_destroy(&ws[i].timers);
 	}
 	pthread_mutex_destroy(&fiber__rt.spare_lock);

@@ -4,11 +4,14 @@
  * the guard instead of in a neighbouring stack; a SIGSEGV that is not an overflow goes to the handler the
  * application installed before. Each case runs in a child process, whose stderr the test reads.
  * The stack cache: after a burst of fibers, an idle runtime gives the cached stacks back (in this process).
+ * Units (stack.c): a parked fiber's descriptor and first frames share one resident page; every unit of a chunk has
+ * its guard; units that gave their pages back are reused, so bursts do not grow the address space.
  */
 #include "test_util.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "internal.h"
@@ -441,6 +444,191 @@ static void test_stack_cache_trimmed_when_idle(void **state)
 	assert_true(rss_after + (size_t)cached_before * TRIM_TOUCH / 2 <= rss_burst);
 }
 
+/* ---- units: descriptor and stack in one mapping, one page per parked fiber, guards, reuse ---- */
+
+#define UNITS_PARKED 130 /* more than two chunks of UNIT_CHUNK (64) */
+
+static fiber_sem_t park_sem;
+static atomic_int parked_n;
+
+static void *parked_fn(void *arg)
+{
+	atomic_fetch_add(&parked_n, 1);
+	fiber_sem_wait(&park_sem);
+	return arg;
+}
+
+/* Resident pages of [base, base + len) (page aligned), by mincore. */
+static size_t resident_pages(void *base, size_t len)
+{
+	static unsigned char vec[FIBER_STACK_MAX / 4096 + 64];
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), n = len / pg, r = 0;
+
+	if (n > sizeof(vec) || mincore(base, len, vec))
+		return SIZE_MAX;
+	for (size_t i = 0; i < n; i++)
+		r += vec[i] & 1;
+	return r;
+}
+
+static void park_all(fiber_t **f, int n)
+{
+	atomic_store(&parked_n, 0);
+	assert_int_equal(fiber_sem_init(&park_sem, 0), 0);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(fiber_spawn(&f[i], NULL, parked_fn, NULL), 0);
+	while (atomic_load(&parked_n) < n)
+		usleep(1000);
+	usleep(20000); /* from the count to the switch away: let the last ones finish parking */
+}
+
+static void release_all(fiber_t **f, int n)
+{
+	for (int i = 0; i < n; i++)
+		fiber_sem_post(&park_sem);
+	for (int i = 0; i < n; i++)
+		fiber_join(f[i], NULL);
+}
+
+/*
+ * A fiber that parked after a few calls has exactly one resident page: the top of its unit, which holds both its
+ * descriptor and its frames (before units: the stack's top page plus a share of a descriptor slab, 4.94 KiB per
+ * parked fiber in bench_park). The fibers of a fresh runtime get units whose pages were given back at the last
+ * stop, or fresh ones.
+ */
+static void test_stack_parked_fiber_has_one_resident_page(void **state)
+{
+	static fiber_t *f[UNITS_PARKED];
+	struct fiber_config c = test_cfg(2);
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), pages[UNITS_PARKED];
+	bool desc_on_top[UNITS_PARKED];
+	int one = 0;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	skip(); /* the sanitizers' frames (redzones, interceptors) are larger */
+#endif
+	assert_int_equal(fiber_runtime_start(&c), 0);
+	park_all(f, UNITS_PARKED);
+	for (int i = 0; i < UNITS_PARKED; i++) {
+		struct fiber *p = f[i];
+		uintptr_t top = (uintptr_t)p->stack_base + p->stack_size;
+
+		pages[i] = resident_pages(p->stack_base, p->stack_size);
+		desc_on_top[i] = (uintptr_t)p >= top - pg && (uintptr_t)(p + 1) <= top;
+		one += pages[i] == 1;
+	}
+	release_all(f, UNITS_PARKED);
+	fiber_runtime_stop();
+	print_message("  %d of %d parked fibers with one resident page (first: %zu)\n", one, UNITS_PARKED, pages[0]);
+	for (int i = 0; i < UNITS_PARKED; i++) {
+		assert_true(desc_on_top[i]);
+		assert_int_equal(pages[i], 1);
+	}
+}
+
+/* Can this process read @addr? (write() from it into a pipe: EFAULT if not, no signal.) */
+static int readable(int wfd, const void *addr)
+{
+	return write(wfd, addr, 1) == 1 ? 0 : errno;
+}
+
+/* Every unit of a chunk, the first and the last included, has its guard below its stack, and nothing else. */
+static void test_stack_every_unit_of_a_chunk_guarded(void **state)
+{
+	static fiber_t *f[UNITS_PARKED];
+	static int below[UNITS_PARKED], guard_top[UNITS_PARKED], stack_low[UNITS_PARKED];
+	struct fiber_config c = test_cfg(2);
+	size_t guard = fiber__stack_guard_size();
+	int pfd[2];
+	char sink[4096];
+
+	assert_int_equal(pipe(pfd), 0);
+	assert_int_equal(fiber_runtime_start(&c), 0);
+	park_all(f, UNITS_PARKED);
+	for (int i = 0; i < UNITS_PARKED; i++) {
+		char *base = f[i]->stack_base;
+
+		below[i] = readable(pfd[1], base);
+		guard_top[i] = readable(pfd[1], base + guard - 1);
+		stack_low[i] = readable(pfd[1], base + guard);
+		while (read(pfd[0], sink, sizeof(sink)) == sizeof(sink))
+			;
+	}
+	release_all(f, UNITS_PARKED);
+	fiber_runtime_stop();
+	close(pfd[0]);
+	close(pfd[1]);
+	for (int i = 0; i < UNITS_PARKED; i++) {
+		assert_int_equal(below[i], EFAULT);
+		assert_int_equal(guard_top[i], EFAULT);
+		assert_int_equal(stack_low[i], 0);
+	}
+}
+
+#define REUSE_FIBERS 10000 /* beyond the global cache (8192) and the per-worker ones: some go cold at once */
+
+static void *exit_fn(void *arg)
+{
+	return arg;
+}
+
+/* Spawn REUSE_FIBERS that exit at once, note their units (still theirs until joined), join them. */
+static int burst(fiber_t **f, uintptr_t *units)
+{
+	int ok = 0;
+
+	for (int i = 0; i < REUSE_FIBERS; i++) {
+		units[i] = 0;
+		if (fiber_spawn(&f[i], NULL, exit_fn, NULL) == 0) {
+			units[i] = (uintptr_t)f[i]->stack_base;
+			ok++;
+		}
+	}
+	for (int i = 0; i < REUSE_FIBERS; i++)
+		if (units[i])
+			fiber_join(f[i], NULL);
+	return ok;
+}
+
+static int cmp_uptr(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Units are never unmapped (descriptors are type-stable), so they must be reused: after a burst whose units went
+ * back (global cache full, then the idle trim), a second burst of the same size runs on units of the first one
+ * only, none newly mapped.
+ */
+static void test_stack_cold_units_reused_by_next_burst(void **state)
+{
+	static fiber_t *f[REUSE_FIBERS];
+	static uintptr_t first[REUSE_FIBERS], second[REUSE_FIBERS];
+	struct fiber_config c = test_cfg(2);
+	int ok1, ok2, reused = 0;
+	unsigned cached;
+	uint64_t t0;
+
+	assert_int_equal(fiber_runtime_start(&c), 0);
+	ok1 = burst(f, first);
+	t0 = now_ns();
+	while ((cached = fiber__stack_cached()) && now_ns() - t0 < 10 * STACK_TRIM_NS)
+		usleep(50000);
+	ok2 = burst(f, second);
+	fiber_runtime_stop();
+	qsort(first, REUSE_FIBERS, sizeof(first[0]), cmp_uptr);
+	for (int i = 0; i < REUSE_FIBERS; i++)
+		reused += second[i] && bsearch(&second[i], first, REUSE_FIBERS, sizeof(first[0]), cmp_uptr);
+	print_message("  %d of %d units of the second burst were the first burst's (global cache %u)\n", reused,
+		      REUSE_FIBERS, cached);
+	assert_int_equal(ok1, REUSE_FIBERS);
+	assert_int_equal(ok2, REUSE_FIBERS);
+	assert_int_equal(cached, 0);
+	assert_int_equal(reused, REUSE_FIBERS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +640,9 @@ int main(void)
 		cmocka_unit_test(test_stack_other_segv_chained),
 		cmocka_unit_test(test_stack_other_segv_default),
 		cmocka_unit_test(test_stack_cache_trimmed_when_idle),
+		cmocka_unit_test(test_stack_parked_fiber_has_one_resident_page),
+		cmocka_unit_test(test_stack_every_unit_of_a_chunk_guarded),
+		cmocka_unit_test(test_stack_cold_units_reused_by_next_burst),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

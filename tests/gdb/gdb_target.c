@@ -99,13 +99,19 @@ static void main_fiber(void *arg)
 	*(int *)arg = 1;
 }
 
-/* madvise(addr, len, 102 = MADV_GUARD_INSTALL) fails with EINVAL; every other system call is allowed. */
+/*
+ * madvise(addr, len, 102 = MADV_GUARD_INSTALL) and process_madvise(pidfd, iov, n, 102, flags), the runtime's batched
+ * form, fail with EINVAL; every other system call is allowed.
+ */
 static void no_guard_install(void)
 {
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_madvise, 0, 3),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_madvise, 0, 2),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 102, 3, 4),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_madvise, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3])),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 102, 0, 1),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
