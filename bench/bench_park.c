@@ -6,6 +6,8 @@
  *	park_1m_rss	the resident memory each parked fiber adds (KiB per fiber): /proc/self/statm once all have
  *			parked, minus before the first spawn
  *
+ * Also on stderr: the page tables each parked fiber adds (VmPTE of /proc/self/status, which RSS leaves out).
+ *
  * Then the fibers are woken and exit. The figures are those of the first, cold run (fresh stacks and descriptors,
  * as a server meets a million connections); up to 2 more runs follow and go to stderr only, because they reuse
  * whatever the caches kept (the runtime keeps a few thousand stacks, Go keeps every dead goroutine's stack), which
@@ -42,6 +44,21 @@ static size_t rss_bytes(void)
 	return (size_t)rss * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* The process's page tables (KiB), or 0. */
+static size_t pte_kib(void)
+{
+	char line[256];
+	size_t kib = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPTE: %zu kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
 #if HAVE_WAIT
 
 struct park {
@@ -50,7 +67,7 @@ struct park {
 	uint64_t n;
 	uint64_t parked, exited; /* atomic */
 	int err;
-	double ms[PARK_RUNS_MAX], kib[PARK_RUNS_MAX];
+	double ms[PARK_RUNS_MAX], kib[PARK_RUNS_MAX], pte[PARK_RUNS_MAX];
 	int runs;
 };
 
@@ -78,9 +95,9 @@ static void *parker(void *arg)
 }
 
 /* One run: ns until all parked, RSS added; 0 on failure. */
-static uint64_t one_run(struct park *pk, size_t *rss_added)
+static uint64_t one_run(struct park *pk, size_t *rss_added, size_t *pte_added)
 {
-	size_t rss0;
+	size_t rss0, pte0;
 	uint64_t t0, t, i;
 	int err;
 
@@ -88,6 +105,7 @@ static uint64_t one_run(struct park *pk, size_t *rss_added)
 	__atomic_store_n(&pk->parked, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&pk->exited, 0, __ATOMIC_RELAXED);
 	rss0 = rss_bytes();
+	pte0 = pte_kib();
 	t0 = bench_now_ns();
 	for (i = 0; i < pk->n; i++) {
 		err = fiber_spawn(NULL, NULL, parker, pk);
@@ -100,6 +118,7 @@ static uint64_t one_run(struct park *pk, size_t *rss_added)
 		fiber_sleep(100000);
 	t = bench_now_ns() - t0;
 	*rss_added = rss_bytes() - rss0;
+	*pte_added = pte_kib() - pte0;
 	/* Let them go and wait until all have exited. */
 	__atomic_store_n(&pk->open, 1, __ATOMIC_RELEASE);
 	fiber__wake_up(&pk->wq, TASK_NORMAL, 0);
@@ -115,7 +134,7 @@ static void root(void *arg)
 	int reps = bench_opts.reps < PARK_RUNS_MAX ? bench_opts.reps : PARK_RUNS_MAX;
 
 	for (pk->runs = 0; pk->runs < reps; pk->runs++) {
-		size_t added;
+		size_t added, pte;
 		uint64_t t;
 
 		if (pk->runs > 0 && bench_now_ns() - start > PARK_BUDGET_NS) {
@@ -123,11 +142,12 @@ static void root(void *arg)
 				(unsigned long long)(PARK_BUDGET_NS / 1000000000ull), pk->runs);
 			break;
 		}
-		t = one_run(pk, &added);
+		t = one_run(pk, &added, &pte);
 		if (!t)
 			return;
 		pk->ms[pk->runs] = (double)t / 1e6;
 		pk->kib[pk->runs] = (double)added / 1024.0 / (double)pk->n;
+		pk->pte[pk->runs] = (double)pte / (double)pk->n;
 	}
 }
 
@@ -159,6 +179,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "park_1m: warm run %d: %.1f ms, %.2f KiB per fiber (not reported)\n", r + 1, pk.ms[r],
 			pk.kib[r]);
 	if (pk.runs) {
+		fprintf(stderr, "park_1m: page tables %.2f KiB per fiber (not in the RSS figure)\n", pk.pte[0]);
 		bench_report("park_1m", "libfiber", pk.ms, 1, "ms/run");
 		bench_report("park_1m_rss", "libfiber", pk.kib, 1, "KiB/fiber");
 	}

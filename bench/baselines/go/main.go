@@ -29,6 +29,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -265,6 +266,21 @@ func rssBytes() int64 {
 	return rss * int64(os.Getpagesize())
 }
 
+// pteKiB is the process's page tables (VmPTE, KiB), which the RSS figure leaves out; 0 if unknown.
+func pteKiB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var kib int64
+		if _, err := fmt.Sscanf(line, "VmPTE: %d kB", &kib); err == nil {
+			return kib
+		}
+	}
+	return 0
+}
+
 // park starts n goroutines that block on a channel receive and reports the time until all have started
 // (each counts itself just before it blocks) and the resident memory they added, per goroutine.
 func park(n int) {
@@ -279,6 +295,7 @@ func park(n int) {
 	}
 	ms := make([]float64, 0, runs)
 	kib := make([]float64, 0, runs)
+	pte := make([]float64, 0, runs)
 	for r := 0; r < runs; r++ {
 		runtime.GC()
 		gate := make(chan struct{})
@@ -286,6 +303,7 @@ func park(n int) {
 		started.Add(n)
 		done.Add(n)
 		rss0 := rssBytes()
+		pte0 := pteKiB()
 		start := time.Now()
 		for i := 0; i < n; i++ {
 			go func() {
@@ -297,6 +315,7 @@ func park(n int) {
 		started.Wait()
 		d := time.Since(start)
 		added := rssBytes() - rss0
+		pte = append(pte, float64(pteKiB()-pte0)/float64(n))
 		close(gate)
 		done.Wait()
 		ms = append(ms, float64(d.Nanoseconds())/1e6)
@@ -307,6 +326,7 @@ func park(n int) {
 		fmt.Fprintf(os.Stderr, "park_1m: warm run %d: %.1f ms, %.2f KiB per goroutine (not reported)\n", r+1,
 			ms[r], kib[r])
 	}
+	fmt.Fprintf(os.Stderr, "park_1m: page tables %.2f KiB per goroutine (not in the RSS figure)\n", pte[0])
 	report("park_1m", "ms/run", ms[:1])
 	report("park_1m_rss", "KiB/fiber", kib[:1])
 }
