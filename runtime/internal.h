@@ -978,6 +978,8 @@ __hidden void fiber__stack_cache_drain(struct stack_cache *c);
 __hidden void fiber__stack_cache_init(struct stack_cache *c, unsigned cap);
 __hidden unsigned fiber__stack_cache_trim(void);
 __hidden unsigned fiber__stack_cached(void);
+__hidden void fiber__stack_prefault(void);
+__hidden void fiber__stack_chunk_peek(char **next, char **end, char **prefaulted, size_t *unit);
 __hidden void *fiber__frame_init(void *stack_top, void (*entry)(void));
 __hidden void *fiber__fiber_frame_init(struct fiber *p);
 __hidden size_t fiber__page_size(void);

@@ -18,7 +18,9 @@
  *
  * Units of the default size are mapped UNIT_CHUNK at a time, with all their guards installed by one
  * process_madvise() where the kernel allows it (6.13+; else one madvise each): a fresh fiber then costs its one
- * page fault and no system call. Other sizes get a mapping each.
+ * page fault and no system call. Other sizes get a mapping each. While fibers are being spawned, a worker that goes
+ * idle populates the top pages of the next units and maps the next chunk ahead (fiber__stack_prefault), which
+ * takes the page faults and the system calls off the spawning worker.
  *
  * Descriptors are type-stable for the life of the process, so the address space of a unit is never unmapped: a
  * handle never points to unmapped memory. A stale one (a second join, a handle from an earlier runtime) reads a
@@ -60,6 +62,9 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 #ifndef PIDFD_SELF
 #define PIDFD_SELF (-10000) /* Linux 6.14+: the calling thread (and its process) without a pidfd */
@@ -81,6 +86,15 @@ static atomic_int map_error_said;	    /* the vm.max_map_count message is printed
 /* The chunk being handed out: [chunk_next, chunk_end), units of chunk_unit bytes. stack_lock. */
 static char *chunk_next, *chunk_end;
 static size_t chunk_unit;
+/*
+ * Work an idle worker does ahead of spawns (fiber__stack_prefault): the top pages of the units in
+ * [chunk_next, prefault_next) are populated (or being populated), and next_chunk, when set, is a chunk of
+ * chunk_unit-byte units mapped ahead, with its guards. fresh_taken counts units handed out of chunks, prefault_seen
+ * its value at the last prefault: no new spawns, no work. All stack_lock.
+ */
+static char *prefault_next, *next_chunk;
+static uint64_t fresh_taken, prefault_seen;
+static atomic_int populate_works = 1; /* cleared the first time process_madvise refuses MADV_POPULATE_WRITE */
 
 /* Units whose pages were given back, one list per size. stack_lock; process lifetime. */
 struct cold_list {
@@ -199,10 +213,13 @@ static int guards_install(char *base, size_t total, unsigned n)
 	return 0;
 }
 
-/* Map @n units of @total bytes with their guards; NULL on failure, said once when @report. */
-static char *units_map(size_t total, unsigned n, bool report)
+/*
+ * Map @n units of @total bytes with their guards; NULL on failure, said once when @report. @ahead: an idle worker
+ * mapping before it is needed, which nobody waits for (the allocation-failure tests' hook leaves it alone).
+ */
+static char *units_map(size_t total, unsigned n, bool report, bool ahead)
 {
-	bool inject = fiber__alloc_should_fail(); /* the allocation-failure tests' hook */
+	bool inject = !ahead && fiber__alloc_should_fail(); /* the allocation-failure tests' hook */
 	char *base = inject ? MAP_FAILED
 			    : mmap(NULL, total * n, PROT_READ | PROT_WRITE,
 				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -397,21 +414,28 @@ static unsigned cache_take_oldest(struct stack_cache *c, void **base, size_t *to
  */
 static void *unit_fresh(size_t total)
 {
-	char *base = NULL, *spare = NULL;
-	size_t spare_len = 0;
+	char *base = NULL, *spare = NULL, *ahead = NULL;
+	size_t spare_len = 0, ahead_len = 0;
 
 	if (total == unit_total(fiber__rt.stack_size))
-		base = units_map(total, UNIT_CHUNK, false);
+		base = units_map(total, UNIT_CHUNK, false, false);
 	if (!base)
-		return units_map(total, 1, true);
+		return units_map(total, 1, true, false);
 	spin_lock(&fiber__rt.stack_lock);
+	fresh_taken++;
 	if (chunk_next == chunk_end || chunk_unit != total) {
 		/* Units of a chunk that were never handed out hold no descriptor: they may go. */
 		spare = chunk_next;
 		spare_len = (size_t)(chunk_end - chunk_next);
+		if (chunk_unit != total && next_chunk) {
+			ahead = next_chunk; /* mapped ahead for the old size */
+			ahead_len = (size_t)UNIT_CHUNK * chunk_unit;
+			next_chunk = NULL;
+		}
 		chunk_next = base + total;
 		chunk_end = base + (size_t)UNIT_CHUNK * total;
 		chunk_unit = total;
+		prefault_next = NULL;
 	} else {
 		/* Another thread mapped a chunk meanwhile: give this one back but its first unit. */
 		spare = base + total;
@@ -420,6 +444,8 @@ static void *unit_fresh(size_t total)
 	spin_unlock(&fiber__rt.stack_lock);
 	if (spare_len)
 		munmap(spare, spare_len);
+	if (ahead)
+		munmap(ahead, ahead_len);
 	return base;
 }
 
@@ -446,9 +472,17 @@ struct fiber *fiber__fiber_alloc(size_t size)
 		base = cache_get(&fiber__rt.gstacks, total);
 		if (!base)
 			base = cold_get(total);
+		if (!base && chunk_unit == total && chunk_next == chunk_end && next_chunk) {
+			/* The chunk an idle worker mapped ahead. */
+			chunk_next = next_chunk;
+			chunk_end = next_chunk + (size_t)UNIT_CHUNK * total;
+			next_chunk = NULL;
+			prefault_next = NULL;
+		}
 		if (!base && chunk_unit == total && chunk_next != chunk_end) {
 			base = chunk_next;
 			chunk_next += total;
+			fresh_taken++;
 		}
 		spin_unlock(&fiber__rt.stack_lock);
 	}
@@ -462,6 +496,74 @@ struct fiber *fiber__fiber_alloc(size_t size)
 	p->stack_base = base;
 	p->stack_size = total;
 	return p;
+}
+
+#define PREFAULT_BATCH 16 /* units whose top pages one idle-worker call populates */
+
+/*
+ * fiber__stack_prefault - an idle worker's share of spawning: while fibers are being spawned (fresh units taken
+ * from chunks since the last call), populate the top pages of the next PREFAULT_BATCH units of the current chunk
+ * (one process_madvise, MADV_POPULATE_WRITE) and map the next chunk before this one runs out, so that the spawner
+ * finds its page present and its chunk mapped. Bounded work (PREFAULT_BATCH page faults, or one chunk mapped),
+ * done before the worker starts polling; nothing when no fiber was spawned fresh since the last call, so an idle process does
+ * none of it. Context: an idle worker's idle loop.
+ */
+void fiber__stack_prefault(void)
+{
+	struct iovec iov[PREFAULT_BATCH];
+	size_t pg = fiber__page_size(), total;
+	unsigned n = 0;
+	bool map_ahead;
+	char *start;
+
+	spin_lock(&fiber__rt.stack_lock);
+	if (fresh_taken == prefault_seen || !chunk_unit) {
+		spin_unlock(&fiber__rt.stack_lock);
+		return;
+	}
+	prefault_seen = fresh_taken;
+	total = chunk_unit;
+	start = prefault_next > chunk_next && prefault_next <= chunk_end ? prefault_next : chunk_next;
+	while (n < PREFAULT_BATCH && start + (size_t)(n + 1) * total <= chunk_end) {
+		iov[n].iov_base = start + (size_t)(n + 1) * total - pg;
+		iov[n].iov_len = pg;
+		n++;
+	}
+	map_ahead = !next_chunk && (size_t)(chunk_end - chunk_next) < 2 * PREFAULT_BATCH * total;
+	if (map_ahead)
+		n = 0; /* one thing per call: a kick waits for at most one of them */
+	prefault_next = start + (size_t)n * total;
+	spin_unlock(&fiber__rt.stack_lock);
+	if (n && atomic_load_explicit(&populate_works, memory_order_relaxed) &&
+	    syscall(SYS_process_madvise, PIDFD_SELF, iov, (size_t)n, MADV_POPULATE_WRITE, 0u) < 0 && errno != ENOMEM &&
+	    errno != EFAULT)
+		atomic_store(&populate_works, 0); /* not on this kernel */
+	if (map_ahead) {
+		char *base = units_map(total, UNIT_CHUNK, false, true);
+		bool kept = false;
+
+		if (!base)
+			return;
+		spin_lock(&fiber__rt.stack_lock);
+		if (!next_chunk && chunk_unit == total) {
+			next_chunk = base;
+			kept = true;
+		}
+		spin_unlock(&fiber__rt.stack_lock);
+		if (!kept)
+			munmap(base, (size_t)UNIT_CHUNK * total);
+	}
+}
+
+/* Tests: the chunk being handed out and the prefault mark. */
+void fiber__stack_chunk_peek(char **next, char **end, char **prefaulted, size_t *unit)
+{
+	spin_lock(&fiber__rt.stack_lock);
+	*next = chunk_next;
+	*end = chunk_end;
+	*prefaulted = prefault_next;
+	*unit = chunk_unit;
+	spin_unlock(&fiber__rt.stack_lock);
 }
 
 /*

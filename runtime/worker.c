@@ -141,6 +141,8 @@ static void do_idle(struct worker *w)
 				next_pull = now + 1000;
 			}
 			if (!poll_until) {
+				if (!w->spare)
+					fiber__stack_prefault();
 				poll_until = now + IDLE_POLL_NS;
 				fiber__idle_polling(true);
 				polling = true;

@@ -565,6 +565,61 @@ static void test_stack_every_unit_of_a_chunk_guarded(void **state)
 	}
 }
 
+/*
+ * The idle workers' share of spawning (fiber__stack_prefault): after a spawn takes a fresh unit, a worker that goes
+ * idle populates the top pages of the next units of the chunk, so the next spawns find them present. In a child:
+ * a fresh process has no cold units, so its spawns take fresh ones.
+ */
+static void child_prefault(void)
+{
+	struct fiber_config c = test_cfg(2);
+	static fiber_t *f[4];
+	char *next, *end, *mark, line[128];
+	size_t unit, pg = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned char v;
+	int resident = 0, ahead = 0, n;
+	uint64_t t0;
+
+	/* No cmocka asserts in the child: it reports on stderr. */
+	atomic_store(&parked_n, 0);
+	if (fiber_sem_init(&park_sem, 0) || fiber_runtime_start(&c))
+		_exit(2);
+	for (int i = 0; i < 4; i++)
+		if (fiber_spawn(&f[i], NULL, parked_fn, NULL))
+			_exit(2);
+	t0 = now_ns();
+	do {
+		usleep(1000);
+		fiber__stack_chunk_peek(&next, &end, &mark, &unit);
+	} while ((!mark || mark <= next) && now_ns() - t0 < 2000000000ull);
+	if (mark > next && unit) {
+		ahead = (int)((size_t)(mark - next) / unit);
+		for (int i = 0; i < ahead; i++)
+			resident += mincore(next + (size_t)(i + 1) * unit - pg, pg, &v) == 0 && (v & 1);
+	}
+	release_all(f, 4);
+	fiber_runtime_stop();
+	n = snprintf(line, sizeof(line), "child: %d ahead, %d resident\n", ahead, resident);
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		_exit(3);
+}
+
+static void test_stack_idle_worker_prefaults_next_units(void **state)
+{
+	static char out[4096];
+	int status = run_child(child_prefault, out, sizeof(out)), ahead = -1, resident = -1;
+	const char *p;
+
+	assert_true(status != -1 && WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	p = strstr(out, "child: ");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, "child: %d ahead, %d resident", &ahead, &resident), 2);
+	print_message("  %d units prefaulted ahead of the spawns, %d of them resident\n", ahead, resident);
+	assert_true(ahead > 0);
+	assert_int_equal(resident, ahead);
+}
+
 #define REUSE_FIBERS 10000 /* beyond the global cache (8192) and the per-worker ones: some go cold at once */
 
 static void *exit_fn(void *arg)
@@ -643,6 +698,7 @@ int main(void)
 		cmocka_unit_test(test_stack_parked_fiber_has_one_resident_page),
 		cmocka_unit_test(test_stack_every_unit_of_a_chunk_guarded),
 		cmocka_unit_test(test_stack_cold_units_reused_by_next_burst),
+		cmocka_unit_test(test_stack_idle_worker_prefaults_next_units),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
