@@ -822,8 +822,11 @@ static void __schedule(int sched_mode)
 	}
 }
 
-/* Work to do before taking the rq lock: due timers and wake-ups handed to us (sched_submit_work's place). */
-static inline void sched_submit_work(struct worker *w)
+/*
+ * Work to do before taking the rq lock: due timers and wake-ups handed to us (sched_submit_work's place). @sw: a
+ * switch follows (schedule, yield), not only a preemption point; the I/O batch counts switches (uring.c).
+ */
+static inline void sched_submit_work(struct worker *w, bool sw)
 {
 	uint64_t next = atomic_load_explicit(&w->timers.next_expiry, memory_order_relaxed);
 
@@ -836,7 +839,7 @@ static inline void sched_submit_work(struct worker *w)
 	if (unlikely(atomic_load_explicit(&w->wake_list, memory_order_relaxed)))
 		fiber__sched_ttwu_pending(w);
 	/* The plug flush: SQEs this worker's fibers prepared go to the kernel once their batch is due (uring.c). */
-	fiber__io_sched_work(w);
+	fiber__io_sched_work(w, sw);
 }
 
 /*
@@ -886,7 +889,7 @@ void fiber__schedule(void)
 		atomic_store_explicit(&w->tick_pending, 0, memory_order_relaxed); /* __schedule charges curr anyway */
 		set_tick_wanted(w, false);					  /* __schedule: on again if needed */
 	}
-	sched_submit_work(w);
+	sched_submit_work(w, true);
 	do {
 		preempt_disable();
 		__schedule(SM_NONE);
@@ -938,7 +941,7 @@ void fiber__preempt_point(void)
 	}
 	if (unlikely(atomic_load_explicit(&w->tick_pending, memory_order_relaxed)))
 		fiber__sched_tick(w);
-	sched_submit_work(w);
+	sched_submit_work(w, false);
 	w = this_worker();
 	if (test_tsk_need_resched(w->current))
 		preempt_schedule();
@@ -1047,7 +1050,7 @@ void fiber__do_sched_yield(struct worker *w)
 {
 	if (unlikely(w->preempt_count))
 		schedule_atomic_fixup(w, w->current, "yielded");
-	sched_submit_work(w);
+	sched_submit_work(w, true);
 	preempt_disable();
 	/*
 	 * do_sched_yield takes the rq lock for yield_task, drops it and calls schedule(); SM_YIELD runs yield_task

@@ -53,7 +53,8 @@ struct io_ring {
 	uint64_t efd_buf;
 	unsigned unsubmitted;		   /* SQEs prepared and not yet submitted */
 	unsigned expected;		   /* CQEs still to come (ops, linked timeouts, cancels, the eventfd read) */
-	unsigned batch;			   /* scheduling decisions since the oldest unsubmitted SQE */
+	unsigned batch;			   /* switches since the oldest unsubmitted SQE */
+	unsigned batch_limit;		   /* ... at which they are submitted: IO_BATCH + the fibers the last reap woke */
 	uint64_t batch_start;		   /* fiber__sched_clock() of the oldest unsubmitted SQE */
 	uint64_t last_events;		   /* when this worker last entered the kernel for completions while busy */
 	struct io_op *_Atomic cancel_list; /* any thread pushes (llist), the owner drains */
@@ -73,7 +74,7 @@ __hidden int fiber__io_select(void);			   /* at runtime start: which mode, say i
 __hidden void fiber__io_release(void);			   /* at runtime stop, after the workers: undo select */
 __hidden int fiber__io_worker_init(struct worker *w);	   /* on the worker's thread */
 __hidden void fiber__io_worker_exit(struct worker *w);	   /* on the worker's thread */
-__hidden void fiber__io_work(struct worker *w, bool idle); /* submit due SQEs, drain cancels, reap */
+__hidden void fiber__io_work(struct worker *w, bool idle, bool sw); /* submit due SQEs, drain cancels, reap */
 __hidden void fiber__io_idle_wait(struct worker *w, const struct timespec *ts); /* block in the ring */
 __hidden void fiber__io_kick(struct worker *w); /* from any thread: end w's wait in its ring */
 __hidden struct io_uring_sqe *fiber__io_get_sqe(struct io_ring *io, unsigned nr);
@@ -81,13 +82,16 @@ __hidden void fiber__io_queued(struct io_ring *io, unsigned nr_sqes);
 __hidden void fiber__io_cancel(struct io_op *op);	  /* from the issuing fiber, on any worker */
 __hidden struct io_ring *fiber__io_bind(struct fiber *p); /* register the ring notifier; the current ring */
 
-/* The hook of sched_submit_work: nothing to do unless this worker has SQEs or CQEs outstanding. */
-static inline void fiber__io_sched_work(struct worker *w)
+/*
+ * The hook of sched_submit_work (@sw: a switch follows, not only a preemption point): nothing to do unless this
+ * worker has SQEs or CQEs outstanding.
+ */
+static inline void fiber__io_sched_work(struct worker *w, bool sw)
 {
 	struct io_ring *io = w->io;
 
 	if (unlikely(io && (io->unsubmitted | io->expected)))
-		fiber__io_work(w, false);
+		fiber__io_work(w, false, sw);
 }
 
 #endif

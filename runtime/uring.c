@@ -27,7 +27,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define IO_BATCH 32	      /* scheduling decisions an SQE may wait while the worker stays busy */
+#define IO_BATCH 32	      /* switches an SQE may wait while the worker stays busy (beyond the reaped fibers') */
 #define IO_BATCH_NS 50000ull  /* ... or this long */
 #define IO_EVENTS_NS 20000ull /* a busy worker enters for deferred completions at most this often */
 #define IO_DEFAULT_ENTRIES 256
@@ -217,6 +217,7 @@ int fiber__io_worker_init(struct worker *w)
 		fiber__free(io, sizeof(*io));
 		return ret;
 	}
+	io->batch_limit = IO_BATCH;
 	io_arm_kick(io);
 	w->io = io;
 	return 0;
@@ -289,8 +290,14 @@ static unsigned io_reap(struct io_ring *io)
 		io_complete(io, cqe);
 		n++;
 	}
-	if (n)
+	if (n) {
 		io_uring_cq_advance(&io->ring, n);
+		/*
+		 * Each fiber woken here runs once before this worker would go idle and submit anyway: the SQEs they
+		 * prepare are one batch, as the raw completion loop's handling of one io_uring_enter's CQEs is.
+		 */
+		io->batch_limit = IO_BATCH + n;
+	}
 	return n;
 }
 
@@ -360,7 +367,7 @@ static inline bool io_events_pending(struct io_ring *io)
  * The scheduler's hook (sched_submit_work) and the idle loop's: submit SQEs whose batch is due, queue the cancels
  * other fibers asked for, and reap completions. @idle: the worker has nothing else to run, so everything is due.
  */
-void fiber__io_work(struct worker *w, bool idle)
+void fiber__io_work(struct worker *w, bool idle, bool sw)
 {
 	struct io_ring *io = w->io;
 	bool enter = false;
@@ -369,7 +376,7 @@ void fiber__io_work(struct worker *w, bool idle)
 	if (atomic_load_explicit(&io->cancel_list, memory_order_relaxed) && io_drain_cancels(io))
 		enter = true; /* a cancel waits for nobody's batch */
 	if (io->unsubmitted && !enter) {
-		if (idle || ++io->batch >= IO_BATCH)
+		if (idle || (sw && ++io->batch >= io->batch_limit))
 			enter = true;
 		else if ((now = fiber__sched_clock()) - io->batch_start >= io_batch_ns)
 			enter = true;

@@ -120,7 +120,7 @@ static void do_idle(struct worker *w)
 			uint64_t next, now;
 
 			if (w->io)
-				fiber__io_work(w, true); /* nothing else to run: submit now, reap what came in */
+				fiber__io_work(w, true, false); /* nothing else to run: submit now, reap what came in */
 			if (w->spare)
 				spare_work(w);
 			if (atomic_load_explicit(&w->wake_list, memory_order_relaxed))
