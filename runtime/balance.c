@@ -141,6 +141,13 @@ static __noinline int select_task_rq_many(struct fiber *p, int wake_flags)
 	cpu = class_select_cpu(p, prev, wake_flags);
 	if (cpu >= 0)
 		return cpu;
+	/*
+	 * A completion reaped from this worker's ring (uring.c): the fiber submitted here, so this is also where it
+	 * last ran, and waking it here costs no kick. Idle workers take work from here by pulling (newidle balance)
+	 * and the tick's wakep, as Go's netpoll puts the goroutines it readies on the local run queue.
+	 */
+	if ((wake_flags & WF_CURRENT_CPU) && w && cpu_allowed(p, w->id) && !worker_stuck(w->id))
+		return w->id;
 	/* A worker the monitor found stuck (a fiber blocking it, or a CPU loop) is the last choice. */
 	if (worker_stuck(prev))
 		prev = -1;

@@ -346,9 +346,11 @@ static void ttwu_queue(struct fiber *p, int cpu, int wake_flags)
 	 * A sync wake-up on the waker's own worker: the wakee runs here when the waker blocks, which it said it is
 	 * about to do, so an idle worker is not kicked to come and pull it (that turned a channel ping-pong on two
 	 * workers into a futex wake and a pull per few messages). If the waker goes on running instead, the tick
-	 * kicks one (fiber__sched_tick), as the kernel's tick kicks the nohz idle balancer.
+	 * kicks one (fiber__sched_tick), as the kernel's tick kicks the nohz idle balancer. A completion reaped from
+	 * this worker's ring (WF_CURRENT_CPU) is treated alike: its reap wakes many fibers in a row, and a kick for
+	 * each cost a system call per request.
 	 */
-	if ((wake_flags & WF_SYNC) && this_worker() && &this_worker()->rq == rq)
+	if ((wake_flags & (WF_SYNC | WF_CURRENT_CPU)) && this_worker() && &this_worker()->rq == rq)
 		fiber__tick_dep(rq);
 	else
 		fiber__wakep(rq);

@@ -200,6 +200,7 @@ static inline long fiber__futex(void *uaddr, int op, int val, const struct times
 #define WF_SYNC 0x10
 #define WF_MIGRATED 0x20
 #define WF_FORK 0x04
+#define WF_CURRENT_CPU 0x40 /* queue the wakee on the waker's worker; the waker kicks nobody (a ring's completion) */
 
 /* enqueue / dequeue flags */
 #define DEQUEUE_SLEEP 0x01

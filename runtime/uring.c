@@ -9,8 +9,16 @@
  *
  * Submission (the kernel's plug and sched_submit_work): an I/O call prepares its SQE and sleeps; the ring is
  * entered when the worker runs out of work (the idle loop's submit-and-wait), or while it stays busy once IO_BATCH
- * scheduling decisions or IO_BATCH_NS have passed since the oldest unsubmitted SQE, whichever comes first. One
+ * switches or IO_BATCH_NS have passed since the oldest unsubmitted SQE, whichever comes first. Switches, not
+ * preemption points (every I/O call's return is one: counting those cut an echo server's batches to a quarter), and
+ * beyond one switch for each fiber the last reap woke: those run before the worker would go idle anyway, so the SQEs
+ * they prepare go in one batch, as the raw completion loop's handling of one io_uring_enter's CQEs does. One
  * io_uring_enter then carries every SQE the worker's fibers prepared meanwhile, and runs the deferred completions.
+ *
+ * Wake-ups: a completion wakes its fiber on the reaping worker (WF_CURRENT_CPU), which is where it submitted and
+ * last ran; no other worker is kicked for it. Idle workers pull from a worker whose queue grows (newidle balance,
+ * the tick's wakep). Placing each wakee on whichever worker was idle cost an eventfd kick per request with two
+ * workers, and moved connection fibers between rings all the time.
  *
  * Kicks: the idle loop keeps TIF_POLLING while it spins and clears it (full fence, re-check) before it blocks in the
  * ring, as it did before the futex sleep (KERNEL_MAP §6.4). A waker sets NEED_RESCHED and writes the eventfd only
@@ -276,7 +284,7 @@ static void io_complete(struct io_ring *io, const struct io_uring_cqe *cqe)
 		IO_STAT_ADD(io->nr_completed, 1);
 		atomic_store_explicit(&op->done, 1, memory_order_release);
 	}
-	fiber__wake_up_process(f);
+	fiber__try_to_wake_up(f, TASK_NORMAL, WF_CURRENT_CPU);
 	fiber__put_task_struct(f);
 }
 

@@ -811,6 +811,122 @@ static void test_io_batch_is_not_cut_by_preemption_points(void **state)
 #endif
 }
 
+/*
+ * ---- a completion wakes its fiber on the worker that reaped it ----
+ * F (free to run anywhere) alternates write and read on pipes answered by a plain thread, on worker 0 which a
+ * pinned spinner keeps busy, while worker 1 has nothing to do and sleeps. Each completion is reaped on worker 0 in
+ * the spinner's time; it must resume F there, not push it to the sleeping worker with a kick (that cost an eventfd
+ * write per request and moved connection fibers between rings). The monitor is off: no tick, no periodic balance
+ * that could move F legitimately meanwhile.
+ */
+#define AFF_ROUNDS 100
+static int aff_req[2], aff_resp[2];
+static atomic_int aff_stop, aff_moved, aff_calls, aff_errors;
+
+static void pin_self_to(int worker)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	if (worker < 0) {
+		for (unsigned i = 0; i < fiber_worker_count(); i++)
+			CPU_SET(i, &set);
+	} else {
+		CPU_SET(worker, &set);
+	}
+	fiber_setaffinity(NULL, &set);
+	fiber_cond_resched(); /* moves at a preemption point */
+}
+
+static void *aff_spinner(void *arg)
+{
+	pin_self_to(0);
+	while (!atomic_load(&aff_stop))
+		fiber_yield();
+	return NULL;
+}
+
+/* A call that started on worker @w0 returned @r: was it the one byte, and is the fiber still on w0? */
+static void aff_note(int w0, ssize_t r)
+{
+	if (r != 1)
+		atomic_fetch_add(&aff_errors, 1);
+	if (fiber_worker_id() != w0)
+		atomic_fetch_add(&aff_moved, 1);
+	atomic_fetch_add(&aff_calls, 1);
+}
+
+static void *aff_fiber(void *arg)
+{
+	char b = 'x';
+	int w0;
+
+	for (int k = 0; k < AFF_ROUNDS + 5; k++) {
+		pin_self_to(0); /* back on the spinner's worker */
+		pin_self_to(-1);
+		if (k < 5) { /* settle: worker 1 goes to sleep */
+			fiber_write(aff_req[1], &b, 1);
+			fiber_read(aff_resp[0], &b, 1);
+			fiber_sleep(MS);
+			continue;
+		}
+		w0 = fiber_worker_id();
+		aff_note(w0, fiber_write(aff_req[1], &b, 1));
+		w0 = fiber_worker_id();
+		aff_note(w0, fiber_read(aff_resp[0], &b, 1));
+	}
+	b = 0;
+	fiber_write(aff_req[1], &b, 1); /* the thread's end */
+	return NULL;
+}
+
+static void *aff_thread(void *arg)
+{
+	char b;
+
+	while (read(aff_req[0], &b, 1) == 1 && b)
+		if (write(aff_resp[1], &b, 1) != 1)
+			break;
+	return NULL;
+}
+
+static void aff_main(void *arg)
+{
+	fiber_t *s, *f;
+
+	fiber_spawn(&s, NULL, aff_spinner, NULL);
+	fiber_spawn(&f, NULL, aff_fiber, NULL);
+	fiber_join(f, NULL);
+	atomic_store(&aff_stop, 1);
+	fiber_join(s, NULL);
+}
+
+static void test_io_completion_wakes_on_the_reaping_worker(void **state)
+{
+	struct fiber_config c = test_cfg(2);
+	const char *mode = getenv("FIBER_IO");
+	pthread_t t;
+
+	if (mode && !strcmp(mode, "poll"))
+		return; /* no ring: readiness wake-ups come from the poller thread */
+	assert_int_equal(pipe(aff_req), 0);
+	assert_int_equal(pipe(aff_resp), 0);
+	assert_int_equal(pthread_create(&t, NULL, aff_thread, NULL), 0);
+	setenv("FIBER_MONITOR", "0", 1);
+	assert_int_equal(fiber_run(&c, aff_main, NULL), 0);
+	unsetenv("FIBER_MONITOR");
+	pthread_join(t, NULL);
+	close(aff_req[0]);
+	close(aff_req[1]);
+	close(aff_resp[0]);
+	close(aff_resp[1]);
+	print_message("%d calls, %d resumed on another worker\n", atomic_load(&aff_calls), atomic_load(&aff_moved));
+	assert_int_equal(atomic_load(&aff_errors), 0);
+	assert_int_equal(atomic_load(&aff_calls), 2 * AFF_ROUNDS);
+	/* Pushed to the idle worker, nearly every call moved; a rare pull by a worker that was awake is allowed. */
+	assert_true(atomic_load(&aff_moved) <= AFF_ROUNDS / 10);
+}
+
 /* ---- a full submission queue is flushed and the call retried, never dropped ---- */
 
 static void test_io_full_sq_is_flushed_not_dropped(void **state)
@@ -951,6 +1067,7 @@ int main(void)
 		cmocka_unit_test(test_io_submissions_are_batched),
 		cmocka_unit_test(test_io_full_sq_is_flushed_not_dropped),
 		cmocka_unit_test(test_io_batch_is_not_cut_by_preemption_points),
+		cmocka_unit_test(test_io_completion_wakes_on_the_reaping_worker),
 		cmocka_unit_test(test_io_dump_shows_the_io_wait),
 		cmocka_unit_test(test_io_without_io_uring_falls_back_and_says_so),
 	};
