@@ -870,11 +870,19 @@ static inline int64_t fiber__update_curr_common(struct rq *rq)
 	if (delta <= 0)
 		return 0;
 	curr->exec_start = rq->clock;
-	/* A long run may hold a host preemption the periodic sample has not seen yet: look now. */
-	if (unlikely(delta >= (int64_t)STEAL_LONG_NS) && rq->steal_next != UINT64_MAX)
-		fiber__steal_sample(rq);
 	excl = fiber__rq_excluded(rq);
 	gone = excl - rq->excl_seen;
+	/*
+	 * A long run may hold a host preemption the periodic sample has not seen yet: look now. Long in the fiber's
+	 * own time: a run made long by the I/O completion work excluded from it (a busy worker's io_uring_enter) is
+	 * not, or every such enter would cost a read of schedstat.
+	 */
+	if (unlikely(delta - (int64_t)(gone < (uint64_t)delta ? gone : (uint64_t)delta) >= (int64_t)STEAL_LONG_NS) &&
+	    rq->steal_next != UINT64_MAX) {
+		fiber__steal_sample(rq);
+		excl = fiber__rq_excluded(rq);
+		gone = excl - rq->excl_seen;
+	}
 	if (unlikely(gone)) {
 		rq->excl_seen = excl;
 		delta -= gone < (uint64_t)delta ? (int64_t)gone : delta;
