@@ -418,6 +418,27 @@ void fiber__io_work(struct worker *w, bool idle, bool sw)
 }
 
 /*
+ * The idle loop's look at the ring. With nothing in flight, as at a switch, with everything due (submit now, reap).
+ * With I/O in flight (SQEs prepared or submitted, CQEs to come) only the CQEs already there are reaped, and true
+ * says that the wait in the ring is due: fiber__io_idle_wait submits, runs the deferred completions and returns at
+ * once if one is there, all in one io_uring_enter, as the raw completion loop's submit-and-wait. Entering once to
+ * submit and again to wait cost two system calls each time a worker ran out of work.
+ */
+bool fiber__io_idle_work(struct worker *w)
+{
+	struct io_ring *io = w->io;
+
+	if (!io->expected || atomic_load_explicit(&io->cancel_list, memory_order_relaxed) ||
+	    io_uring_cq_has_overflow(&io->ring)) {
+		fiber__io_work(w, true, false);
+		return false;
+	}
+	if (io_uring_cq_ready(&io->ring))
+		io_reap(io);
+	return true;
+}
+
+/*
  * The idle loop's sleep: submit everything, then block until a completion (the kick's included) or @ts passes.
  * The caller cleared TIF_POLLING and re-checked for work after a full fence.
  */
@@ -427,6 +448,7 @@ void fiber__io_idle_wait(struct worker *w, const struct timespec *ts)
 	struct io_uring_cqe *cqe;
 	struct __kernel_timespec kts;
 	bool timed = ts != NULL;
+	unsigned ready;
 	int r;
 
 	if (atomic_load_explicit(&io->cancel_list, memory_order_relaxed))
@@ -447,10 +469,13 @@ void fiber__io_idle_wait(struct worker *w, const struct timespec *ts)
 		kts.tv_nsec = IO_VALGRIND_WAIT_NS;
 		timed = true;
 	}
+	ready = io_uring_sq_ready(&io->ring);
 	r = io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, timed ? &kts : NULL, NULL);
 	IO_STAT_ADD(io->nr_enter, 1);
 	(void)r; /* -ETIME, -EINTR: the loop re-checks everything */
 	io->unsubmitted = io_uring_sq_ready(&io->ring);
+	if (ready > io->unsubmitted)
+		IO_STAT_ADD(io->nr_submitted, ready - io->unsubmitted);
 	if (!io->unsubmitted)
 		io->batch = 0;
 	io->last_events = fiber__sched_clock();

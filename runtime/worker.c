@@ -118,9 +118,11 @@ static void do_idle(struct worker *w)
 
 		for (;;) {
 			uint64_t next, now;
+			bool ring_wait = false;
 
+			/* Nothing else to run: submit and reap, or leave both to the wait in the ring (uring.c). */
 			if (w->io)
-				fiber__io_work(w, true, false); /* nothing else to run: submit now, reap what came in */
+				ring_wait = fiber__io_idle_work(w);
 			if (w->spare)
 				spare_work(w);
 			if (atomic_load_explicit(&w->wake_list, memory_order_relaxed))
@@ -140,18 +142,24 @@ static void do_idle(struct worker *w)
 					break;
 				next_pull = now + 1000;
 			}
-			if (!poll_until) {
-				if (!w->spare)
-					fiber__stack_prefault();
+			if (!poll_until && !w->spare)
+				fiber__stack_prefault(); /* once per idle period, before polling or sleeping */
+			/*
+			 * With I/O in flight the next work most likely comes with a completion, which ends the wait in
+			 * the ring anyway: no polling then. Spinning for it cost a busy echo worker more CPU than the
+			 * sleep it saved, since the ring's wait returns at once when a completion is already there.
+			 */
+			if (!ring_wait && !poll_until) {
 				poll_until = now + IDLE_POLL_NS;
 				fiber__idle_polling(true);
 				polling = true;
 			}
-			if (now < poll_until) {
+			if (!ring_wait && now < poll_until) {
 				cpu_relax();
 				continue;
 			}
-			fiber__idle_polling(false);
+			if (polling)
+				fiber__idle_polling(false);
 			polling = false;
 			idle_sleep(w);
 			poll_until = 0;

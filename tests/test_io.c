@@ -927,6 +927,91 @@ static void test_io_completion_wakes_on_the_reaping_worker(void **state)
 	assert_true(atomic_load(&aff_moved) <= AFF_ROUNDS / 10);
 }
 
+/*
+ * ---- a worker that runs out of work with I/O in flight submits and sleeps in one io_uring_enter, without polling ----
+ * One fiber on one worker alternates write and read on pipes answered by a plain thread after 500 us, so the worker
+ * goes idle at every call with its SQE prepared. It used to enter the ring to submit, poll for IDLE_POLL_NS (20 us,
+ * what makes a wake-up from another worker cheap) and enter again to wait: three io_uring_enter per round (the
+ * write completes at submission) and 31-33 us of worker CPU. With I/O in flight the next work comes with a
+ * completion, which ends the wait in the ring anyway: the wait submits, returns at once if a completion is there,
+ * and there is no poll. Two io_uring_enter per round; the worker's CPU per round is printed, not checked (it
+ * depends on the build and the machine's load).
+ */
+#define ONE_ROUNDS 100
+static uint64_t one_cpu_ns;
+static struct fiber_worker_stats one_before, one_after;
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void *one_fiber(void *arg)
+{
+	char b = 'x';
+	uint64_t c0 = thread_cpu_ns(); /* one worker: this is its thread, throughout */
+
+	fiber_worker_stats(0, &one_before);
+	for (int k = 0; k < ONE_ROUNDS; k++)
+		if (fiber_write(aff_req[1], &b, 1) != 1 || fiber_read(aff_resp[0], &b, 1) != 1)
+			atomic_fetch_add(&aff_errors, 1);
+	one_cpu_ns = thread_cpu_ns() - c0;
+	fiber_worker_stats(0, &one_after);
+	b = 0;
+	fiber_write(aff_req[1], &b, 1); /* the thread's end */
+	return NULL;
+}
+
+static void *one_thread(void *arg)
+{
+	char b;
+
+	while (read(aff_req[0], &b, 1) == 1 && b) {
+		usleep(500);
+		if (write(aff_resp[1], &b, 1) != 1)
+			break;
+	}
+	return NULL;
+}
+
+static void one_main(void *arg)
+{
+	fiber_t *f;
+
+	fiber_spawn(&f, NULL, one_fiber, NULL);
+	fiber_join(f, NULL);
+}
+
+static void test_io_idle_worker_with_io_in_flight_does_not_poll(void **state)
+{
+	struct fiber_config c = test_cfg(1);
+	const char *mode = getenv("FIBER_IO");
+	uint64_t enter;
+	pthread_t t;
+
+	atomic_store(&aff_errors, 0);
+	assert_int_equal(pipe(aff_req), 0);
+	assert_int_equal(pipe(aff_resp), 0);
+	assert_int_equal(pthread_create(&t, NULL, one_thread, NULL), 0);
+	assert_int_equal(fiber_run(&c, one_main, NULL), 0);
+	pthread_join(t, NULL);
+	close(aff_req[0]);
+	close(aff_req[1]);
+	close(aff_resp[0]);
+	close(aff_resp[1]);
+	assert_int_equal(atomic_load(&aff_errors), 0);
+	enter = one_after.io_enter_calls - one_before.io_enter_calls;
+	print_message("%d rounds: %.2f io_uring_enter and %.1f us of worker CPU per round\n", ONE_ROUNDS,
+		      (double)enter / ONE_ROUNDS, (double)one_cpu_ns / ONE_ROUNDS / 1e3);
+	if (mode && !strcmp(mode, "poll"))
+		return; /* no ring: the readiness path's worker polls as without I/O */
+	/* Two per round; a few more allowed for a wait that something else ended early. */
+	assert_true(enter <= 2 * ONE_ROUNDS + ONE_ROUNDS / 4);
+}
+
 /* ---- a full submission queue is flushed and the call retried, never dropped ---- */
 
 static void test_io_full_sq_is_flushed_not_dropped(void **state)
@@ -1068,6 +1153,7 @@ int main(void)
 		cmocka_unit_test(test_io_full_sq_is_flushed_not_dropped),
 		cmocka_unit_test(test_io_batch_is_not_cut_by_preemption_points),
 		cmocka_unit_test(test_io_completion_wakes_on_the_reaping_worker),
+		cmocka_unit_test(test_io_idle_worker_with_io_in_flight_does_not_poll),
 		cmocka_unit_test(test_io_dump_shows_the_io_wait),
 		cmocka_unit_test(test_io_without_io_uring_falls_back_and_says_so),
 	};
