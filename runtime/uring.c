@@ -29,6 +29,7 @@
 #include "netpoll.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,8 @@ enum io_mode fiber__io_mode __hidden = IO_MODE_URING;
 /*
  * Under valgrind (FIBER_IO=uring forced, for callgrind's counts of this path): valgrind does not treat
  * io_uring_enter as a blocking call and keeps its one-thread-at-a-time lock across it, so a worker that waited in its
- * ring for a kick would stop the thread that sends the kick. The idle wait is then cut to IO_VALGRIND_WAIT_NS.
+ * ring for a kick would stop the thread that sends the kick. The idle wait is then cut to IO_VALGRIND_WAIT_NS and
+ * followed by a sched_yield, which lets valgrind run the other threads.
  */
 static bool io_under_valgrind;
 #define IO_VALGRIND_WAIT_NS 1000000ll
@@ -472,6 +474,8 @@ void fiber__io_idle_wait(struct worker *w, const struct timespec *ts)
 	ready = io_uring_sq_ready(&io->ring);
 	r = io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, timed ? &kts : NULL, NULL);
 	IO_STAT_ADD(io->nr_enter, 1);
+	if (unlikely(io_under_valgrind))
+		sched_yield(); /* valgrind switches threads at a blocking call or after a long slice: give one */
 	(void)r; /* -ETIME, -EINTR: the loop re-checks everything */
 	io->unsubmitted = io_uring_sq_ready(&io->ring);
 	if (ready > io->unsubmitted)
