@@ -51,12 +51,12 @@ struct io_ring {
 	int efd;	      /* kick eventfd; its read is always armed while the worker runs */
 	bool efd_armed;
 	uint64_t efd_buf;
-	unsigned unsubmitted;		   /* SQEs prepared and not yet submitted */
-	unsigned expected;		   /* CQEs still to come (ops, linked timeouts, cancels, the eventfd read) */
-	unsigned batch;			   /* switches since the oldest unsubmitted SQE */
-	unsigned batch_limit;		   /* ... at which they are submitted: IO_BATCH + the fibers the last reap woke */
-	uint64_t batch_start;		   /* fiber__sched_clock() of the oldest unsubmitted SQE */
-	uint64_t last_events;		   /* when this worker last entered the kernel for completions while busy */
+	unsigned unsubmitted; /* SQEs prepared and not yet submitted */
+	unsigned expected;    /* CQEs still to come (ops, linked timeouts, cancels, the eventfd read) */
+	unsigned batch;	      /* switches since the oldest unsubmitted SQE */
+	unsigned batch_limit; /* ... at which they are submitted: IO_BATCH + the fibers the last reap woke */
+	uint64_t batch_start; /* fiber__sched_clock() of the oldest unsubmitted SQE */
+	uint64_t last_events; /* when this worker last entered the kernel for completions while busy */
 	struct io_op *_Atomic cancel_list; /* any thread pushes (llist), the owner drains */
 	/* Counters for fiber_worker_stats (only the owner writes; readers accept a torn view). */
 	uint64_t nr_submitted, nr_completed, nr_enter;
@@ -70,10 +70,10 @@ enum io_mode {
 extern __hidden enum io_mode fiber__io_mode;
 
 /* uring.c: start and stop of the rings, the hooks the scheduler and the idle loop call. */
-__hidden int fiber__io_select(void);			   /* at runtime start: which mode, say it once */
-__hidden void fiber__io_release(void);			   /* at runtime stop, after the workers: undo select */
-__hidden int fiber__io_worker_init(struct worker *w);	   /* on the worker's thread */
-__hidden void fiber__io_worker_exit(struct worker *w);	   /* on the worker's thread */
+__hidden int fiber__io_select(void);		       /* at runtime start: which mode, say it once */
+__hidden void fiber__io_release(void);		       /* at runtime stop, after the workers: undo select */
+__hidden int fiber__io_worker_init(struct worker *w);  /* on the worker's thread */
+__hidden void fiber__io_worker_exit(struct worker *w); /* on the worker's thread */
 __hidden void fiber__io_work(struct worker *w, bool idle, bool sw); /* submit due SQEs, drain cancels, reap */
 __hidden bool fiber__io_idle_work(struct worker *w); /* the idle loop's: true if its wait in the ring is due */
 __hidden void fiber__io_idle_wait(struct worker *w, const struct timespec *ts); /* block in the ring */

@@ -93,7 +93,8 @@ static size_t chunk_unit;
  * its value at the last prefault: no new spawns, no work. All stack_lock.
  */
 static char *prefault_next, *next_chunk;
-static uint64_t fresh_taken, prefault_seen;
+static atomic_ullong fresh_taken; /* written under stack_lock, read without it: the idle loop's cheap test */
+static unsigned long long prefault_seen;
 static atomic_int populate_works = 1; /* cleared the first time process_madvise refuses MADV_POPULATE_WRITE */
 
 /* Units whose pages were given back, one list per size. stack_lock; process lifetime. */
@@ -422,7 +423,7 @@ static void *unit_fresh(size_t total)
 	if (!base)
 		return units_map(total, 1, true, false);
 	spin_lock(&fiber__rt.stack_lock);
-	fresh_taken++;
+	atomic_fetch_add_explicit(&fresh_taken, 1, memory_order_relaxed);
 	if (chunk_next == chunk_end || chunk_unit != total) {
 		/* Units of a chunk that were never handed out hold no descriptor: they may go. */
 		spare = chunk_next;
@@ -482,7 +483,7 @@ struct fiber *fiber__fiber_alloc(size_t size)
 		if (!base && chunk_unit == total && chunk_next != chunk_end) {
 			base = chunk_next;
 			chunk_next += total;
-			fresh_taken++;
+			atomic_fetch_add_explicit(&fresh_taken, 1, memory_order_relaxed);
 		}
 		spin_unlock(&fiber__rt.stack_lock);
 	}
@@ -516,12 +517,18 @@ void fiber__stack_prefault(void)
 	bool map_ahead;
 	char *start;
 
+	/*
+	 * Every idle entry passes here: without new spawns, leave stack_lock's cache line alone. A stale read only
+	 * delays the work to the next idle entry (or does it once more for nothing).
+	 */
+	if (atomic_load_explicit(&fresh_taken, memory_order_relaxed) == READ_ONCE(prefault_seen))
+		return;
 	spin_lock(&fiber__rt.stack_lock);
-	if (fresh_taken == prefault_seen || !chunk_unit) {
+	if (atomic_load_explicit(&fresh_taken, memory_order_relaxed) == prefault_seen || !chunk_unit) {
 		spin_unlock(&fiber__rt.stack_lock);
 		return;
 	}
-	prefault_seen = fresh_taken;
+	WRITE_ONCE(prefault_seen, atomic_load_explicit(&fresh_taken, memory_order_relaxed));
 	total = chunk_unit;
 	start = prefault_next > chunk_next && prefault_next <= chunk_end ? prefault_next : chunk_next;
 	while (n < PREFAULT_BATCH && start + (size_t)(n + 1) * total <= chunk_end) {

@@ -476,7 +476,7 @@ void fiber__io_idle_wait(struct worker *w, const struct timespec *ts)
 	IO_STAT_ADD(io->nr_enter, 1);
 	if (unlikely(io_under_valgrind))
 		sched_yield(); /* valgrind switches threads at a blocking call or after a long slice: give one */
-	(void)r; /* -ETIME, -EINTR: the loop re-checks everything */
+	(void)r;	       /* -ETIME, -EINTR: the loop re-checks everything */
 	io->unsubmitted = io_uring_sq_ready(&io->ring);
 	if (ready > io->unsubmitted)
 		IO_STAT_ADD(io->nr_submitted, ready - io->unsubmitted);
