@@ -746,12 +746,17 @@ static void batch_main(void *arg)
 	fiber_worker_stats(0, &batch_after);
 }
 
-static void test_io_submissions_are_batched(void **state)
+/*
+ * One run of batch_main on one worker with an SQ of @io_entries (0: the default), its pipes made and closed around
+ * it; every write+read pair succeeded.
+ */
+static void batch_run(unsigned io_entries)
 {
 	struct fiber_config c = test_cfg(1);
-	const char *mode = getenv("FIBER_IO");
-	uint64_t sub, comp, enter;
 
+	if (io_entries)
+		c.io_entries = io_entries;
+	atomic_store(&batch_ok, 0);
 	for (int i = 0; i < BATCH_FIBERS; i++)
 		assert_int_equal(pipe(batch_fds[i]), 0);
 	assert_int_equal(fiber_run(&c, batch_main, NULL), 0);
@@ -760,6 +765,14 @@ static void test_io_submissions_are_batched(void **state)
 		close(batch_fds[i][1]);
 	}
 	assert_int_equal(atomic_load(&batch_ok), BATCH_FIBERS * 20);
+}
+
+static void test_io_submissions_are_batched(void **state)
+{
+	const char *mode = getenv("FIBER_IO");
+	uint64_t sub, comp, enter;
+
+	batch_run(0);
 	sub = batch_after.io_submitted - batch_before.io_submitted;
 	comp = batch_after.io_completed - batch_before.io_completed;
 	enter = batch_after.io_enter_calls - batch_before.io_enter_calls;
@@ -785,19 +798,10 @@ static void test_io_submissions_are_batched(void **state)
  */
 static void test_io_batch_is_not_cut_by_preemption_points(void **state)
 {
-	struct fiber_config c = test_cfg(1);
 	const char *mode = getenv("FIBER_IO");
 	uint64_t sub, enter;
 
-	atomic_store(&batch_ok, 0);
-	for (int i = 0; i < BATCH_FIBERS; i++)
-		assert_int_equal(pipe(batch_fds[i]), 0);
-	assert_int_equal(fiber_run(&c, batch_main, NULL), 0);
-	for (int i = 0; i < BATCH_FIBERS; i++) {
-		close(batch_fds[i][0]);
-		close(batch_fds[i][1]);
-	}
-	assert_int_equal(atomic_load(&batch_ok), BATCH_FIBERS * 20);
+	batch_run(0);
 	sub = batch_after.io_submitted - batch_before.io_submitted;
 	enter = batch_after.io_enter_calls - batch_before.io_enter_calls;
 	print_message("%llu SQEs in %llu io_uring_enter calls: %.1f per call\n", (unsigned long long)sub,
@@ -1016,18 +1020,7 @@ static void test_io_idle_worker_with_io_in_flight_does_not_poll(void **state)
 
 static void test_io_full_sq_is_flushed_not_dropped(void **state)
 {
-	struct fiber_config c = test_cfg(1);
-
-	c.io_entries = 4; /* 64 fibers with SQEs to queue: the SQ fills over and over */
-	atomic_store(&batch_ok, 0);
-	for (int i = 0; i < BATCH_FIBERS; i++)
-		assert_int_equal(pipe(batch_fds[i]), 0);
-	assert_int_equal(fiber_run(&c, batch_main, NULL), 0);
-	for (int i = 0; i < BATCH_FIBERS; i++) {
-		close(batch_fds[i][0]);
-		close(batch_fds[i][1]);
-	}
-	assert_int_equal(atomic_load(&batch_ok), BATCH_FIBERS * 20);
+	batch_run(4); /* 64 fibers with SQEs to queue: the SQ fills over and over */
 }
 
 /* ---- the dump names the I/O a fiber waits for ---- */
