@@ -550,6 +550,7 @@ struct worker {
 	uint64_t run_delay0;	 /* its run_delay when the worker started */
 	atomic_int stuck;	 /* set by the monitor, cleared by the worker at its next preemption point */
 	atomic_int blocking;	 /* a fiber here is inside fiber_blocking_begin/end: stuck until it ends */
+	atomic_uint nr_kicks;	 /* wake-ups of this worker's sleep actually sent (fiber__kick_worker), for tests */
 	/* The monitor's own notes on this worker (only the monitor thread touches them). */
 	unsigned mon_seq;
 	uint64_t mon_stamp, next_tick;

@@ -137,6 +137,12 @@ static void do_idle(struct worker *w)
 			if (atomic_load_explicit(&fiber__rt.stopping, memory_order_acquire))
 				break;
 			clear_tsk_need_resched(&w->idle_fiber);
+			/*
+			 * A kicker that found NEED_RESCHED set did not kick (fiber__kick_worker): what it published before
+			 * its fetch_or must be seen by the look for work below. Pairs with that seq_cst fetch_or, through
+			 * the RMW that cleared the flag.
+			 */
+			atomic_thread_fence(memory_order_acquire);
 			if (now >= next_pull && !w->spare) { /* nothing is pulled onto a spare */
 				if (fiber__newidle_balance(w))
 					break;
