@@ -182,7 +182,7 @@ void fiber__kick_worker(struct worker *w)
 
 	if (!(old & (TIF_POLLING | TIF_NEED_RESCHED))) {
 		atomic_fetch_add_explicit(&w->nr_kicks, 1, memory_order_relaxed);
-		if (w->io)
+		if (old & TIF_RING_WAIT)
 			fiber__io_kick(w); /* asleep in its ring: the eventfd read it keeps armed ends the wait */
 		else
 			futex_wake(&w->idle_fiber.tif, 1);

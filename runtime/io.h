@@ -77,6 +77,7 @@ __hidden void fiber__io_worker_exit(struct worker *w); /* on the worker's thread
 __hidden void fiber__io_work(struct worker *w, bool idle, bool sw); /* submit due SQEs, drain cancels, reap */
 __hidden bool fiber__io_idle_work(struct worker *w); /* the idle loop's: true if its wait in the ring is due */
 __hidden void fiber__io_idle_wait(struct worker *w, const struct timespec *ts); /* block in the ring */
+__hidden bool fiber__io_idle_needs_ring(struct worker *w); /* something only the ring's wait can deliver */
 __hidden void fiber__io_kick(struct worker *w); /* from any thread: end w's wait in its ring */
 __hidden struct io_uring_sqe *fiber__io_get_sqe(struct io_ring *io, unsigned nr);
 __hidden void fiber__io_queued(struct io_ring *io, unsigned nr_sqes);

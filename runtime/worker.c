@@ -4,8 +4,8 @@
  * A worker's idle fiber is the pthread itself, on its own stack, with preempt_count 1 (KERNEL_MAP §3.2, §7.5). Its
  * loop: drain the wakelist, run due timers, and if anything became runnable, schedule_idle(). Otherwise it polls
  * for a few microseconds with TIF_POLLING set (a waker then needs no syscall), clears POLLING, fences, re-checks,
- * and sleeps until the next timer: in its ring when it has one (fiber__io_idle_wait, uring.c), else in futex_wait
- * on its own tif word. A waker sets NEED_RESCHED on that word and, only when POLLING was clear, writes the ring's
+ * and sleeps until the next timer: in its ring while I/O is in flight there (fiber__io_idle_wait, uring.c), else in
+ * futex_wait on its own tif word (TIF_RING_WAIT says which). A waker sets NEED_RESCHED on that word and, only when POLLING was clear, writes the ring's
  * kick eventfd or calls futex_wake (fiber__kick_worker): a worker is kicked only when it is asleep, and a sleeping
  * runtime burns no CPU. The tick is the monitor's (monitor.c): workers get no signals.
  */
@@ -84,10 +84,20 @@ static void idle_sleep(struct worker *w)
 	struct fiber *idle = &w->idle_fiber;
 	uint64_t next = atomic_load_explicit(&w->timers.next_expiry, memory_order_relaxed);
 	struct timespec ts, *tsp = NULL;
-	unsigned val;
+	bool ring = w->io && fiber__io_idle_needs_ring(w);
+	unsigned val, nval;
 
-	/* Stop polling; the full fence orders it before the re-checks and pairs with the waker's fetch_or. */
-	val = atomic_fetch_and_explicit(&idle->tif, ~TIF_POLLING, memory_order_seq_cst) & ~TIF_POLLING;
+	/*
+	 * Stop polling, and say where the sleep is (TIF_RING_WAIT: in the ring, else on this word) in the same RMW, so
+	 * that a kicker that finds POLLING clear knows how to wake us (fiber__kick_worker). The full fence orders it
+	 * before the re-checks and pairs with the waker's fetch_or.
+	 */
+	val = atomic_load_explicit(&idle->tif, memory_order_relaxed);
+	do
+		nval = (val & ~(TIF_POLLING | TIF_RING_WAIT)) | (ring ? TIF_RING_WAIT : 0);
+	while (!atomic_compare_exchange_weak_explicit(&idle->tif, &val, nval, memory_order_seq_cst,
+						      memory_order_relaxed));
+	val = nval;
 	if (!(val & TIF_NEED_RESCHED) && !idle_has_work(w)) {
 		if (next != UINT64_MAX) {
 			uint64_t now = fiber__sched_clock();
@@ -97,7 +107,7 @@ static void idle_sleep(struct worker *w)
 			ts.tv_nsec = (long)(d % 1000000000ull);
 			tsp = &ts;
 		}
-		if (w->io)
+		if (ring)
 			fiber__io_idle_wait(w, tsp); /* submits, then blocks until a CQE, the kick's or the timeout */
 		else if (!tsp || ts.tv_sec || ts.tv_nsec)
 			fiber__futex(&idle->tif, FUTEX_WAIT_PRIVATE, (int)val, tsp);

@@ -85,6 +85,68 @@ static void test_idle_sleeping_worker_kicked_once(void **state)
 	assert_in_range(kicks_sent, 1, 2);
 }
 
+/*
+ * Where an idle worker sleeps: in its ring only while an operation is in flight there (its completion must end the
+ * wait), else on its futex, which a kick reaches sooner. TIF_RING_WAIT, set with the POLLING clear, tells kickers.
+ */
+static int ring_pipe[2];
+static unsigned sleep_bits_plain, sleep_bits_io;
+static bool slept_plain, slept_io;
+static ssize_t ring_read_res;
+
+static void *ring_reader(void *arg)
+{
+	char c;
+
+	ring_read_res = fiber_read(ring_pipe[0], &c, 1);
+	return NULL;
+}
+
+/* Wait (up to 2 s) until worker @w is asleep; its idle fiber's tif word then. */
+static bool wait_asleep(struct worker *w, unsigned *bits)
+{
+	for (int i = 0; i < 2000; i++) {
+		unsigned t = atomic_load(&w->idle_fiber.tif);
+
+		if (READ_ONCE(w->rq.curr) == w->rq.idle && !(t & (TIF_POLLING | TIF_NEED_RESCHED))) {
+			*bits = t;
+			return true;
+		}
+		usleep(1000);
+	}
+	return false;
+}
+
+static void test_idle_worker_sleeps_in_ring_only_with_io_in_flight(void **state)
+{
+	struct fiber_config c = test_cfg(2);
+	struct fiber_attr a;
+	fiber_t *f;
+	bool uring;
+
+	assert_int_equal(pipe(ring_pipe), 0);
+	assert_int_equal(fiber_runtime_start(&c), 0);
+	uring = fiber__rt.workers[1].io != NULL;
+	slept_plain = wait_asleep(&fiber__rt.workers[1], &sleep_bits_plain);
+	fiber_attr_init(&a);
+	CPU_SET(1, &a.affinity);
+	assert_int_equal(fiber_spawn(&f, &a, ring_reader, NULL), 0);
+	usleep(20000); /* the read is submitted on worker 1, which then goes back to sleep */
+	slept_io = wait_asleep(&fiber__rt.workers[1], &sleep_bits_io);
+	assert_int_equal(write(ring_pipe[1], "x", 1), 1);
+	assert_int_equal(fiber_join(f, NULL), 0);
+	assert_int_equal(fiber_runtime_stop(), 0);
+	close(ring_pipe[0]);
+	close(ring_pipe[1]);
+	if (!uring)
+		skip(); /* FIBER_IO=poll or no io_uring here: every sleep is on the futex */
+	assert_true(slept_plain);
+	assert_true(slept_io);
+	assert_int_equal(ring_read_res, 1);
+	assert_false(sleep_bits_plain & TIF_RING_WAIT);
+	assert_true(sleep_bits_io & TIF_RING_WAIT);
+}
+
 /* 1,000 fibers parked on a wait queue (no timer, no I/O): the workers and the monitor all sleep. */
 static struct wait_queue_head park_wq;
 static atomic_int park_release;
@@ -136,6 +198,7 @@ int main(void)
 		cmocka_unit_test(test_idle_empty_runtime_under_one_percent),
 		cmocka_unit_test(test_idle_thousand_parked_fibers_under_one_percent),
 		cmocka_unit_test(test_idle_sleeping_worker_kicked_once),
+		cmocka_unit_test(test_idle_worker_sleeps_in_ring_only_with_io_in_flight),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
