@@ -552,6 +552,7 @@ struct worker {
 	atomic_int stuck;	 /* set by the monitor, cleared by the worker at its next preemption point */
 	atomic_int blocking;	 /* a fiber here is inside fiber_blocking_begin/end: stuck until it ends */
 	atomic_uint nr_kicks;	 /* wake-ups of this worker's sleep actually sent (fiber__kick_worker), for tests */
+	atomic_uint nr_sleeps;	 /* idle_sleep entries (the worker's own count), for tests */
 	/* The monitor's own notes on this worker (only the monitor thread touches them). */
 	unsigned mon_seq;
 	uint64_t mon_stamp, next_tick;

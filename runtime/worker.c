@@ -92,6 +92,8 @@ static void idle_sleep(struct worker *w)
 	 * that a kicker that finds POLLING clear knows how to wake us (fiber__kick_worker). The full fence orders it
 	 * before the re-checks and pairs with the waker's fetch_or.
 	 */
+	atomic_store_explicit(&w->nr_sleeps, atomic_load_explicit(&w->nr_sleeps, memory_order_relaxed) + 1,
+			      memory_order_relaxed); /* before the CAS: a kicker that sees POLLING clear sees this too */
 	val = atomic_load_explicit(&idle->tif, memory_order_relaxed);
 	do
 		nval = (val & ~(TIF_POLLING | TIF_RING_WAIT)) | (ring ? TIF_RING_WAIT : 0);

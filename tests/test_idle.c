@@ -56,16 +56,17 @@ static void test_idle_empty_runtime_under_one_percent(void **state)
  * A worker asleep in its idle loop is woken by the first kick; the ones that follow while it is on its way out of
  * its sleep find NEED_RESCHED already set and send nothing (resched_curr's rule). Before, each of them wrote the
  * worker's eventfd (or called futex_wake) again: a spawn loop on two workers made 115,070 such writes against 5,894
- * sleeps.
+ * sleeps. So at most one wake-up per sleep: a second needs the worker to have woken, cleared the flag and gone to
+ * sleep again (which a loaded host may let it do while the calls run).
  */
-static unsigned kicks_sent;
+static unsigned kicks_sent, sleeps_entered;
 static bool kick_target_slept;
 
 static void test_idle_sleeping_worker_kicked_once(void **state)
 {
 	struct fiber_config c = test_cfg(2);
 	struct worker *w;
-	unsigned k0;
+	unsigned k0, s0;
 
 	assert_int_equal(fiber_runtime_start(&c), 0);
 	w = &fiber__rt.workers[1];
@@ -75,14 +76,18 @@ static void test_idle_sleeping_worker_kicked_once(void **state)
 		kick_target_slept = READ_ONCE(w->rq.curr) == w->rq.idle &&
 				    !(atomic_load(&w->idle_fiber.tif) & (TIF_POLLING | TIF_NEED_RESCHED));
 	}
+	s0 = atomic_load(&w->nr_sleeps);
 	k0 = atomic_load(&w->nr_kicks);
 	for (int i = 0; i < 100; i++)
 		fiber__kick_worker(w);
 	kicks_sent = atomic_load(&w->nr_kicks) - k0;
+	sleeps_entered = atomic_load(&w->nr_sleeps) - s0;
 	assert_int_equal(fiber_runtime_stop(), 0);
+	print_message("100 kicks: %u wake-ups sent, %u sleeps entered meanwhile\n", kicks_sent, sleeps_entered);
 	assert_true(kick_target_slept);
-	/* One; a second only if it woke, found nothing, polled and slept again within the 100 calls. */
-	assert_in_range(kicks_sent, 1, 2);
+	/* The sleep it was in, and one for each sleep it entered again meanwhile. */
+	assert_true(kicks_sent >= 1);
+	assert_true(kicks_sent <= sleeps_entered + 1);
 }
 
 /*
