@@ -2,8 +2,9 @@
  * runtime/balance.c - moving queued fibers to idle workers (the kernel's newidle balance, Go's work stealing).
  *
  * A worker about to idle (and while it polls in its idle loop) looks for the busiest other worker - the largest
- * nr_running of two or more, read lock-free - and pulls one queued fiber that may run here: one that a class's
- * pick_migratable_task finds (rt, then fair), not running (on_cpu), allowed on this worker, not migration-disabled.
+ * nr_running of two or more, read lock-free - and pulls queued fibers that may run here, half of what that worker
+ * runs and at most 32 (an rt fiber alone): ones that a class's pick_migratable_task finds (rt, then fair), not
+ * running (on_cpu), allowed on this worker, not migration-disabled.
  * Deadline fibers are partitioned and never pulled (their class has no such hook); the stoppers never move. The
  * pull never holds two rq locks: detach under the busiest rq's lock (on_rq = MIGRATING covers the gap), attach
  * under our own (sched_balance_rq's detach_tasks/attach_tasks).
@@ -28,17 +29,25 @@ bool fiber__can_migrate_task(struct rq *src, struct fiber *p, int dst)
 	       CPU_ISSET(dst, &p->cpus_mask) && !(p->flags & PF_KTHREAD);
 }
 
-/*
- * Move one queued fiber that may run on @dst from @src (locked) to @dst; the higher class first (a queued rt
- * fiber waits behind a running one of equal or higher priority). Returns with @src unlocked; true if it moved one.
- */
-static bool move_one_locked(struct rq *src, int dst)
+/* A queued fiber of @src (locked) that may move to @dst; the higher class first, NULL if none. */
+static struct fiber *pick_migratable(struct rq *src, int dst)
 {
 	struct fiber *p = NULL;
 
 	for (unsigned i = 0; i < NR_SCHED_CLASSES && !p; i++)
 		if (fiber__classes[i]->pick_migratable_task)
 			p = fiber__classes[i]->pick_migratable_task(src, dst);
+	return p;
+}
+
+/*
+ * Move one queued fiber that may run on @dst from @src (locked) to @dst; the higher class first (a queued rt
+ * fiber waits behind a running one of equal or higher priority). Returns with @src unlocked; true if it moved one.
+ */
+static bool move_one_locked(struct rq *src, int dst)
+{
+	struct fiber *p = pick_migratable(src, dst);
+
 	if (!p) {
 		spin_unlock(&src->lock);
 		return false;
@@ -46,6 +55,48 @@ static bool move_one_locked(struct rq *src, int dst)
 	fiber__update_rq_clock(src);
 	fiber__move_queued_task(src, p, dst, true);
 	return true;
+}
+
+/*
+ * How many fibers one newidle pull takes at most: the kernel's sched_nr_migrate, the bound on the tasks one
+ * balance pass detaches under the busiest rq's lock.
+ */
+#define NEWIDLE_PULL_MAX 32
+
+/*
+ * Move up to @max queued fair fibers from @src (locked) to @dst, as the kernel's detach_tasks/attach_tasks: all
+ * detached under @src's lock, then all attached under @dst's, never both at once. A queued rt fiber goes alone
+ * (the rt class pulls one at a time). Returns with @src unlocked; the number moved.
+ */
+static unsigned move_some_locked(struct rq *src, int dst, unsigned max)
+{
+	struct fiber *moved[NEWIDLE_PULL_MAX];
+	struct rq *drq = cpu_rq(dst);
+	unsigned k = 0;
+
+	if (max > NEWIDLE_PULL_MAX)
+		max = NEWIDLE_PULL_MAX;
+	fiber__update_rq_clock(src);
+	while (k < max) {
+		struct fiber *p = pick_migratable(src, dst);
+
+		if (!p)
+			break;
+		fiber__detach_task(src, p, dst, true);
+		moved[k++] = p;
+		if (p->sched_class != &fiber__fair_sched_class)
+			break;
+	}
+	spin_unlock(&src->lock);
+	if (!k)
+		return 0;
+	spin_lock(&drq->lock);
+	fiber__update_rq_clock(drq);
+	for (unsigned i = 0; i < k; i++)
+		fiber__attach_task(drq, moved[i], true);
+	spin_unlock(&drq->lock);
+	fiber__tick_dep(drq);
+	return k;
 }
 
 /* Pull one fiber to @w from the busiest worker. Called from @w's idle loop, no lock held. */
@@ -71,11 +122,16 @@ bool fiber__newidle_balance(struct worker *w)
 	src = cpu_rq(busiest);
 	if (!spin_trylock(&src->lock))
 		return false; /* busy: try again on the next poll rather than queue behind its owner */
-	if (atomic_load_explicit(&src->nr_running, memory_order_relaxed) < 2) {
+	best_load = atomic_load_explicit(&src->nr_running, memory_order_relaxed);
+	if (best_load < 2) {
 		spin_unlock(&src->lock);
 		return false;
 	}
-	return move_one_locked(src, w->id);
+	/*
+	 * Half of what it runs (its curr included), so that both end up with as much: one fiber per pull made a
+	 * burst of 1,000 spawns cost a pull, with both rq locks, per fiber.
+	 */
+	return move_some_locked(src, w->id, best_load / 2) > 0;
 }
 
 /*

@@ -1314,24 +1314,39 @@ void fiber__task_rq_unlock(struct rq *rq, struct fiber *p)
  * the two locks), give it its new worker, and queue it there. Returns with rq unlocked; p's pi_lock, if the caller
  * holds it, stays held. @balance: a balancing move, counted in the two workers' pushed/pulled statistics.
  */
-void fiber__move_queued_task(struct rq *rq, struct fiber *p, int new_cpu, bool balance)
+/*
+ * detach_task / attach_task, the two halves of a move: queued @p leaves @rq (locked) for @new_cpu, on_rq MIGRATING
+ * until attach_task queues it on that worker's rq (locked, clock updated). Never two rq locks at once.
+ */
+void fiber__detach_task(struct rq *rq, struct fiber *p, int new_cpu, bool balance)
 {
-	struct rq *dst = cpu_rq(new_cpu);
-
 	lockdep_assert_held(&rq->lock);
 	FIBER_BUG_ON(rq->curr == p || atomic_load_explicit(&p->on_cpu, memory_order_relaxed));
 	fiber__deactivate_task(rq, p, DEQUEUE_MOVE);
 	set_task_cpu(p, new_cpu);
 	if (balance)
 		rq->pushed++;
-	spin_unlock(&rq->lock);
+}
 
-	spin_lock(&dst->lock);
-	fiber__update_rq_clock(dst);
+void fiber__attach_task(struct rq *dst, struct fiber *p, bool balance)
+{
+	lockdep_assert_held(&dst->lock);
 	fiber__activate_task(dst, p, ENQUEUE_MOVE | ENQUEUE_MIGRATED);
 	if (balance)
 		dst->pulled++;
 	fiber__wakeup_preempt(dst, p, 0);
+}
+
+void fiber__move_queued_task(struct rq *rq, struct fiber *p, int new_cpu, bool balance)
+{
+	struct rq *dst = cpu_rq(new_cpu);
+
+	fiber__detach_task(rq, p, new_cpu, balance);
+	spin_unlock(&rq->lock);
+
+	spin_lock(&dst->lock);
+	fiber__update_rq_clock(dst);
+	fiber__attach_task(dst, p, balance);
 	spin_unlock(&dst->lock);
 	fiber__tick_dep(dst);
 }

@@ -816,6 +816,8 @@ __hidden void fiber__task_rq_unlock(struct rq *rq, struct fiber *p);
 __hidden void fiber__sched_tick(struct worker *w);
 __hidden void fiber__tick_dep(struct rq *rq);
 __hidden void fiber__move_queued_task(struct rq *rq, struct fiber *p, int new_cpu, bool balance);
+__hidden void fiber__detach_task(struct rq *rq, struct fiber *p, int new_cpu, bool balance);
+__hidden void fiber__attach_task(struct rq *dst, struct fiber *p, bool balance);
 __hidden void fiber__affine_move_task(struct rq *rq, struct fiber *p);
 __hidden void fiber__do_sched_yield(struct worker *w);
 __hidden void fiber__tick_update(struct rq *rq);
