@@ -534,11 +534,31 @@ int fiber_chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns)
 	return chan_select(ops, n, timeout_ns, true);
 }
 
-/* Wait for a single queued case (chan_one): park until a peer completed it, or give up. */
-static __noinline int chan_wait_one(struct chan_sel *sel, struct chan_waiter *w, struct chan_q *q, fiber_chan_t *ch)
+/*
+ * Wait for a single queued case (chan_one): park until a peer completed it, or give up. A fiber comes here in
+ * TASK_INTERRUPTIBLE already, stored under ch->lock when it queued @w (see chan_one), so the first sleep needs no
+ * set_current_state of its own; later ones (after a spurious wake-up) park as usual.
+ */
+static __noinline int chan_wait_one(struct chan_sel *sel, struct chan_waiter *w, struct chan_q *q, fiber_chan_t *ch,
+				    struct fiber *self)
 {
 	int r;
 
+	if (self) {
+		if (atomic_load_explicit(&sel->state, memory_order_acquire) == SEL_WAITING) {
+			/* As fiber__park: shown by fiber_dump, gdb and the deadlock report. */
+			bool said = !atomic_load_explicit(&self->wait_reason, memory_order_relaxed);
+
+			if (said)
+				fiber__set_wait(self, "channel", ch);
+			/* A cancel is seen by __schedule (it reads cancel_pending after its fence) or by the loop. */
+			fiber__schedule();
+			if (said)
+				fiber__set_wait(self, NULL, NULL);
+		} else {
+			atomic_store_explicit(&self->state, TASK_RUNNING, memory_order_relaxed);
+		}
+	}
 	for (;;) {
 		int s = atomic_load_explicit(&sel->state, memory_order_acquire);
 
@@ -603,8 +623,15 @@ static inline __attribute__((always_inline)) int chan_one(fiber_chan_t *ch, int 
 	w.result = 0;
 	q = kind == FIBER_CHAN_SEND ? &ch->sendq : &ch->recvq;
 	q_add(q, &w);
+	/*
+	 * set_current_state without its fence (D1): a peer claims @w only under ch->lock, after our unlock, so its
+	 * try_to_wake_up (after the claim) reads this state or a later one. A cancel, which does not take ch->lock, is
+	 * caught by __schedule's check of cancel_pending after its own fence, or by chan_wait_one's loop.
+	 */
+	if (self)
+		atomic_store_explicit(&self->state, TASK_INTERRUPTIBLE, memory_order_relaxed);
 	spin_unlock(&ch->lock);
-	return chan_wait_one(&sel, &w, q, ch);
+	return chan_wait_one(&sel, &w, q, ch, self);
 }
 
 int fiber_chan_send(fiber_chan_t *ch, const void *elem)
