@@ -13,7 +13,9 @@
  * of the same fiber. After the DONE store the claimer touches nothing of the waiter.
  *
  * A waiter gives up (timeout, cancellation) only by winning WAITING -> ABORTED; if it loses, the operation was
- * done for it and it returns success: a message is never lost to a cancelled or timed-out receiver.
+ * done for it and it returns success: a message is never lost to a cancelled or timed-out receiver. A blocking
+ * send or receive (one case, on one channel: sel->single) gives up under that channel's lock instead, where
+ * every claim of it happens too, so its claim is a plain store.
  *
  * select locks all its channels in address order (Go's sellock), polls the cases in a random order (a fair choice
  * among ready cases), and otherwise queues one waiter per case before it unlocks and parks.
@@ -26,6 +28,7 @@ struct chan_sel {
 	atomic_int state;      /* SEL_*; the futex word of a pthread waiter */
 	struct fiber *task;    /* NULL: plain pthread */
 	int index;	       /* the case that completed; written by the claimer before DONE */
+	bool single;	       /* one case (chan_one): claimed and aborted only under its channel's lock */
 	struct chan_sel *next; /* the claimer's list of claimed waiters to finish (struct chan_claims) */
 };
 
@@ -107,7 +110,16 @@ static inline __attribute__((always_inline)) struct chan_waiter *q_claim(struct 
 		if (atomic_load_explicit(&w->sel->state, memory_order_relaxed) == SEL_WAITING && sel_cancelled(w->sel))
 			continue;
 		q_del(q, w);
-		/* Pairs with the waiter's SEL_ABORTED cmpxchg (chan_wait_one, the select loop): one of them wins. */
+		if (w->sel->single) {
+			/*
+			 * Queued, so still WAITING: it gives up only under ch->lock, dequeuing itself (chan_wait_one).
+			 * Ordered before the wake-up's read of the waiter's state by try_to_wake_up's locked pi_lock
+			 * (a full barrier, chan_finish), as the cmpxchg below would be.
+			 */
+			atomic_store_explicit(&w->sel->state, SEL_CLAIMED, memory_order_relaxed);
+			return w;
+		}
+		/* Pairs with the select loop's SEL_ABORTED cmpxchg: one of them wins. */
 		if (atomic_compare_exchange_strong_explicit(&w->sel->state, &expected, SEL_CLAIMED,
 							    memory_order_acq_rel, memory_order_relaxed))
 			return w;
@@ -450,6 +462,7 @@ static int chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns, 
 	atomic_init(&sel.state, SEL_WAITING);
 	sel.task = self;
 	sel.index = -1;
+	sel.single = false;
 	for (size_t i = 0; i < nlive; i++) {
 		unsigned c = lockorder[i];
 		struct chan_waiter *w = &ws[i];
@@ -570,16 +583,15 @@ static __noinline int chan_wait_one(struct chan_sel *sel, struct chan_waiter *w,
 		}
 		r = fiber__park(&sel->state, SEL_WAITING, TASK_INTERRUPTIBLE, NULL);
 		if (r) {
-			int expected = SEL_WAITING;
-
-			if (atomic_compare_exchange_strong_explicit(&sel->state, &expected, SEL_ABORTED,
-								    memory_order_acq_rel, memory_order_acquire)) {
-				spin_lock(&ch->lock);
-				if (w->queued)
-					q_del(q, w);
+			/* Give up under ch->lock, where claims happen (sel->single): claimed meanwhile wins. */
+			spin_lock(&ch->lock);
+			if (atomic_load_explicit(&sel->state, memory_order_relaxed) == SEL_WAITING) {
+				atomic_store_explicit(&sel->state, SEL_ABORTED, memory_order_relaxed);
+				q_del(q, w);
 				spin_unlock(&ch->lock);
 				return r;
 			}
+			spin_unlock(&ch->lock);
 		}
 	}
 }
@@ -617,6 +629,7 @@ static inline __attribute__((always_inline)) int chan_one(fiber_chan_t *ch, int 
 	atomic_init(&sel.state, SEL_WAITING);
 	sel.task = self;
 	sel.index = -1;
+	sel.single = true;
 	w.sel = &sel;
 	w.elem = elem;
 	w.idx = 0;
