@@ -6,12 +6,16 @@
  * struct chan_waiter per case, each queued on its channel. Whoever finds a waiter in a queue claims its chan_sel
  * with a compare-and-swap WAITING -> CLAIMED, so that of all the cases of a select exactly one completes; waiters
  * whose claim fails (their select completed elsewhere, timed out or was cancelled) are dropped from the queue.
- * The claimer then moves the element directly between the two parties (or through the buffer), records the
- * result, queues the wake-up (wake_q) and publishes DONE, all under that channel's lock, and wakes the waiter
- * after dropping it.
+ * The claimer then moves the element directly between the two parties (or through the buffer) and records the
+ * result under that channel's lock; after dropping it, it wakes the waiter and only then publishes DONE. A waiter
+ * never leaves while its state is CLAIMED (it waits for DONE), so CLAIMED pins it, its chan_sel and, for a fiber,
+ * its descriptor: the wake-up needs no reference, no wake_q and no runtime gate, and it cannot reach a later wait
+ * of the same fiber. After the DONE store the claimer touches nothing of the waiter.
  *
  * A waiter gives up (timeout, cancellation) only by winning WAITING -> ABORTED; if it loses, the operation was
- * done for it and it returns success: a message is never lost to a cancelled or timed-out receiver.
+ * done for it and it returns success: a message is never lost to a cancelled or timed-out receiver. A blocking
+ * send or receive (one case, on one channel: sel->single) gives up under that channel's lock instead, where
+ * every claim of it happens too, so its claim is a plain store.
  *
  * select locks all its channels in address order (Go's sellock), polls the cases in a random order (a fair choice
  * among ready cases), and otherwise queues one waiter per case before it unlocks and parks.
@@ -21,10 +25,21 @@
 enum { SEL_WAITING = 0, SEL_CLAIMED = 1, SEL_DONE = 2, SEL_ABORTED = 3 };
 
 struct chan_sel {
-	atomic_int state;   /* SEL_*; the futex word of a pthread waiter */
-	struct fiber *task; /* NULL: plain pthread */
-	int index;	    /* the case that completed; written by the claimer before DONE */
+	atomic_int state;      /* SEL_*; the futex word of a pthread waiter */
+	struct fiber *task;    /* NULL: plain pthread */
+	int index;	       /* the case that completed; written by the claimer before DONE */
+	bool single;	       /* one case (chan_one): claimed and aborted only under its channel's lock */
+	struct chan_sel *next; /* the claimer's list of claimed waiters to finish (struct chan_claims) */
 };
+
+/*
+ * The waiters a channel operation claimed, to be woken and released (DONE) after the channel lock is dropped
+ * (chan_finish). Each is CLAIMED, hence pinned, until then.
+ */
+struct chan_claims {
+	struct chan_sel *first;
+};
+#define DEFINE_CHAN_CLAIMS(name) struct chan_claims name = { NULL }
 
 struct chan_waiter {
 	struct chan_waiter *next, *prev; /* ch->lock */
@@ -95,7 +110,16 @@ static inline __attribute__((always_inline)) struct chan_waiter *q_claim(struct 
 		if (atomic_load_explicit(&w->sel->state, memory_order_relaxed) == SEL_WAITING && sel_cancelled(w->sel))
 			continue;
 		q_del(q, w);
-		/* Pairs with the waiter's SEL_ABORTED cmpxchg (chan_wait_one, the select loop): one of them wins. */
+		if (w->sel->single) {
+			/*
+			 * Queued, so still WAITING: it gives up only under ch->lock, dequeuing itself (chan_wait_one).
+			 * Ordered before the wake-up's read of the waiter's state by try_to_wake_up's locked pi_lock
+			 * (a full barrier, chan_finish), as the cmpxchg below would be.
+			 */
+			atomic_store_explicit(&w->sel->state, SEL_CLAIMED, memory_order_relaxed);
+			return w;
+		}
+		/* Pairs with the select loop's SEL_ABORTED cmpxchg: one of them wins. */
 		if (atomic_compare_exchange_strong_explicit(&w->sel->state, &expected, SEL_CLAIMED,
 							    memory_order_acq_rel, memory_order_relaxed))
 			return w;
@@ -103,25 +127,61 @@ static inline __attribute__((always_inline)) struct chan_waiter *q_claim(struct 
 	return NULL;
 }
 
-/* Finish a claimed waiter (ch->lock held). After the DONE store the waiter may return: nothing of it is read. */
-static void sel_complete(struct chan_waiter *w, int result, struct wake_q_head *wq)
+/* Record the outcome for a claimed waiter (ch->lock held) and put it on @cl for chan_finish. */
+static inline void sel_complete(struct chan_waiter *w, int result, struct chan_claims *cl)
 {
 	struct chan_sel *sel = w->sel;
-	struct fiber *task = sel->task;
 
 	w->result = result;
 	sel->index = w->idx;
-	if (task) {
-		/*
-		 * As fiber__sync_grant: reference, condition, then the wake_q (add_safe). The release stores of DONE
-		 * pair with the waiters' acquire loads of state (chan_wait_one, the select loop).
-		 */
-		fiber__get_task_struct(task);
-		atomic_store_explicit(&sel->state, SEL_DONE, memory_order_release);
-		fiber__wake_q_add_safe(wq, task);
-	} else {
-		atomic_store_explicit(&sel->state, SEL_DONE, memory_order_release);
-		fiber__futex_wake(&sel->state, 1);
+	sel->next = cl->first;
+	cl->first = sel;
+}
+
+/*
+ * Wake each claimed waiter of @cl, then release it (DONE); no channel lock held. The waiter waits for DONE (a
+ * fiber woken early, or never asleep, spins on CLAIMED in chan_wait_one or the select loop), so it and its
+ * descriptor stay while we wake it. A send or receive wakes with WF_SYNC, as the kernel's pipe wake-ups: the waker
+ * is about to block or go on briefly, so the wakee comes to the waker's worker if that has nothing else queued and is picked
+ * next there (next buddy), as Go's direct send puts the receiver in runnext. No preemption point follows (also
+ * as Go): a sender that wakes a receiver and then waits for the reply switches once, when it blocks.
+ */
+static inline __attribute__((always_inline)) void chan_finish(struct chan_claims *cl, int wake_flags)
+{
+	struct chan_sel *sel = cl->first, *next;
+
+	for (; sel; sel = next) {
+		struct fiber *task = sel->task;
+
+		next = sel->next; /* before DONE: after it sel may vanish */
+		if (task) {
+			/*
+			 * D1: our CLAIMED cmpxchg (a full barrier) comes before try_to_wake_up reads the state; the
+			 * waiter stored its state before it read CLAIMED (fiber__park) or under ch->lock before we
+			 * claimed it (chan_one). It is woken either way, or sees the claim and does not sleep.
+			 */
+			fiber__try_to_wake_up(task, TASK_NORMAL, wake_flags);
+			/* Pairs with the waiters' acquire loads of state (chan_wait_one, the select loop). */
+			atomic_store_explicit(&sel->state, SEL_DONE, memory_order_release);
+		} else {
+			atomic_store_explicit(&sel->state, SEL_DONE, memory_order_release);
+			/* Reads nothing of sel: a waiter already gone costs at most a spurious futex wake-up. */
+			fiber__futex_wake(&sel->state, 1);
+		}
+	}
+}
+
+/*
+ * A peer claimed us and is moving the element, waking us, releasing us: wait for its DONE. It takes as long as
+ * that; if its thread lost its CPU meanwhile (more workers than cores), give the CPU up now and then.
+ */
+static __noinline void sel_wait_claimed(struct chan_sel *sel)
+{
+	for (unsigned spins = 0; atomic_load_explicit(&sel->state, memory_order_acquire) == SEL_CLAIMED;) {
+		if (++spins % 1024 == 0)
+			sched_yield();
+		else
+			cpu_relax();
 	}
 }
 
@@ -148,7 +208,7 @@ static inline void copy(void *dst, const void *src, size_t n)
  * recv_locked: chan_one's send and receive are these two, with nothing around them.
  */
 static inline __attribute__((always_inline)) int send_locked(struct fiber_chan *ch, const void *elem, int *res,
-							     struct wake_q_head *wq)
+							     struct chan_claims *cl)
 {
 	struct chan_waiter *w;
 
@@ -159,7 +219,7 @@ static inline __attribute__((always_inline)) int send_locked(struct fiber_chan *
 	/* A waiting receiver means the buffer is empty: hand the element over directly. */
 	if ((w = q_claim(&ch->recvq))) {
 		copy(w->elem, elem, ch->elem_size);
-		sel_complete(w, 0, wq);
+		sel_complete(w, 0, cl);
 		*res = 0;
 		return 1;
 	}
@@ -173,7 +233,7 @@ static inline __attribute__((always_inline)) int send_locked(struct fiber_chan *
 }
 
 static inline __attribute__((always_inline)) int recv_locked(struct fiber_chan *ch, void *elem, int *res,
-							     struct wake_q_head *wq)
+							     struct chan_claims *cl)
 {
 	struct chan_waiter *w;
 
@@ -185,14 +245,14 @@ static inline __attribute__((always_inline)) int recv_locked(struct fiber_chan *
 		if ((w = q_claim(&ch->sendq))) {
 			copy(slot(ch, ch->count), w->elem, ch->elem_size);
 			ch->count++;
-			sel_complete(w, 0, wq);
+			sel_complete(w, 0, cl);
 		}
 		*res = 0;
 		return 1;
 	}
 	if ((w = q_claim(&ch->sendq))) {
 		copy(elem, w->elem, ch->elem_size);
-		sel_complete(w, 0, wq);
+		sel_complete(w, 0, cl);
 		*res = 0;
 		return 1;
 	}
@@ -232,7 +292,7 @@ int fiber_chan_create(fiber_chan_t **out, size_t elem_size, size_t capacity)
 
 int fiber_chan_close(fiber_chan_t *ch)
 {
-	DEFINE_WAKE_Q(wq);
+	DEFINE_CHAN_CLAIMS(cl);
 	struct chan_waiter *w;
 
 	if (!ch)
@@ -245,11 +305,15 @@ int fiber_chan_close(fiber_chan_t *ch)
 	ch->closed = true;
 	/* Receivers queued means the buffer is empty: they all get -EPIPE, as do all blocked senders. */
 	while ((w = q_claim(&ch->recvq)))
-		sel_complete(w, -EPIPE, &wq);
+		sel_complete(w, -EPIPE, &cl);
 	while ((w = q_claim(&ch->sendq)))
-		sel_complete(w, -EPIPE, &wq);
+		sel_complete(w, -EPIPE, &cl);
 	spin_unlock(&ch->lock);
-	sync_wake_up_q(&wq);
+	/* Many wake-ups, and the closer goes on: plain ones (idle workers are kicked), then a preemption point. */
+	if (cl.first) {
+		chan_finish(&cl, 0);
+		fiber__preempt_point();
+	}
 	return 0;
 }
 
@@ -317,14 +381,14 @@ static void sel_unlock(struct fiber_chan_op *ops, const unsigned *lockorder, siz
 	}
 }
 
-static int op_try(struct fiber_chan_op *op, struct wake_q_head *wq)
+static int op_try(struct fiber_chan_op *op, struct chan_claims *cl)
 {
 	int res, done;
 
 	if (op->op == FIBER_CHAN_SEND)
-		done = send_locked(op->ch, op->elem, &res, wq);
+		done = send_locked(op->ch, op->elem, &res, cl);
 	else
-		done = recv_locked(op->ch, op->elem, &res, wq);
+		done = recv_locked(op->ch, op->elem, &res, cl);
 	if (done) {
 		op->result = res;
 		return 1;
@@ -344,7 +408,7 @@ static int chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns, 
 	struct fiber__timeout to, *top = NULL;
 	struct chan_sel sel;
 	size_t nlive = 0;
-	DEFINE_WAKE_Q(wq);
+	DEFINE_CHAN_CLAIMS(cl);
 	int ret = -ETIMEDOUT, r = 0;
 
 	if (cancel_point && self && fiber__signal_pending(self))
@@ -383,7 +447,7 @@ static int chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns, 
 
 	sel_lock(ops, lockorder, nlive);
 	for (size_t i = 0; i < nlive; i++) {
-		if (op_try(&ops[order[i]], &wq)) {
+		if (op_try(&ops[order[i]], &cl)) {
 			sel_unlock(ops, lockorder, nlive);
 			ret = (int)order[i];
 			goto out;
@@ -398,6 +462,7 @@ static int chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns, 
 	atomic_init(&sel.state, SEL_WAITING);
 	sel.task = self;
 	sel.index = -1;
+	sel.single = false;
 	for (size_t i = 0; i < nlive; i++) {
 		unsigned c = lockorder[i];
 		struct chan_waiter *w = &ws[i];
@@ -420,8 +485,7 @@ static int chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns, 
 		if (s == SEL_DONE)
 			break;
 		if (s == SEL_CLAIMED) {
-			/* A peer is moving the element under its channel's lock; it takes no longer than that. */
-			cpu_relax();
+			sel_wait_claimed(&sel);
 			continue;
 		}
 		r = fiber__park(&sel.state, SEL_WAITING, cancel_point ? TASK_INTERRUPTIBLE : TASK_UNINTERRUPTIBLE, top);
@@ -462,7 +526,7 @@ out:
 		fiber__free(ws, n * sizeof(*ws));
 		fiber__free(order, 2 * n * sizeof(*order));
 	}
-	sync_wake_up_q_lazy(&wq);
+	chan_finish(&cl, WF_SYNC);
 	return ret;
 }
 
@@ -483,32 +547,51 @@ int fiber_chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns)
 	return chan_select(ops, n, timeout_ns, true);
 }
 
-/* Wait for a single queued case (chan_one): park until a peer completed it, or give up. */
-static __noinline int chan_wait_one(struct chan_sel *sel, struct chan_waiter *w, struct chan_q *q, fiber_chan_t *ch)
+/*
+ * Wait for a single queued case (chan_one): park until a peer completed it, or give up. A fiber comes here in
+ * TASK_INTERRUPTIBLE already, stored under ch->lock when it queued @w (see chan_one), so the first sleep needs no
+ * set_current_state of its own; later ones (after a spurious wake-up) park as usual.
+ */
+static __noinline int chan_wait_one(struct chan_sel *sel, struct chan_waiter *w, struct chan_q *q, fiber_chan_t *ch,
+				    struct fiber *self)
 {
 	int r;
 
+	if (self) {
+		if (atomic_load_explicit(&sel->state, memory_order_acquire) == SEL_WAITING) {
+			/* As fiber__park: shown by fiber_dump, gdb and the deadlock report. */
+			bool said = !atomic_load_explicit(&self->wait_reason, memory_order_relaxed);
+
+			if (said)
+				fiber__set_wait(self, "channel", ch);
+			/* A cancel is seen by __schedule (it reads cancel_pending after its fence) or by the loop. */
+			fiber__schedule();
+			if (said)
+				fiber__set_wait(self, NULL, NULL);
+		} else {
+			atomic_store_explicit(&self->state, TASK_RUNNING, memory_order_relaxed);
+		}
+	}
 	for (;;) {
 		int s = atomic_load_explicit(&sel->state, memory_order_acquire);
 
 		if (s == SEL_DONE)
 			return w->result; /* the claimer dequeued us */
 		if (s == SEL_CLAIMED) {
-			cpu_relax(); /* a peer is moving the element under ch->lock */
+			sel_wait_claimed(sel);
 			continue;
 		}
 		r = fiber__park(&sel->state, SEL_WAITING, TASK_INTERRUPTIBLE, NULL);
 		if (r) {
-			int expected = SEL_WAITING;
-
-			if (atomic_compare_exchange_strong_explicit(&sel->state, &expected, SEL_ABORTED,
-								    memory_order_acq_rel, memory_order_acquire)) {
-				spin_lock(&ch->lock);
-				if (w->queued)
-					q_del(q, w);
+			/* Give up under ch->lock, where claims happen (sel->single): claimed meanwhile wins. */
+			spin_lock(&ch->lock);
+			if (atomic_load_explicit(&sel->state, memory_order_relaxed) == SEL_WAITING) {
+				atomic_store_explicit(&sel->state, SEL_ABORTED, memory_order_relaxed);
+				q_del(q, w);
 				spin_unlock(&ch->lock);
 				return r;
 			}
+			spin_unlock(&ch->lock);
 		}
 	}
 }
@@ -524,7 +607,7 @@ static inline __attribute__((always_inline)) int chan_one(fiber_chan_t *ch, int 
 	struct chan_sel sel;
 	struct chan_q *q;
 	struct fiber *self;
-	DEFINE_WAKE_Q(wq);
+	DEFINE_CHAN_CLAIMS(cl);
 	int r, res = 0;
 
 	if (!ch || (!elem && ch->elem_size))
@@ -535,25 +618,33 @@ static inline __attribute__((always_inline)) int chan_one(fiber_chan_t *ch, int 
 		return -ECANCELED;
 	spin_lock(&ch->lock);
 	if (kind == FIBER_CHAN_SEND)
-		r = send_locked(ch, elem, &res, &wq);
+		r = send_locked(ch, elem, &res, &cl);
 	else
-		r = recv_locked(ch, elem, &res, &wq);
+		r = recv_locked(ch, elem, &res, &cl);
 	if (r || !block) {
 		spin_unlock(&ch->lock);
-		sync_wake_up_q_lazy(&wq);
+		chan_finish(&cl, WF_SYNC);
 		return r ? res : -EAGAIN;
 	}
 	atomic_init(&sel.state, SEL_WAITING);
 	sel.task = self;
 	sel.index = -1;
+	sel.single = true;
 	w.sel = &sel;
 	w.elem = elem;
 	w.idx = 0;
 	w.result = 0;
 	q = kind == FIBER_CHAN_SEND ? &ch->sendq : &ch->recvq;
 	q_add(q, &w);
+	/*
+	 * set_current_state without its fence (D1): a peer claims @w only under ch->lock, after our unlock, so its
+	 * try_to_wake_up (after the claim) reads this state or a later one. A cancel, which does not take ch->lock, is
+	 * caught by __schedule's check of cancel_pending after its own fence, or by chan_wait_one's loop.
+	 */
+	if (self)
+		atomic_store_explicit(&self->state, TASK_INTERRUPTIBLE, memory_order_relaxed);
 	spin_unlock(&ch->lock);
-	return chan_wait_one(&sel, &w, q, ch);
+	return chan_wait_one(&sel, &w, q, ch, self);
 }
 
 int fiber_chan_send(fiber_chan_t *ch, const void *elem)

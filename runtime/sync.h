@@ -11,6 +11,10 @@
  * nobody will grant it any more).
  *
  * Plain pthreads wait the same way, on a futex on the same word (task == NULL).
+ *
+ * Channels (chan.c) follow the same order with their own wake-up list instead of a wake_q: the verdict (a claim)
+ * is made under the channel lock for one named waiter, the wake-up is issued after the unlock, and the claim
+ * itself keeps the waiter from leaving until the claimer released it, so no reference is taken.
  */
 #ifndef FIBER_SYNC_H
 #define FIBER_SYNC_H
@@ -150,19 +154,6 @@ static inline void sync_wake_up_q(struct wake_q_head *q)
 		fiber__wake_up_q(q);
 		fiber__preempt_point();
 	}
-}
-
-/*
- * Issue the collected wake-ups and go on: a reschedule they asked for waits for the caller's next preemption point
- * or block. Channels use it (as Go's runnext): a sender that wakes a receiver and then waits for the reply
- * switches once, when it blocks, instead of being preempted first and switching again when it blocks. The
- * wake-ups are WF_SYNC, as the kernel's pipe wake-ups: the wakee comes to the waker's worker if that has nothing
- * else queued, and is picked next there (next buddy), as Go's direct send puts the receiver in runnext.
- */
-static inline void sync_wake_up_q_lazy(struct wake_q_head *q)
-{
-	if (q->first != WAKE_Q_TAIL)
-		fiber__wake_up_q_sync(q);
 }
 
 #endif /* FIBER_SYNC_H */
