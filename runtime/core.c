@@ -537,12 +537,6 @@ void fiber__wake_up_q(struct wake_q_head *head)
 	wake_up_q_flags(head, 0);
 }
 
-/* The waker hands its CPU on (a channel hand-off, the kernel's pipe wake_up_*_sync): WF_SYNC. */
-void fiber__wake_up_q_sync(struct wake_q_head *head)
-{
-	wake_up_q_flags(head, WF_SYNC);
-}
-
 /* ------------------------------------------------------------------------------------------------------------
  * Preempt notifiers
  * ---------------------------------------------------------------------------------------------------------- */

@@ -936,7 +936,6 @@ struct wake_q_head {
 #define WAKE_Q_TAIL ((struct wake_q_node *)0x01)
 #define DEFINE_WAKE_Q(name) struct wake_q_head name = { WAKE_Q_TAIL, &name.first }
 __hidden void fiber__wake_up_q(struct wake_q_head *head);
-__hidden void fiber__wake_up_q_sync(struct wake_q_head *head); /* WF_SYNC */
 
 /* worker.c */
 __hidden int fiber__workers_start(unsigned n);
