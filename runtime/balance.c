@@ -99,7 +99,7 @@ static unsigned move_some_locked(struct rq *src, int dst, unsigned max)
 	return k;
 }
 
-/* Pull one fiber to @w from the busiest worker. Called from @w's idle loop, no lock held. */
+/* Pull fibers to @w from the busiest worker. Called from @w's idle loop, no lock held; true if it moved any. */
 bool fiber__newidle_balance(struct worker *w)
 {
 	unsigned n = fiber__rt.nr_workers, best_load = 1;

@@ -5,9 +5,10 @@
  * loop: drain the wakelist, run due timers, and if anything became runnable, schedule_idle(). Otherwise it polls
  * for a few microseconds with TIF_POLLING set (a waker then needs no syscall), clears POLLING, fences, re-checks,
  * and sleeps until the next timer: in its ring while I/O is in flight there (fiber__io_idle_wait, uring.c), else in
- * futex_wait on its own tif word (TIF_RING_WAIT says which). A waker sets NEED_RESCHED on that word and, only when POLLING was clear, writes the ring's
- * kick eventfd or calls futex_wake (fiber__kick_worker): a worker is kicked only when it is asleep, and a sleeping
- * runtime burns no CPU. The tick is the monitor's (monitor.c): workers get no signals.
+ * futex_wait on its own tif word (TIF_RING_WAIT says which). A waker sets NEED_RESCHED on that word and, only when
+ * POLLING and NEED_RESCHED were clear, writes the ring's kick eventfd or calls futex_wake (fiber__kick_worker): a
+ * worker is kicked only when it is asleep, once per sleep, and a sleeping runtime burns no CPU. The tick is the
+ * monitor's (monitor.c): workers get no signals.
  */
 #include "io.h"
 
