@@ -143,8 +143,8 @@ static inline void sel_complete(struct chan_waiter *w, int result, struct chan_c
  * fiber woken early, or never asleep, spins on CLAIMED in chan_wait_one or the select loop), so it and its
  * descriptor stay while we wake it. A send or receive wakes with WF_SYNC, as the kernel's pipe wake-ups: the waker
  * is about to block or go on briefly, so the wakee comes to the waker's worker if that has nothing else queued, and
- * is picked next there (next buddy), as Go's direct send puts the receiver in runnext. No preemption point follows (also
- * as Go): a sender that wakes a receiver and then waits for the reply switches once, when it blocks.
+ * is picked next there (next buddy), as Go's direct send puts the receiver in runnext. No preemption point follows
+ * (also as Go): a sender that wakes a receiver and then waits for the reply switches once, when it blocks.
  */
 static inline __attribute__((always_inline)) void chan_finish(struct chan_claims *cl, int wake_flags)
 {
