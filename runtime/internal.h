@@ -224,7 +224,7 @@ struct fiber_timer {
 	void (*fn)(struct fiber_timer *t); /* called with no lock held; NULL: wake t->fiber */
 	struct fiber *fiber;		   /* the sleeper (fn NULL) or the timer's owner */
 	atomic_bool fired;		   /* set before fn runs / the wake-up (the condition the sleeper checks) */
-	bool pending;			   /* on base's heap; base->lock */
+	bool pending;			   /* in base->tree; base->lock */
 	struct timer_base *base;	   /* the base it was last armed on; changes under that base's lock */
 	struct tnode node;		   /* in base->tree while pending; base->lock */
 };
