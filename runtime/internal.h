@@ -224,14 +224,14 @@ struct fiber_timer {
 	void (*fn)(struct fiber_timer *t); /* called with no lock held; NULL: wake t->fiber */
 	struct fiber *fiber;		   /* the sleeper (fn NULL) or the timer's owner */
 	atomic_bool fired;		   /* set before fn runs / the wake-up (the condition the sleeper checks) */
-	bool pending;			   /* on base's heap; base->lock */
+	bool pending;			   /* in base->tree; base->lock */
 	struct timer_base *base;	   /* the base it was last armed on; changes under that base's lock */
-	struct fiber_timer *child, *sibling, *prev; /* pairing-heap links; base->lock */
+	struct tnode node;		   /* in base->tree while pending; base->lock */
 };
 
 struct timer_base {
 	spinlock_t lock;		     /* a leaf lock */
-	struct fiber_timer *root;	     /* the earliest timer */
+	struct treap tree;		     /* pending timers by expiry; its first node is the earliest */
 	unsigned nr;			     /* armed timers */
 	_Atomic uint64_t next_expiry;	     /* UINT64_MAX when empty; lock-free peek */
 	struct fiber_timer *_Atomic running; /* the timer whose callback runs now (timer_del waits for it) */

@@ -57,6 +57,7 @@ struct io_ring {
 	unsigned batch_limit; /* ... at which they are submitted: IO_BATCH + the fibers the last reap woke */
 	uint64_t batch_start; /* fiber__sched_clock() of the oldest unsubmitted SQE */
 	uint64_t last_events; /* when this worker last entered the kernel for completions while busy */
+	uint64_t irq_mark;    /* completion work in a fiber's time: excluded up to here so far; 0: none under way */
 	struct io_op *_Atomic cancel_list; /* any thread pushes (llist), the owner drains */
 	/* Counters for fiber_worker_stats (only the owner writes; readers accept a torn view). */
 	uint64_t nr_submitted, nr_completed, nr_enter;

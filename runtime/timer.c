@@ -1,7 +1,7 @@
 /*
  * runtime/timer.c - per-worker timers: sleeps, timeouts and the deadline class's replenishment.
  *
- * Each worker has a timer base: an intrusive pairing heap of struct fiber_timer ordered by expiry (sched_clock
+ * Each worker has a timer base: an intrusive tree (treap.h) of struct fiber_timer ordered by expiry (sched_clock
  * ns). The nodes live in what they time - the fiber (fiber_sleep, timeouts), the deadline entity (replenishment),
  * a waiter's stack frame - so arming a timer never allocates and cannot fail: a sleep or a replenishment never
  * waits for memory.
@@ -9,22 +9,67 @@
  * The owning worker runs due timers before it takes its rq lock (schedule, preemption points) and in its idle
  * loop, which sleeps until the earliest expiry. Any thread may arm or delete a timer, so each base has a lock, a
  * leaf lock. A timer is on at most one base; t->base names it and changes only under that base's lock, so
- * lock_timer_base() re-checks it after locking (the kernel's lock_hrtimer_base). Due timers are taken off the heap
+ * lock_timer_base() re-checks it after locking (the kernel's lock_hrtimer_base). Due timers are taken off the tree
  * under the lock and run after it is dropped: t->fired is set, then t->fn(t) runs (NULL: wake t->fiber), so
  * try_to_wake_up and the replenishment never run under the timer lock. While a callback runs, base->running names
  * its timer and fiber__timer_del waits for it (hrtimer_cancel), so a timer's memory may go as soon as timer_del
  * returns.
  *
- * Pairing heap: the root is the earliest timer; every node keeps a list of child heaps (child, then sibling). A
- * node's prev is its parent when it is a first child, else its left sibling, and NULL for the root, so any node
- * can be cut out in O(1) and its children merged back in O(log n) amortized.
+ * The tree: expected O(log n) arm and delete, whichever timer it is, and its first node (the earliest) cached. A
+ * pairing heap was cheaper on average but lumpy, and the lump fell on one fiber: with a timeout per I/O call, every
+ * arming (a later expiry than the earliest) became a child of the root, and the fiber whose call held the earliest
+ * timer merged all of them - hundreds of microseconds with 500 connections - when it deleted it. The fair class
+ * charged it for that and held it back behind every other connection (README, "the scheduler clock").
  */
 #include "internal.h"
+
+/* ---- the tree (base->lock held) ---- */
+
+static inline struct fiber_timer *node_timer(const struct tnode *n)
+{
+	return container_of(n, struct fiber_timer, node);
+}
+
+/* By expiry; equal expiries go right, so they fire in the order they were armed. */
+static inline bool timer_less(const struct tnode *a, const struct tnode *b)
+{
+	return node_timer(a)->expires < node_timer(b)->expires;
+}
+
+static inline struct fiber_timer *first_timer(const struct timer_base *b)
+{
+	struct tnode *n = treap_first(&b->tree);
+
+	return n ? node_timer(n) : NULL;
+}
+
+static void update_next(struct timer_base *b)
+{
+	struct fiber_timer *first = first_timer(b);
+
+	atomic_store_explicit(&b->next_expiry, first ? first->expires : UINT64_MAX, memory_order_relaxed);
+}
+
+static void tree_insert(struct timer_base *b, struct fiber_timer *t)
+{
+	__treap_insert(&b->tree, &t->node, timer_less, NULL, NULL, NULL);
+	t->pending = true;
+	b->nr++;
+	update_next(b);
+}
+
+static void tree_remove(struct timer_base *b, struct fiber_timer *t)
+{
+	__treap_erase(&b->tree, &t->node, NULL, NULL);
+	t->pending = false;
+	b->nr--;
+	update_next(b);
+}
 
 void fiber__timer_base_init(struct timer_base *b)
 {
 	spin_lock_init(&b->lock);
-	b->root = NULL;
+	treap_init(&b->tree, timer_less, NULL);
 	b->nr = 0;
 	atomic_store(&b->next_expiry, UINT64_MAX);
 	atomic_store(&b->running, NULL);
@@ -34,8 +79,8 @@ void fiber__timer_base_init(struct timer_base *b)
 /* Nothing to free: the nodes belong to their owners, who all deleted them before the runtime stopped. */
 void fiber__timer_base_destroy(struct timer_base *b)
 {
-	FIBER_DEBUG_BUG_ON(b->root != NULL);
-	b->root = NULL;
+	FIBER_DEBUG_BUG_ON(b->tree.root != NULL);
+	treap_init(&b->tree, timer_less, NULL);
 	b->nr = 0;
 }
 
@@ -44,96 +89,6 @@ void fiber__timer_init(struct fiber_timer *t, void (*fn)(struct fiber_timer *t),
 	memset(t, 0, sizeof(*t));
 	t->fn = fn;
 	t->fiber = p;
-}
-
-/* ---- the pairing heap (base->lock held) ---- */
-
-/* Meld two heaps whose roots have no siblings and no prev; returns the new root. */
-static struct fiber_timer *meld(struct fiber_timer *a, struct fiber_timer *b)
-{
-	if (!a)
-		return b;
-	if (!b)
-		return a;
-	if (b->expires < a->expires) {
-		struct fiber_timer *t = a;
-
-		a = b;
-		b = t;
-	}
-	/* b becomes a's first child. */
-	b->prev = a;
-	b->sibling = a->child;
-	if (a->child)
-		a->child->prev = b;
-	a->child = b;
-	return a;
-}
-
-/* Merge a list of sibling heaps into one (the standard two passes: pair left to right, meld right to left). */
-static struct fiber_timer *merge_pairs(struct fiber_timer *first)
-{
-	struct fiber_timer *pairs = NULL, *root = NULL;
-
-	while (first) {
-		struct fiber_timer *a = first, *b = a->sibling, *next = b ? b->sibling : NULL;
-
-		a->sibling = a->prev = NULL;
-		if (b)
-			b->sibling = b->prev = NULL;
-		a = meld(a, b);
-		a->sibling = pairs; /* the pass-one results, last pair first */
-		pairs = a;
-		first = next;
-	}
-	while (pairs) {
-		struct fiber_timer *next = pairs->sibling;
-
-		pairs->sibling = NULL;
-		root = meld(pairs, root);
-		pairs = next;
-	}
-	return root;
-}
-
-static void update_next(struct timer_base *b)
-{
-	atomic_store_explicit(&b->next_expiry, b->root ? b->root->expires : UINT64_MAX, memory_order_relaxed);
-}
-
-static void heap_insert(struct timer_base *b, struct fiber_timer *t)
-{
-	t->child = t->sibling = t->prev = NULL;
-	b->root = meld(b->root, t);
-	b->root->prev = NULL;
-	t->pending = true;
-	b->nr++;
-	update_next(b);
-}
-
-static void heap_remove(struct timer_base *b, struct fiber_timer *t)
-{
-	struct fiber_timer *sub;
-
-	if (t == b->root) {
-		b->root = merge_pairs(t->child);
-	} else {
-		/* Cut t (and its subtree) out: prev is its parent if t is the first child, else its left sibling. */
-		if (t->prev->child == t)
-			t->prev->child = t->sibling;
-		else
-			t->prev->sibling = t->sibling;
-		if (t->sibling)
-			t->sibling->prev = t->prev;
-		sub = merge_pairs(t->child);
-		b->root = meld(b->root, sub);
-	}
-	if (b->root)
-		b->root->prev = NULL;
-	t->child = t->sibling = t->prev = NULL;
-	t->pending = false;
-	b->nr--;
-	update_next(b);
 }
 
 /* Lock the base @t is on (NULL if it was never armed), re-checked after locking because t may move. */
@@ -164,7 +119,7 @@ bool fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expi
 
 	if (old) {
 		if (t->pending)
-			heap_remove(old, t);
+			tree_remove(old, t);
 		if (old != b) {
 			spin_unlock(&old->lock);
 			old = NULL;
@@ -182,12 +137,12 @@ bool fiber__timer_add(struct timer_base *b, struct fiber_timer *t, uint64_t expi
 		return false;
 	}
 	__atomic_store_n(&t->base, b, __ATOMIC_RELEASE); /* pairs with lock_timer_base's acquire load */
-	heap_insert(b, t);
-	first = b->root == t;
+	tree_insert(b, t);
+	first = first_timer(b) == t;
 	spin_unlock(&b->lock);
 	/*
 	 * A timer on a busy worker is something the monitor must watch (the worker may get stuck before it expires).
-	 * The fence orders the heap update before the monitor's sleeping flag is read (fiber__monitor_kick); it pairs
+	 * The fence orders the tree update before the monitor's sleeping flag is read (fiber__monitor_kick); it pairs
 	 * with monitor_main's seq_cst store of sleeping before its last scan.
 	 */
 	if (fiber__rt.workers &&
@@ -206,7 +161,7 @@ void fiber__timer_del(struct fiber_timer *t)
 	if (!b)
 		return;
 	if (t->pending)
-		heap_remove(b, t);
+		tree_remove(b, t);
 	spin_unlock(&b->lock);
 	/* Its callback may be running right now on the owning worker: wait for it (pairs with run_timers' release). */
 	while (atomic_load_explicit(&b->running, memory_order_acquire) == t)
@@ -216,7 +171,7 @@ void fiber__timer_del(struct fiber_timer *t)
 /*
  * Fire every timer due at @now, with no lock held: by the owning worker, or by the monitor for a worker that is
  * stuck (one runner at a time: whoever finds run_lock taken leaves the work to its holder). One timer at a time:
- * it is taken off the heap and named in base->running under the lock, so a concurrent timer_del either removes it
+ * it is taken off the tree and named in base->running under the lock, so a concurrent timer_del either removes it
  * first or sees it running and waits until its callback returned.
  */
 void fiber__run_timers(struct timer_base *b, uint64_t now)
@@ -228,13 +183,13 @@ void fiber__run_timers(struct timer_base *b, uint64_t now)
 		struct fiber_timer *t;
 
 		spin_lock(&b->lock);
-		t = b->root;
+		t = first_timer(b);
 		if (!t || t->expires > now) {
 			spin_unlock(&b->lock);
 			atomic_flag_clear_explicit(&b->run_lock, memory_order_release);
 			return;
 		}
-		heap_remove(b, t);
+		tree_remove(b, t);
 		atomic_store_explicit(&b->running, t, memory_order_relaxed);
 		spin_unlock(&b->lock);
 

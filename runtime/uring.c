@@ -260,6 +260,37 @@ void fiber__io_kick(struct worker *w)
 	while (r < 0 && errno == EINTR);
 }
 
+/*
+ * Completion work done in a running fiber's time (a busy worker's io_uring_enter, reaping, wake-ups) is the
+ * worker's irq time, not the fiber's (fiber__update_curr_common leaves the excluded time out). It has to be
+ * excluded as it goes: every wake-up of a reap charges the running fiber up to its rq clock (enqueue's
+ * update_curr), so time excluded only after the reap came too late for all of it but the last wake-up's share,
+ * and the fiber that reaped a few hundred completions was charged for them and then waited out that lag behind
+ * every other connection. io_irq_begin marks the start; io_irq_account, before each wake-up, excludes the time
+ * since the mark; io_irq_end excludes the rest. Owner only.
+ */
+static inline void io_irq_begin(struct io_ring *io)
+{
+	io->irq_mark = fiber__sched_clock();
+}
+
+static inline void io_irq_account(struct io_ring *io)
+{
+	uint64_t now;
+
+	if (!io->irq_mark)
+		return;
+	now = fiber__sched_clock();
+	fiber__rq_exclude(&this_worker()->rq, now - io->irq_mark);
+	io->irq_mark = now;
+}
+
+static inline void io_irq_end(struct io_ring *io)
+{
+	io_irq_account(io);
+	io->irq_mark = 0;
+}
+
 static void io_complete(struct io_ring *io, const struct io_uring_cqe *cqe)
 {
 	uint64_t ud = cqe->user_data;
@@ -289,6 +320,7 @@ static void io_complete(struct io_ring *io, const struct io_uring_cqe *cqe)
 		IO_STAT_ADD(io->nr_completed, 1);
 		atomic_store_explicit(&op->done, 1, memory_order_release);
 	}
+	io_irq_account(io); /* the wake-up charges the running fiber up to now: none of the reap so far is its */
 	fiber__try_to_wake_up(f, TASK_NORMAL, WF_CURRENT_CPU);
 	fiber__put_task_struct(f);
 }
@@ -405,10 +437,10 @@ void fiber__io_work(struct worker *w, bool idle, bool sw)
 	/*
 	 * The system call (which also runs the kernel's deferred completion work) and the wake-ups are done for every
 	 * fiber with I/O here, in the time of whichever fiber reached this preemption point: irq time, which its
-	 * charge leaves out (fiber__update_curr_common). Without that, the fiber that happened to reap hundreds of
-	 * completions was charged for them and waited out the lag behind every other connection.
+	 * charge leaves out (io_irq_begin). In the idle loop nobody is charged.
 	 */
-	now = idle ? 0 : fiber__sched_clock();
+	if (!idle)
+		io_irq_begin(io);
 	if (enter)
 		io_enter(io);
 	if (io_uring_cq_ready(&io->ring))
@@ -419,7 +451,7 @@ void fiber__io_work(struct worker *w, bool idle, bool sw)
 		io_reap(io);
 	}
 	if (!idle)
-		fiber__rq_exclude(&w->rq, fiber__sched_clock() - now);
+		io_irq_end(io);
 }
 
 /*
@@ -510,7 +542,15 @@ void fiber__io_idle_wait(struct worker *w, const struct timespec *ts)
  */
 struct io_uring_sqe *fiber__io_get_sqe(struct io_ring *io, unsigned nr)
 {
-	return io_sq_room(io, nr, 3) ? io_uring_get_sqe(&io->ring) : NULL;
+	bool room;
+
+	if (likely(io_uring_sq_space_left(&io->ring) >= nr))
+		return io_uring_get_sqe(&io->ring);
+	/* A full SQ: the flush and its reap are completion work done in this fiber's time, like fiber__io_work's. */
+	io_irq_begin(io);
+	room = io_sq_room(io, nr, 3);
+	io_irq_end(io);
+	return room ? io_uring_get_sqe(&io->ring) : NULL;
 }
 
 /* @nr SQEs were prepared on @io, each expecting a CQE. */
