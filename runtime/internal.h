@@ -187,7 +187,7 @@ static inline long fiber__futex(void *uaddr, int op, int val, const struct times
 
 /* fiber->tif bits */
 #define TIF_NEED_RESCHED 0x1u
-#define TIF_POLLING 0x2u /* idle fibers only: the worker is not asleep in the kernel, so no kick is needed */
+#define TIF_POLLING 0x2u   /* idle fibers only: the worker is not asleep in the kernel, so no kick is needed */
 #define TIF_RING_WAIT 0x4u /* idle fibers only: the worker sleeps in its ring (kick: eventfd), else on this word */
 
 /* __schedule modes */

@@ -79,7 +79,7 @@ __hidden void fiber__io_work(struct worker *w, bool idle, bool sw); /* submit du
 __hidden bool fiber__io_idle_work(struct worker *w); /* the idle loop's: true if its wait in the ring is due */
 __hidden void fiber__io_idle_wait(struct worker *w, const struct timespec *ts); /* block in the ring */
 __hidden bool fiber__io_idle_needs_ring(struct worker *w); /* something only the ring's wait can deliver */
-__hidden void fiber__io_kick(struct worker *w); /* from any thread: end w's wait in its ring */
+__hidden void fiber__io_kick(struct worker *w);		   /* from any thread: end w's wait in its ring */
 __hidden struct io_uring_sqe *fiber__io_get_sqe(struct io_ring *io, unsigned nr);
 __hidden void fiber__io_queued(struct io_ring *io, unsigned nr_sqes);
 __hidden void fiber__io_cancel(struct io_op *op);	  /* from the issuing fiber, on any worker */

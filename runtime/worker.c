@@ -86,20 +86,23 @@ static void idle_sleep(struct worker *w)
 	uint64_t next = atomic_load_explicit(&w->timers.next_expiry, memory_order_relaxed);
 	struct timespec ts, *tsp = NULL;
 	bool ring = w->io && fiber__io_idle_needs_ring(w);
-	unsigned val, nval;
+	unsigned val, nval, sleeps;
 
 	/*
 	 * Stop polling, and say where the sleep is (TIF_RING_WAIT: in the ring, else on this word) in the same RMW, so
 	 * that a kicker that finds POLLING clear knows how to wake us (fiber__kick_worker). The full fence orders it
 	 * before the re-checks and pairs with the waker's fetch_or.
 	 */
-	atomic_store_explicit(&w->nr_sleeps, atomic_load_explicit(&w->nr_sleeps, memory_order_relaxed) + 1,
-			      memory_order_relaxed); /* before the CAS: a kicker that sees POLLING clear sees this too */
+	sleeps = atomic_load_explicit(&w->nr_sleeps, memory_order_relaxed);
+	/* Counted before the CAS: a kicker that sees POLLING clear sees this too. */
+	atomic_store_explicit(&w->nr_sleeps, sleeps + 1, memory_order_relaxed);
 	val = atomic_load_explicit(&idle->tif, memory_order_relaxed);
-	do
+	for (;;) {
 		nval = (val & ~(TIF_POLLING | TIF_RING_WAIT)) | (ring ? TIF_RING_WAIT : 0);
-	while (!atomic_compare_exchange_weak_explicit(&idle->tif, &val, nval, memory_order_seq_cst,
-						      memory_order_relaxed));
+		if (atomic_compare_exchange_weak_explicit(&idle->tif, &val, nval, memory_order_seq_cst,
+							  memory_order_relaxed))
+			break;
+	}
 	val = nval;
 	if (!(val & TIF_NEED_RESCHED) && !idle_has_work(w)) {
 		if (next != UINT64_MAX) {
