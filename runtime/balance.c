@@ -41,23 +41,6 @@ static struct fiber *pick_migratable(struct rq *src, int dst)
 }
 
 /*
- * Move one queued fiber that may run on @dst from @src (locked) to @dst; the higher class first (a queued rt
- * fiber waits behind a running one of equal or higher priority). Returns with @src unlocked; true if it moved one.
- */
-static bool move_one_locked(struct rq *src, int dst)
-{
-	struct fiber *p = pick_migratable(src, dst);
-
-	if (!p) {
-		spin_unlock(&src->lock);
-		return false;
-	}
-	fiber__update_rq_clock(src);
-	fiber__move_queued_task(src, p, dst, true);
-	return true;
-}
-
-/*
  * How many fibers one newidle pull takes at most: the kernel's sched_nr_migrate, the bound on the tasks one
  * balance pass detaches under the busiest rq's lock.
  */
@@ -170,7 +153,7 @@ void fiber__wakep(struct rq *rq)
 bool fiber__balance_move_one(struct rq *src, struct rq *dst)
 {
 	spin_lock(&src->lock);
-	return move_one_locked(src, dst->cpu);
+	return move_some_locked(src, dst->cpu, 1) > 0;
 }
 
 /* ------------------------------------------------------------------------------------------------------------
