@@ -408,10 +408,16 @@ struct fiber {
 	uint64_t nr_migrations;
 	uint64_t exec_start;	   /* rq clock when it last started running or was last charged */
 	uint64_t sum_exec_runtime; /* ns */
-	uint64_t wait_start;	   /* rq clock when it became runnable and not running, 0 if not waiting */
-	uint64_t wait_sum;	   /* ns */
-	struct list_head all;	   /* workers[home].all_fibers (fiber_dump) */
-	int home;		   /* the worker whose all_fibers list holds it */
+	/*
+	 * I/O completion work done for this fiber in another fiber's time (its share of an io_uring_enter and the
+	 * reap of its CQE, uring.c io_irq_charge): charged to it at its next update_curr. Added by its ring's owner
+	 * while it waits for the op, taken by whichever worker charges it next.
+	 */
+	atomic_ullong irq_debt;
+	uint64_t wait_start;  /* rq clock when it became runnable and not running, 0 if not waiting */
+	uint64_t wait_sum;    /* ns */
+	struct list_head all; /* workers[home].all_fibers (fiber_dump) */
+	int home;	      /* the worker whose all_fibers list holds it */
 
 	/*
 	 * Debugging (fiber_dump, the trace, gdb/libfiber-gdb.py). wait_reason and wait_on are written by the fiber
@@ -864,7 +870,8 @@ static inline void fiber__rq_exclude(struct rq *rq, uint64_t ns)
 
 /*
  * Charge the running fiber the time since it was last charged, less the steal and irq time in it (the kernel's
- * rq_clock_task delta); returns the delta (ns). rq->lock held.
+ * rq_clock_task delta), plus the completion work done for it meanwhile (irq_debt); returns the delta (ns).
+ * rq->lock held.
  */
 static inline int64_t fiber__update_curr_common(struct rq *rq)
 {
@@ -891,9 +898,11 @@ static inline int64_t fiber__update_curr_common(struct rq *rq)
 	if (unlikely(gone)) {
 		rq->excl_seen = excl;
 		delta -= gone < (uint64_t)delta ? (int64_t)gone : delta;
-		if (!delta)
-			return 0;
 	}
+	if (unlikely(atomic_load_explicit(&curr->irq_debt, memory_order_relaxed)))
+		delta += (int64_t)atomic_exchange_explicit(&curr->irq_debt, 0, memory_order_relaxed);
+	if (!delta)
+		return 0;
 	curr->sum_exec_runtime += (uint64_t)delta;
 	return delta;
 }

@@ -58,6 +58,7 @@ struct io_ring {
 	uint64_t batch_start; /* fiber__sched_clock() of the oldest unsubmitted SQE */
 	uint64_t last_events; /* when this worker last entered the kernel for completions while busy */
 	uint64_t irq_mark;    /* completion work in a fiber's time: excluded up to here so far; 0: none under way */
+	uint64_t irq_share;   /* the io_uring_enter before this reap, per CQE (io_irq_reap) */
 	struct io_op *_Atomic cancel_list; /* any thread pushes (llist), the owner drains */
 	/* Counters for fiber_worker_stats (only the owner writes; readers accept a torn view). */
 	uint64_t nr_submitted, nr_completed, nr_enter;

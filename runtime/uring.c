@@ -261,34 +261,71 @@ void fiber__io_kick(struct worker *w)
 }
 
 /*
- * Completion work done in a running fiber's time (a busy worker's io_uring_enter, reaping, wake-ups) is the
- * worker's irq time, not the fiber's (fiber__update_curr_common leaves the excluded time out). It has to be
- * excluded as it goes: every wake-up of a reap charges the running fiber up to its rq clock (enqueue's
- * update_curr), so time excluded only after the reap came too late for all of it but the last wake-up's share,
- * and the fiber that reaped a few hundred completions was charged for them and then waited out that lag behind
- * every other connection. io_irq_begin marks the start; io_irq_account, before each wake-up, excludes the time
- * since the mark; io_irq_end excludes the rest. Owner only.
+ * Completion work done in a running fiber's time (a busy worker's io_uring_enter, reaping, the wake-ups) is not that
+ * fiber's: it is excluded from its charge (fiber__update_curr_common leaves the excluded time out) and charged to the
+ * fibers it was done for. Both halves matter with many connections:
+ *   - excluded as it goes: every wake-up of a reap charges the running fiber up to its rq clock (enqueue's
+ *     update_curr), so time excluded only after the reap came too late for all of it but the last wake-up's share,
+ *     and the fiber that reaped a few hundred completions was charged for them and then waited out that lag behind
+ *     every other connection;
+ *   - charged to the woken: with the work merely excluded, the fibers were charged only their own few
+ *     microseconds per request while the worker spent most of its time on their I/O. V then moved at a fraction
+ *     of the wall clock's pace, so any lag was paid off that many times more slowly: a fiber that came back owing
+ *     a few hundred microseconds (a host interrupt in its run) waited a second with 500 connections.
+ * io_irq_begin marks the start. io_irq_reap, as a reap begins, excludes the io_uring_enter before it and splits it
+ * evenly over the CQEs there; io_irq_charge, before each wake-up, excludes the time since the mark and adds it, with
+ * that share, to the woken fiber's irq_debt; io_irq_end excludes the rest. A share or a CQE's time beyond a bound
+ * is not completion work but the thread losing its CPU inside the system call (steal): that part stays excluded
+ * and is charged to nobody. In the idle loop nobody is charged. Owner only.
  */
+#define IO_IRQ_SHARE_MAX 20000ull /* ns of an io_uring_enter charged per CQE at most */
+#define IO_IRQ_CQE_MAX 10000ull	  /* ns of a CQE's own reap and wake-up charged at most */
+
 static inline void io_irq_begin(struct io_ring *io)
 {
 	io->irq_mark = fiber__sched_clock();
 }
 
-static inline void io_irq_account(struct io_ring *io)
+/* Exclude the time since the mark; returns it. */
+static inline uint64_t io_irq_account(struct io_ring *io)
 {
-	uint64_t now;
+	uint64_t now, d;
+
+	if (!io->irq_mark)
+		return 0;
+	now = fiber__sched_clock();
+	d = now - io->irq_mark;
+	fiber__rq_exclude(&this_worker()->rq, d);
+	io->irq_mark = now;
+	return d;
+}
+
+/* A reap of @n CQEs begins: the io_uring_enter since the mark submitted their SQEs and ran their completions. */
+static inline void io_irq_reap(struct io_ring *io, unsigned n)
+{
+	uint64_t d = io_irq_account(io);
+
+	d = n ? d / n : 0;
+	io->irq_share = d < IO_IRQ_SHARE_MAX ? d : IO_IRQ_SHARE_MAX;
+}
+
+/* Before @f's wake-up: its CQE's work and its share of the enter go to its next charge. */
+static inline void io_irq_charge(struct io_ring *io, struct fiber *f)
+{
+	uint64_t d;
 
 	if (!io->irq_mark)
 		return;
-	now = fiber__sched_clock();
-	fiber__rq_exclude(&this_worker()->rq, now - io->irq_mark);
-	io->irq_mark = now;
+	d = io_irq_account(io);
+	d = (d < IO_IRQ_CQE_MAX ? d : IO_IRQ_CQE_MAX) + io->irq_share;
+	atomic_fetch_add_explicit(&f->irq_debt, d, memory_order_relaxed);
 }
 
 static inline void io_irq_end(struct io_ring *io)
 {
 	io_irq_account(io);
 	io->irq_mark = 0;
+	io->irq_share = 0;
 }
 
 static void io_complete(struct io_ring *io, const struct io_uring_cqe *cqe)
@@ -320,7 +357,7 @@ static void io_complete(struct io_ring *io, const struct io_uring_cqe *cqe)
 		IO_STAT_ADD(io->nr_completed, 1);
 		atomic_store_explicit(&op->done, 1, memory_order_release);
 	}
-	io_irq_account(io); /* the wake-up charges the running fiber up to now: none of the reap so far is its */
+	io_irq_charge(io, f); /* the wake-up charges the running fiber up to now: none of the reap so far is its */
 	fiber__try_to_wake_up(f, TASK_NORMAL, WF_CURRENT_CPU);
 	fiber__put_task_struct(f);
 }
@@ -330,6 +367,7 @@ static unsigned io_reap(struct io_ring *io)
 	struct io_uring_cqe *cqe;
 	unsigned head, n = 0;
 
+	io_irq_reap(io, io_uring_cq_ready(&io->ring));
 	io_uring_for_each_cqe(&io->ring, head, cqe)
 	{
 		io_complete(io, cqe);
@@ -437,7 +475,7 @@ void fiber__io_work(struct worker *w, bool idle, bool sw)
 	/*
 	 * The system call (which also runs the kernel's deferred completion work) and the wake-ups are done for every
 	 * fiber with I/O here, in the time of whichever fiber reached this preemption point: irq time, which its
-	 * charge leaves out (io_irq_begin). In the idle loop nobody is charged.
+	 * charge leaves out and the fibers it was for are charged (io_irq_begin). In the idle loop nobody is charged.
 	 */
 	if (!idle)
 		io_irq_begin(io);
