@@ -6,6 +6,7 @@
 #include "server_util.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -512,6 +513,82 @@ static void test_http_server_shutdown_under_load(void **state)
 	free(r.log);
 }
 
+/*
+ * ---- a backlog of connections is accepted in one turn ----
+ * The acceptor used to take one connection per turn on its worker: an io_uring accept, a park, a wake-up and a
+ * wait for its next turn each. A burst of connects on a busy server (wrk -c500's start) then waited for as many
+ * turns among the busy connection fibers: in some runs the last ones were accepted 3 s later, which made the long
+ * tail of wrk's p99. Now it takes everything waiting with plain nonblocking accept4 calls and parks (fiber_poll)
+ * only when none is left. The server is stopped (SIGSTOP) while BACKLOG_CONNS connect, so that all of them wait in
+ * the backlog when it goes on; the ring's SQE count (fiber_dump, FIBER_DUMP_SIGNAL) tells how they were taken:
+ * each connection's fiber submits its first recv, and before the fix each accept was an SQE too (2 per
+ * connection, against 1 now). Then every connection gets its reply.
+ */
+#define BACKLOG_CONNS 200
+
+/* The ring's submitted count from a fresh dump of @sp (its log), or -1. */
+static long dump_submitted(struct server_proc *sp)
+{
+	long n = -1;
+
+	for (int tries = 0; tries < 50 && n < 0; tries++) {
+		char *log, *p, *last = NULL;
+
+		kill(sp->pid, SIGUSR1);
+		usleep(100000);
+		log = server_log(sp, false);
+		if (!log)
+			continue;
+		for (p = strstr(log, "totals:"); p; p = strstr(p + 1, "totals:"))
+			last = p; /* the newest dump */
+		if (last && (p = strstr(last, " submitted ")))
+			n = strtol(p + strlen(" submitted "), NULL, 10);
+		free(log);
+	}
+	return n;
+}
+
+static void test_http_server_backlog_accepted_in_one_turn(void **state)
+{
+	const char *args[] = { "--workers", "1", NULL };
+	const char *mode = getenv("FIBER_IO");
+	static int fds[BACKLOG_CONNS];
+	struct server_proc s;
+	long before, after;
+	int ok = 0;
+
+	(void)state;
+	if (mode && !strcmp(mode, "poll"))
+		skip(); /* no ring to count on */
+	setenv("FIBER_DUMP_SIGNAL", "SIGUSR1", 1);
+	assert_int_equal(server_start(&s, HTTP_SERVER_BIN, args), 0);
+	unsetenv("FIBER_DUMP_SIGNAL");
+	before = dump_submitted(&s);
+	kill(s.pid, SIGSTOP);
+	for (int i = 0; i < BACKLOG_CONNS; i++)
+		fds[i] = tcp_connect(s.port); /* the kernel completes the handshakes into the backlog */
+	kill(s.pid, SIGCONT);
+	usleep(300000);
+	after = dump_submitted(&s);
+	for (int i = 0; i < BACKLOG_CONNS; i++) {
+		if (fds[i] < 0)
+			continue;
+		if (!send_str(fds[i], "GET / HTTP/1.1\r\nHost: x\r\n\r\n") &&
+		    http_read(fds[i], head, sizeof(head), body, sizeof(body), NULL, false) == 200 &&
+		    !strcmp(body, "Hello, World!"))
+			ok++;
+		close(fds[i]);
+	}
+	server_stop(&s, SIGTERM, 30000);
+	free(server_log(&s, true));
+	print_message("  %d connections waiting in the backlog: %ld SQEs submitted while they were taken\n",
+		      BACKLOG_CONNS, after - before);
+	assert_int_equal(ok, BACKLOG_CONNS);
+	assert_true(before >= 0 && after >= before);
+	assert_true(after - before >= BACKLOG_CONNS / 2);    /* the recvs (a few may still wait in the SQ) */
+	assert_true(after - before < BACKLOG_CONNS * 3 / 2); /* before: one accept each too */
+}
+
 /* Last: the shared server stops on SIGTERM with exit status 0 and its summary line. */
 static void test_http_server_sigterm_exits_0(void **state)
 {
@@ -550,6 +627,7 @@ int main(void)
 		cmocka_unit_test(test_http_server_1000_connections),
 		cmocka_unit_test(test_http_server_connection_limit),
 		cmocka_unit_test(test_http_server_shutdown_under_load),
+		cmocka_unit_test(test_http_server_backlog_accepted_in_one_turn),
 		cmocka_unit_test(test_http_server_sigterm_exits_0),
 	};
 
