@@ -645,10 +645,33 @@ static inline void prepare_task_switch(struct worker *w, struct rq *rq, struct f
 }
 
 /*
- * finish_task_switch - the first thing a resumed fiber does, on its own stack, possibly on another worker than the
- * one it left. @prev is "last": the fiber that ran on this worker just before.
+ * The dead fiber's end (C2), after the switch and after the unlock: its class's task_dead, every class's task_free,
+ * the descriptor's last self-reference. Out of line: once per fiber, not once per switch.
  */
-static struct rq *finish_task_switch(struct fiber *prev)
+static __noinline void finish_task_dead(struct fiber *prev)
+{
+	if (prev->sched_class->task_dead)
+		prev->sched_class->task_dead(prev);
+	/* Every class's, as at task_fork: a class it left may still hold something (an armed DL timer). */
+	for (unsigned i = 0; i < nr_task_free_hooks; i++)
+		task_free_hooks[i](prev);
+	bool user = !(prev->flags & PF_KTHREAD);
+
+	fiber__tsan_dead(prev);
+	fiber__fiber_unlist(prev);
+	fiber__put_task_struct(prev); /* the reference the fiber held on itself while it ran */
+	/* Pairs with wait_for_fibers (runtime.c): its seq_cst store of stop_waiting, its nr_fibers loads. */
+	if (user && atomic_fetch_sub_explicit(&fiber__rt.nr_fibers, 1, memory_order_acq_rel) == 1 &&
+	    atomic_load_explicit(&fiber__rt.stop_waiting, memory_order_acquire))
+		fiber__futex(&fiber__rt.nr_fibers, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+}
+
+/*
+ * finish_task_switch - the first thing a resumed fiber does, on its own stack, possibly on another worker than the
+ * one it left. @prev is "last": the fiber that ran on this worker just before. Inline in context_switch (every
+ * switch) and schedule_tail (a new fiber's first run).
+ */
+static inline __attribute__((always_inline)) struct rq *finish_task_switch(struct fiber *prev)
 {
 	struct worker *w = this_worker(); /* recomputed: we may be on another pthread than when we left */
 	struct rq *rq = &w->rq;
@@ -679,23 +702,8 @@ static struct rq *finish_task_switch(struct fiber *prev)
 	if (atomic_load_explicit(&fiber__preempt_notifier_key, memory_order_relaxed) && curr->preempt_notifiers)
 		fire_sched_in_preempt_notifiers(curr, w->id);
 
-	if (unlikely(prev_state == TASK_DEAD)) {
-		/* C2: after the switch and after the unlock. */
-		if (prev->sched_class->task_dead)
-			prev->sched_class->task_dead(prev);
-		/* Every class's, as at task_fork: a class it left may still hold something (an armed DL timer). */
-		for (unsigned i = 0; i < nr_task_free_hooks; i++)
-			task_free_hooks[i](prev);
-		bool user = !(prev->flags & PF_KTHREAD);
-
-		fiber__tsan_dead(prev);
-		fiber__fiber_unlist(prev);
-		fiber__put_task_struct(prev); /* the reference the fiber held on itself while it ran */
-		/* Pairs with wait_for_fibers (runtime.c): its seq_cst store of stop_waiting, its nr_fibers loads. */
-		if (user && atomic_fetch_sub_explicit(&fiber__rt.nr_fibers, 1, memory_order_acq_rel) == 1 &&
-		    atomic_load_explicit(&fiber__rt.stop_waiting, memory_order_acquire))
-			fiber__futex(&fiber__rt.nr_fibers, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
-	}
+	if (unlikely(prev_state == TASK_DEAD))
+		finish_task_dead(prev); /* C2: after the switch and after the unlock */
 
 	/* The analog of the IPI that waits for interrupts to come back on: wake-ups handed to us while we switched. */
 	if (atomic_load_explicit(&w->wake_list, memory_order_relaxed))
