@@ -741,19 +741,37 @@ static inline struct rq *context_switch(struct worker *w, struct rq *rq, struct 
 	return finish_task_switch(last);
 }
 
+/* sched_info at a switch: prev waits again if it is still runnable; next stops waiting and starts running. */
+static inline void sched_info_switch(struct rq *rq, struct fiber *prev, struct fiber *next)
+{
+	if (is_idle_task(prev))
+		rq->idle_ns += rq->clock - prev->exec_start;
+	else if (task_on_rq_queued(prev))
+		prev->wait_start = rq->clock;
+	if (next->wait_start) {
+		next->wait_sum += rq->clock - next->wait_start;
+		next->wait_start = 0;
+	}
+	fiber__set_exec_start(rq, next);
+}
+
 static struct fiber *pick_next_task(struct rq *rq, struct fiber *prev)
 {
 	struct fiber *next = NULL;
 
 	/*
 	 * Fast path (__pick_next_task): prev is not above fair and every runnable fiber is fair, so no higher class
-	 * can have anything; ask fair directly and fall back to idle.
+	 * can have anything; ask fair directly (which also puts prev back and sets next up) and fall back to idle.
 	 */
 	if (likely(!sched_class_above(prev->sched_class, &fiber__fair_sched_class) &&
 		   atomic_load_explicit(&rq->nr_running, memory_order_relaxed) == rq->cfs.nr_running)) {
-		next = fiber__fair_sched_class.pick_task(rq);
-		if (!next)
-			next = rq->idle;
+		next = fiber__pick_next_task_fair(rq, prev);
+		if (likely(next)) {
+			if (next != prev)
+				sched_info_switch(rq, prev, next);
+			return next;
+		}
+		next = rq->idle;
 		goto picked;
 	}
 	for (unsigned i = 0; i < ARRAY_SIZE(fiber__classes); i++) {
@@ -766,16 +784,7 @@ picked:
 	if (next != prev) {
 		prev->sched_class->put_prev_task(rq, prev, next);
 		next->sched_class->set_next_task(rq, next, true);
-		/* sched_info: prev waits again if it is still runnable; next stops waiting and starts running. */
-		if (is_idle_task(prev))
-			rq->idle_ns += rq->clock - prev->exec_start;
-		else if (task_on_rq_queued(prev))
-			prev->wait_start = rq->clock;
-		if (next->wait_start) {
-			next->wait_sum += rq->clock - next->wait_start;
-			next->wait_start = 0;
-		}
-		fiber__set_exec_start(rq, next);
+		sched_info_switch(rq, prev, next);
 	}
 	return next;
 }

@@ -920,6 +920,8 @@ __hidden struct fiber *fiber__spawn_kthread(int cpu, void *(*fn)(void *), void *
 					    const char *name);
 /* sched_fair.c, sched_rt.c, sched_dl.c: a worker's class runqueues */
 __hidden void fiber__init_cfs_rq(struct cfs_rq *cfs);
+/* sched_fair.c: the pick's fast path (core.c pick_next_task), put_prev_task and set_next_task included */
+__hidden struct fiber *fiber__pick_next_task_fair(struct rq *rq, struct fiber *prev);
 __hidden void fiber__init_rt_rq(struct rt_rq *rt);
 __hidden void fiber__init_dl_rq(struct dl_rq *dl);
 
