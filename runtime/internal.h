@@ -882,7 +882,8 @@ static inline int64_t fiber__update_curr_common(struct rq *rq)
 	 * own time: a run made long by the I/O completion work excluded from it (a busy worker's io_uring_enter) is
 	 * not, or every such enter would cost a read of schedstat.
 	 */
-	if (unlikely(delta - (int64_t)(gone < (uint64_t)delta ? gone : (uint64_t)delta) >= (int64_t)STEAL_LONG_NS) &&
+	/* delta - min(gone, delta) >= STEAL_LONG_NS, with the common short run decided by its first test */
+	if (unlikely(delta >= (int64_t)STEAL_LONG_NS && (uint64_t)delta - STEAL_LONG_NS >= gone) &&
 	    rq->steal_next != UINT64_MAX) {
 		fiber__steal_sample(rq);
 		excl = fiber__rq_excluded(rq);
