@@ -884,10 +884,9 @@ static __noinline void schedule_atomic_fixup(struct worker *w, struct fiber *pre
 	w->preempt_count = 0;
 }
 
-/* The depth a fiber carried across its switch, back on whichever worker it resumed on. */
-static inline void schedule_atomic_restore(void)
+/* The depth a fiber carried across its switch, back on whichever worker it resumed on (@w, read after the switch). */
+static inline void schedule_atomic_restore(struct worker *w)
 {
-	struct worker *w = this_worker();
 	int saved = w->current->saved_preempt;
 
 	if (unlikely(saved)) {
@@ -914,7 +913,7 @@ void fiber__schedule(void)
 		preempt_enable_no_resched();
 		w = this_worker();
 	} while (test_tsk_need_resched(w->current));
-	schedule_atomic_restore();
+	schedule_atomic_restore(w);
 }
 
 /* preempt_schedule: an involuntary switch at a preemption point; never dequeues (D3). */
@@ -1075,11 +1074,14 @@ void fiber__do_sched_yield(struct worker *w)
 	 * under __schedule's own lock instead, which saves a lock round trip. The fiber stays RUNNING (never dequeued).
 	 */
 	__schedule(SM_YIELD);
-	preempt_enable_no_resched();
-	w = this_worker();
-	if (test_tsk_need_resched(w->current))
+	w = this_worker(); /* read once after the switch: we may have resumed on another worker */
+	atomic_signal_fence(memory_order_seq_cst);
+	w->preempt_count--; /* preempt_enable_no_resched */
+	if (test_tsk_need_resched(w->current)) {
 		preempt_schedule();
-	schedule_atomic_restore();
+		w = this_worker();
+	}
+	schedule_atomic_restore(w);
 }
 
 /* ------------------------------------------------------------------------------------------------------------
