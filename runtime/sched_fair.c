@@ -255,14 +255,14 @@ static void update_min_vruntime(struct cfs_rq *cfs)
 	}
 }
 
-static void __enqueue_entity(struct cfs_rq *cfs, struct sched_entity *se)
+static inline __attribute__((always_inline)) void __enqueue_entity(struct cfs_rq *cfs, struct sched_entity *se)
 {
 	avg_vruntime_add(cfs, se);
 	se->min_vruntime = se->vruntime;
 	fair_tree_insert(cfs, se);
 }
 
-static void __dequeue_entity(struct cfs_rq *cfs, struct sched_entity *se)
+static inline __attribute__((always_inline)) void __dequeue_entity(struct cfs_rq *cfs, struct sched_entity *se)
 {
 	fair_tree_erase(cfs, se);
 	avg_vruntime_sub(cfs, se);
