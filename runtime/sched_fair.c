@@ -301,9 +301,10 @@ static __noinline void __update_curr_fair(struct rq *rq)
  */
 static inline __attribute__((always_inline)) void update_curr_fair(struct rq *rq)
 {
-	struct sched_entity *curr = rq->cfs.curr;
+	struct fiber *curr = rq->curr; /* never NULL: the idle fiber at least */
 
-	if (curr && rq->curr == fair_task_of(curr) && (int64_t)(rq->clock - fair_task_of(curr)->exec_start) > 0)
+	/* Time to charge first (the repeated calls stop there), then whether it is fair's curr. */
+	if ((int64_t)(rq->clock - curr->exec_start) > 0 && rq->cfs.curr == &curr->se)
 		__update_curr_fair(rq);
 }
 
