@@ -570,7 +570,7 @@ static inline bool put_prev_replace(struct cfs_rq *cfs, struct sched_entity *se,
 	avg_vruntime_sub(cfs, next);
 	avg_vruntime_add(cfs, se);
 	se->min_vruntime = se->vruntime;
-	__treap_replace(&cfs->tree, root, &se->node);
+	__treap_replace_only(&cfs->tree, root, &se->node);
 	fair_tree_check(cfs);
 	return true;
 }

@@ -230,6 +230,17 @@ static inline void __treap_replace(struct treap *t, struct tnode *old, struct tn
 	old->l = old->r = old->parent = NULL;
 }
 
+/*
+ * __treap_replace_only - the tree is the one node @old (the root, no children): @new_ takes its place and priority.
+ * @old's links are all NULL already, as after an erase. The augmented value is the caller's, as for __treap_replace.
+ */
+static inline void __treap_replace_only(struct treap *t, struct tnode *old, struct tnode *new_)
+{
+	new_->l = new_->r = new_->parent = NULL;
+	new_->prio = old->prio;
+	t->root = t->leftmost = t->rightmost = new_;
+}
+
 static inline void treap_insert(struct treap *t, struct tnode *n)
 {
 	__treap_insert(t, n, t->less, t->augment, NULL, NULL);
