@@ -286,13 +286,17 @@ static __noinline void __update_curr_fair(struct rq *rq)
 	struct sched_entity *curr = cfs->curr;
 	int64_t delta;
 
+	bool resched;
+
 	delta = fiber__update_curr_common(rq);
 	if (delta <= 0)
 		return;
 	curr->vruntime += calc_delta_fair(delta, curr);
-	if (update_deadline(cfs, curr))
-		fiber__resched_curr(rq);
+	resched = update_deadline(cfs, curr);
 	update_min_vruntime(cfs);
+	/* Last (it reads nothing of the cfs_rq): a tail call, with nothing to keep live across it. */
+	if (resched)
+		fiber__resched_curr(rq);
 }
 
 /*
