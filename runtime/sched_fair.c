@@ -435,8 +435,13 @@ static void yield_task_fair(struct rq *rq)
 
 	if (!se || cfs->nr_running <= 1)
 		return;
+	FIBER_DEBUG_BUG_ON(!se->on_rq);
 	update_curr_fair(rq);
-	if (entity_eligible(cfs, se)) {
+	/*
+	 * entity_eligible(cfs, se) for curr itself: v <= V with curr's own term on both sides, (v - v0) * (W + w) <=
+	 * avg + (v - v0) * w, is (v - v0) * W <= avg over the tree alone.
+	 */
+	if ((se->vruntime - cfs->min_vruntime) * cfs->avg_load <= cfs->avg_vruntime) {
 		se->vruntime = se->deadline;
 		se->deadline += calc_delta_fair((int64_t)se->slice, se);
 	}
