@@ -448,7 +448,7 @@ static void yield_task_fair(struct rq *rq)
 }
 
 /* The eligible entity with the earliest virtual deadline, curr included. */
-static struct sched_entity *pick_eevdf(struct cfs_rq *cfs, uint64_t now)
+static inline __attribute__((always_inline)) struct sched_entity *pick_eevdf(struct cfs_rq *cfs, uint64_t now)
 {
 	struct sched_entity *curr = cfs->curr, *best = NULL;
 	struct tnode *node = cfs->tree.root;
