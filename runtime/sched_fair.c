@@ -285,7 +285,6 @@ static __noinline void __update_curr_fair(struct rq *rq)
 	struct cfs_rq *cfs = &rq->cfs;
 	struct sched_entity *curr = cfs->curr;
 	int64_t delta;
-
 	bool resched;
 
 	delta = fiber__update_curr_common(rq);
