@@ -106,12 +106,14 @@ static inline void fair_augment_copy(struct tnode *dst, const struct tnode *src)
 	node_se(dst)->min_vruntime = node_se(src)->min_vruntime;
 }
 
-static inline void fair_augment_propagate(struct tnode *a, const struct tnode *n)
+static inline bool fair_augment_propagate(struct tnode *a, const struct tnode *n)
 {
 	int64_t v = node_se(n)->vruntime;
 
-	if (v < node_se(a)->min_vruntime)
-		node_se(a)->min_vruntime = v;
+	if (v >= node_se(a)->min_vruntime)
+		return false;
+	node_se(a)->min_vruntime = v;
+	return true;
 }
 
 #ifdef FIBER_DEBUG

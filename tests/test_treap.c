@@ -52,10 +52,12 @@ static inline void it_copy(struct tnode *dst, const struct tnode *src)
 	item_of(dst)->min = item_of(src)->min;
 }
 
-static inline void it_propagate(struct tnode *a, const struct tnode *n)
+static inline bool it_propagate(struct tnode *a, const struct tnode *n)
 {
-	if (item_of(n)->val < item_of(a)->min)
-		item_of(a)->min = item_of(n)->val;
+	if (item_of(n)->val >= item_of(a)->min)
+		return false;
+	item_of(a)->min = item_of(n)->val;
+	return true;
 }
 
 /* Walks the subtree: returns its size, and sets *bad on the first broken invariant. */
