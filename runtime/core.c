@@ -645,10 +645,33 @@ static inline void prepare_task_switch(struct worker *w, struct rq *rq, struct f
 }
 
 /*
- * finish_task_switch - the first thing a resumed fiber does, on its own stack, possibly on another worker than the
- * one it left. @prev is "last": the fiber that ran on this worker just before.
+ * The dead fiber's end (C2), after the switch and after the unlock: its class's task_dead, every class's task_free,
+ * the descriptor's last self-reference. Out of line: once per fiber, not once per switch.
  */
-static struct rq *finish_task_switch(struct fiber *prev)
+static __noinline void finish_task_dead(struct fiber *prev)
+{
+	if (prev->sched_class->task_dead)
+		prev->sched_class->task_dead(prev);
+	/* Every class's, as at task_fork: a class it left may still hold something (an armed DL timer). */
+	for (unsigned i = 0; i < nr_task_free_hooks; i++)
+		task_free_hooks[i](prev);
+	bool user = !(prev->flags & PF_KTHREAD);
+
+	fiber__tsan_dead(prev);
+	fiber__fiber_unlist(prev);
+	fiber__put_task_struct(prev); /* the reference the fiber held on itself while it ran */
+	/* Pairs with wait_for_fibers (runtime.c): its seq_cst store of stop_waiting, its nr_fibers loads. */
+	if (user && atomic_fetch_sub_explicit(&fiber__rt.nr_fibers, 1, memory_order_acq_rel) == 1 &&
+	    atomic_load_explicit(&fiber__rt.stop_waiting, memory_order_acquire))
+		fiber__futex(&fiber__rt.nr_fibers, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+}
+
+/*
+ * finish_task_switch - the first thing a resumed fiber does, on its own stack, possibly on another worker than the
+ * one it left. @prev is "last": the fiber that ran on this worker just before. Inline in context_switch (every
+ * switch) and schedule_tail (a new fiber's first run).
+ */
+static inline __attribute__((always_inline)) struct rq *finish_task_switch(struct fiber *prev)
 {
 	struct worker *w = this_worker(); /* recomputed: we may be on another pthread than when we left */
 	struct rq *rq = &w->rq;
@@ -679,23 +702,8 @@ static struct rq *finish_task_switch(struct fiber *prev)
 	if (atomic_load_explicit(&fiber__preempt_notifier_key, memory_order_relaxed) && curr->preempt_notifiers)
 		fire_sched_in_preempt_notifiers(curr, w->id);
 
-	if (unlikely(prev_state == TASK_DEAD)) {
-		/* C2: after the switch and after the unlock. */
-		if (prev->sched_class->task_dead)
-			prev->sched_class->task_dead(prev);
-		/* Every class's, as at task_fork: a class it left may still hold something (an armed DL timer). */
-		for (unsigned i = 0; i < nr_task_free_hooks; i++)
-			task_free_hooks[i](prev);
-		bool user = !(prev->flags & PF_KTHREAD);
-
-		fiber__tsan_dead(prev);
-		fiber__fiber_unlist(prev);
-		fiber__put_task_struct(prev); /* the reference the fiber held on itself while it ran */
-		/* Pairs with wait_for_fibers (runtime.c): its seq_cst store of stop_waiting, its nr_fibers loads. */
-		if (user && atomic_fetch_sub_explicit(&fiber__rt.nr_fibers, 1, memory_order_acq_rel) == 1 &&
-		    atomic_load_explicit(&fiber__rt.stop_waiting, memory_order_acquire))
-			fiber__futex(&fiber__rt.nr_fibers, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
-	}
+	if (unlikely(prev_state == TASK_DEAD))
+		finish_task_dead(prev); /* C2: after the switch and after the unlock */
 
 	/* The analog of the IPI that waits for interrupts to come back on: wake-ups handed to us while we switched. */
 	if (atomic_load_explicit(&w->wake_list, memory_order_relaxed))
@@ -733,19 +741,37 @@ static inline struct rq *context_switch(struct worker *w, struct rq *rq, struct 
 	return finish_task_switch(last);
 }
 
+/* sched_info at a switch: prev waits again if it is still runnable; next stops waiting and starts running. */
+static inline void sched_info_switch(struct rq *rq, struct fiber *prev, struct fiber *next)
+{
+	if (is_idle_task(prev))
+		rq->idle_ns += rq->clock - prev->exec_start;
+	else if (task_on_rq_queued(prev))
+		prev->wait_start = rq->clock;
+	if (next->wait_start) {
+		next->wait_sum += rq->clock - next->wait_start;
+		next->wait_start = 0;
+	}
+	fiber__set_exec_start(rq, next);
+}
+
 static struct fiber *pick_next_task(struct rq *rq, struct fiber *prev)
 {
 	struct fiber *next = NULL;
 
 	/*
 	 * Fast path (__pick_next_task): prev is not above fair and every runnable fiber is fair, so no higher class
-	 * can have anything; ask fair directly and fall back to idle.
+	 * can have anything; ask fair directly (which also puts prev back and sets next up) and fall back to idle.
 	 */
 	if (likely(!sched_class_above(prev->sched_class, &fiber__fair_sched_class) &&
 		   atomic_load_explicit(&rq->nr_running, memory_order_relaxed) == rq->cfs.nr_running)) {
-		next = fiber__fair_sched_class.pick_task(rq);
-		if (!next)
-			next = rq->idle;
+		next = fiber__pick_next_task_fair(rq, prev);
+		if (likely(next)) {
+			if (next != prev)
+				sched_info_switch(rq, prev, next);
+			return next;
+		}
+		next = rq->idle;
 		goto picked;
 	}
 	for (unsigned i = 0; i < ARRAY_SIZE(fiber__classes); i++) {
@@ -758,16 +784,7 @@ picked:
 	if (next != prev) {
 		prev->sched_class->put_prev_task(rq, prev, next);
 		next->sched_class->set_next_task(rq, next, true);
-		/* sched_info: prev waits again if it is still runnable; next stops waiting and starts running. */
-		if (is_idle_task(prev))
-			rq->idle_ns += rq->clock - prev->exec_start;
-		else if (task_on_rq_queued(prev))
-			prev->wait_start = rq->clock;
-		if (next->wait_start) {
-			next->wait_sum += rq->clock - next->wait_start;
-			next->wait_start = 0;
-		}
-		fiber__set_exec_start(rq, next);
+		sched_info_switch(rq, prev, next);
 	}
 	return next;
 }
@@ -867,10 +884,9 @@ static __noinline void schedule_atomic_fixup(struct worker *w, struct fiber *pre
 	w->preempt_count = 0;
 }
 
-/* The depth a fiber carried across its switch, back on whichever worker it resumed on. */
-static inline void schedule_atomic_restore(void)
+/* The depth a fiber carried across its switch, back on whichever worker it resumed on (@w, read after the switch). */
+static inline void schedule_atomic_restore(struct worker *w)
 {
-	struct worker *w = this_worker();
 	int saved = w->current->saved_preempt;
 
 	if (unlikely(saved)) {
@@ -897,7 +913,7 @@ void fiber__schedule(void)
 		preempt_enable_no_resched();
 		w = this_worker();
 	} while (test_tsk_need_resched(w->current));
-	schedule_atomic_restore();
+	schedule_atomic_restore(w);
 }
 
 /* preempt_schedule: an involuntary switch at a preemption point; never dequeues (D3). */
@@ -1058,11 +1074,14 @@ void fiber__do_sched_yield(struct worker *w)
 	 * under __schedule's own lock instead, which saves a lock round trip. The fiber stays RUNNING (never dequeued).
 	 */
 	__schedule(SM_YIELD);
-	preempt_enable_no_resched();
-	w = this_worker();
-	if (test_tsk_need_resched(w->current))
+	w = this_worker(); /* read once after the switch: we may have resumed on another worker */
+	atomic_signal_fence(memory_order_seq_cst);
+	w->preempt_count--; /* preempt_enable_no_resched */
+	if (test_tsk_need_resched(w->current)) {
 		preempt_schedule();
-	schedule_atomic_restore();
+		w = this_worker();
+	}
+	schedule_atomic_restore(w);
 }
 
 /* ------------------------------------------------------------------------------------------------------------

@@ -61,7 +61,12 @@ static inline bool mask_empty(const void *mask, size_t size)
 }
 #define cpuset_empty(set) mask_empty((set), sizeof(*(set)))
 
-static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*fn)(void *), void *arg, bool detached)
+/*
+ * @all_cpus: attr->affinity is empty (every worker), as the caller found it once (fiber_spawn's check of the mask
+ * serves both its validation and this).
+ */
+static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*fn)(void *), void *arg, bool detached,
+		       bool all_cpus)
 {
 	unsigned n = fiber__rt.nr_workers;
 	int cnt = 0;
@@ -81,7 +86,7 @@ static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*f
 	if (attr->name)
 		snprintf(p->name, sizeof(p->name), "%s", attr->name);
 	/* p->cpus_mask is zero already (the memset above) */
-	if (cpuset_empty(&attr->affinity)) {
+	if (all_cpus) {
 		for (unsigned i = 0; i < n; i++)
 			CPU_SET(i, &p->cpus_mask);
 		cnt = (int)n;
@@ -133,7 +138,7 @@ struct fiber *fiber__spawn_kthread(int cpu, void *(*fn)(void *), void *arg, cons
 	fiber_attr_init(&attr);
 	attr.name = name;
 	CPU_SET(cpu, &attr.affinity);
-	fiber_init(p, &attr, fn, arg, true);
+	fiber_init(p, &attr, fn, arg, true, false);
 	p->flags |= PF_KTHREAD;
 	fiber__sched_fork(p, &attr.sched);
 	p->sched_class = cls;
@@ -148,9 +153,10 @@ struct fiber *fiber__spawn_kthread(int cpu, void *(*fn)(void *), void *arg, cons
 	return p;
 }
 
-static int affinity_valid(const cpu_set_t *set)
+/* @empty: cpuset_empty(@set), which the caller knows already */
+static int affinity_valid(const cpu_set_t *set, bool empty)
 {
-	if (cpuset_empty(set))
+	if (empty)
 		return 1;
 	for (unsigned i = 0; i < fiber__rt.nr_workers; i++)
 		if (CPU_ISSET(i, set))
@@ -166,18 +172,24 @@ int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *
 	struct fiber *p;
 	size_t size;
 	int ret, saved = errno;
+	bool all_cpus;
 
 	if (!fn)
 		return -EINVAL;
-	if (!attr)
+	if (!attr) {
+		/* The defaults pass every check below: only the empty affinity mask is left to know. */
 		attr = &default_attr;
-	if (attr->flags & ~FIBER_ATTR_DETACHED)
-		return -EINVAL;
-	if (attr->stack_size && !stack_size_valid(attr->stack_size))
-		return -EINVAL;
-	ret = fiber__sched_attr_check_spawn(&attr->sched);
-	if (ret)
-		return ret;
+		all_cpus = true;
+	} else {
+		if (attr->flags & ~FIBER_ATTR_DETACHED)
+			return -EINVAL;
+		if (attr->stack_size && !stack_size_valid(attr->stack_size))
+			return -EINVAL;
+		ret = fiber__sched_attr_check_spawn(&attr->sched);
+		if (ret)
+			return ret;
+		all_cpus = cpuset_empty(&attr->affinity);
+	}
 	/* A plain thread holds the runtime open until the fiber is queued (stop then waits for it). */
 	if (!fiber__rt_enter())
 		return -ESRCH;
@@ -186,7 +198,7 @@ int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *
 		goto out;
 	}
 	ret = -EINVAL;
-	if (!affinity_valid(&attr->affinity))
+	if (!affinity_valid(&attr->affinity, all_cpus))
 		goto out;
 
 	size = attr->stack_size ? page_round(attr->stack_size) : fiber__rt.stack_size;
@@ -194,7 +206,7 @@ int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *
 	p = fiber__fiber_alloc(size);
 	if (!p)
 		goto out;
-	fiber_init(p, attr, fn, arg, out == NULL || (attr->flags & FIBER_ATTR_DETACHED));
+	fiber_init(p, attr, fn, arg, out == NULL || (attr->flags & FIBER_ATTR_DETACHED), all_cpus);
 	fiber__sched_fork(p, &attr->sched);
 	ret = fiber__sched_admit_new(p, &attr->sched);
 	if (ret) {

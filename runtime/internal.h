@@ -889,7 +889,8 @@ static inline int64_t fiber__update_curr_common(struct rq *rq)
 	 * own time: a run made long by the I/O completion work excluded from it (a busy worker's io_uring_enter) is
 	 * not, or every such enter would cost a read of schedstat.
 	 */
-	if (unlikely(delta - (int64_t)(gone < (uint64_t)delta ? gone : (uint64_t)delta) >= (int64_t)STEAL_LONG_NS) &&
+	/* delta - min(gone, delta) >= STEAL_LONG_NS, with the common short run decided by its first test */
+	if (unlikely(delta >= (int64_t)STEAL_LONG_NS && (uint64_t)delta - STEAL_LONG_NS >= gone) &&
 	    rq->steal_next != UINT64_MAX) {
 		fiber__steal_sample(rq);
 		excl = fiber__rq_excluded(rq);
@@ -929,6 +930,8 @@ __hidden struct fiber *fiber__spawn_kthread(int cpu, void *(*fn)(void *), void *
 					    const char *name);
 /* sched_fair.c, sched_rt.c, sched_dl.c: a worker's class runqueues */
 __hidden void fiber__init_cfs_rq(struct cfs_rq *cfs);
+/* sched_fair.c: the pick's fast path (core.c pick_next_task), put_prev_task and set_next_task included */
+__hidden struct fiber *fiber__pick_next_task_fair(struct rq *rq, struct fiber *prev);
 __hidden void fiber__init_rt_rq(struct rt_rq *rt);
 __hidden void fiber__init_dl_rq(struct dl_rq *dl);
 

@@ -106,12 +106,14 @@ static inline void fair_augment_copy(struct tnode *dst, const struct tnode *src)
 	node_se(dst)->min_vruntime = node_se(src)->min_vruntime;
 }
 
-static inline void fair_augment_propagate(struct tnode *a, const struct tnode *n)
+static inline bool fair_augment_propagate(struct tnode *a, const struct tnode *n)
 {
 	int64_t v = node_se(n)->vruntime;
 
-	if (v < node_se(a)->min_vruntime)
-		node_se(a)->min_vruntime = v;
+	if (v >= node_se(a)->min_vruntime)
+		return false;
+	node_se(a)->min_vruntime = v;
+	return true;
 }
 
 #ifdef FIBER_DEBUG
@@ -255,14 +257,14 @@ static void update_min_vruntime(struct cfs_rq *cfs)
 	}
 }
 
-static void __enqueue_entity(struct cfs_rq *cfs, struct sched_entity *se)
+static inline __attribute__((always_inline)) void __enqueue_entity(struct cfs_rq *cfs, struct sched_entity *se)
 {
 	avg_vruntime_add(cfs, se);
 	se->min_vruntime = se->vruntime;
 	fair_tree_insert(cfs, se);
 }
 
-static void __dequeue_entity(struct cfs_rq *cfs, struct sched_entity *se)
+static inline __attribute__((always_inline)) void __dequeue_entity(struct cfs_rq *cfs, struct sched_entity *se)
 {
 	fair_tree_erase(cfs, se);
 	avg_vruntime_sub(cfs, se);
@@ -285,14 +287,17 @@ static __noinline void __update_curr_fair(struct rq *rq)
 	struct cfs_rq *cfs = &rq->cfs;
 	struct sched_entity *curr = cfs->curr;
 	int64_t delta;
+	bool resched;
 
 	delta = fiber__update_curr_common(rq);
 	if (delta <= 0)
 		return;
 	curr->vruntime += calc_delta_fair(delta, curr);
-	if (update_deadline(cfs, curr))
-		fiber__resched_curr(rq);
+	resched = update_deadline(cfs, curr);
 	update_min_vruntime(cfs);
+	/* Last (it reads nothing of the cfs_rq): a tail call, with nothing to keep live across it. */
+	if (resched)
+		fiber__resched_curr(rq);
 }
 
 /*
@@ -301,9 +306,10 @@ static __noinline void __update_curr_fair(struct rq *rq)
  */
 static inline __attribute__((always_inline)) void update_curr_fair(struct rq *rq)
 {
-	struct sched_entity *curr = rq->cfs.curr;
+	struct fiber *curr = rq->curr; /* never NULL: the idle fiber at least */
 
-	if (curr && rq->curr == fair_task_of(curr) && (int64_t)(rq->clock - fair_task_of(curr)->exec_start) > 0)
+	/* Time to charge first (the repeated calls stop there), then whether it is fair's curr. */
+	if ((int64_t)(rq->clock - curr->exec_start) > 0 && rq->cfs.curr == &curr->se)
 		__update_curr_fair(rq);
 }
 
@@ -430,15 +436,20 @@ static void yield_task_fair(struct rq *rq)
 
 	if (!se || cfs->nr_running <= 1)
 		return;
+	FIBER_DEBUG_BUG_ON(!se->on_rq);
 	update_curr_fair(rq);
-	if (entity_eligible(cfs, se)) {
+	/*
+	 * entity_eligible(cfs, se) for curr itself: v <= V with curr's own term on both sides, (v - v0) * (W + w) <=
+	 * avg + (v - v0) * w, is (v - v0) * W <= avg over the tree alone.
+	 */
+	if ((se->vruntime - cfs->min_vruntime) * cfs->avg_load <= cfs->avg_vruntime) {
 		se->vruntime = se->deadline;
 		se->deadline += calc_delta_fair((int64_t)se->slice, se);
 	}
 }
 
 /* The eligible entity with the earliest virtual deadline, curr included. */
-static struct sched_entity *pick_eevdf(struct cfs_rq *cfs, uint64_t now)
+static inline __attribute__((always_inline)) struct sched_entity *pick_eevdf(struct cfs_rq *cfs, uint64_t now)
 {
 	struct sched_entity *curr = cfs->curr, *best = NULL;
 	struct tnode *node = cfs->tree.root;
@@ -556,30 +567,53 @@ static struct fiber *pick_task_fair(struct rq *rq)
 	return se ? fair_task_of(se) : NULL;
 }
 
+/*
+ * The tree holds only @next's node, and @next leaves it to run: @prev (queued) takes the node's place instead of an
+ * insert followed by an erase (a yield between two fibers, a wake-up of a second one).
+ */
+static inline bool put_prev_replace(struct cfs_rq *cfs, struct sched_entity *se, struct sched_entity *next)
+{
+	struct tnode *root = cfs->tree.root;
+
+	if (root != &next->node || root->l || root->r)
+		return false;
+	avg_vruntime_sub(cfs, next);
+	avg_vruntime_add(cfs, se);
+	se->min_vruntime = se->vruntime;
+	__treap_replace_only(&cfs->tree, root, &se->node);
+	fair_tree_check(cfs);
+	return true;
+}
+
 static void put_prev_task_fair(struct rq *rq, struct fiber *prev, struct fiber *next)
 {
 	struct cfs_rq *cfs = &rq->cfs;
 	struct sched_entity *se = &prev->se;
-	struct tnode *root = cfs->tree.root;
 
 	update_curr_fair(rq);
 	if (se->on_rq) {
-		if (root && root == &next->se.node && !root->l && !root->r) {
-			/*
-			 * The tree holds only next, which leaves it in set_next_task: prev takes its node's place instead
-			 * of an insert followed by an erase (a yield between two fibers, a wake-up of a second one).
-			 */
-			avg_vruntime_sub(cfs, &next->se);
-			avg_vruntime_add(cfs, se);
-			se->min_vruntime = se->vruntime;
-			__treap_replace(&cfs->tree, root, &se->node);
-			cfs->replaced = &next->se;
-			fair_tree_check(cfs);
-		} else {
+		if (put_prev_replace(cfs, se, &next->se))
+			cfs->replaced = &next->se; /* set_next_task finds it out of the tree already */
+		else
 			__enqueue_entity(cfs, se);
-		}
 	}
 	cfs->curr = NULL;
+}
+
+/* set_next_task's part after @se (on_rq) is out of the tree: the buddy, curr, RUN_TO_PARITY. */
+static inline void set_next_entity(struct rq *rq, struct cfs_rq *cfs, struct sched_entity *se)
+{
+	if (cfs->next == se)
+		cfs->next = NULL; /* clear_buddies; a buddy pick continues the hand-off chain */
+	else
+		cfs->chain_start = rq->clock;
+	cfs->curr = se;
+	se->pick_deadline = se->deadline; /* RUN_TO_PARITY starts here */
+					  /*
+	 * No update_min_vruntime here (the kernel's set_next_entity has none either): the queued set is the same as
+	 * before the pick, only its split between curr and the tree changed, so the minimum is too; and v0 is only the
+	 * base of the relative sums, which stay exact wherever it is.
+	 */
 }
 
 static void set_next_task_fair(struct rq *rq, struct fiber *p, bool first)
@@ -592,18 +626,46 @@ static void set_next_task_fair(struct rq *rq, struct fiber *p, bool first)
 	else if (se->on_rq)
 		__dequeue_entity(cfs, se);
 	FIBER_DEBUG_BUG_ON(cfs->replaced);
-	if (cfs->next == se)
-		cfs->next = NULL; /* clear_buddies; a buddy pick continues the hand-off chain */
-	else
-		cfs->chain_start = rq->clock;
-	cfs->curr = se;
-	se->pick_deadline = se->deadline; /* RUN_TO_PARITY starts here */
 	(void)first;
-	/*
-	 * No update_min_vruntime here (the kernel's set_next_entity has none either): the queued set is the same as
-	 * before the pick, only its split between curr and the tree changed, so the minimum is too; and v0 is only the
-	 * base of the relative sums, which stay exact wherever it is.
-	 */
+	set_next_entity(rq, cfs, se);
+}
+
+/*
+ * The core's fast path (prev not above fair, every runnable fiber fair), as the kernel's pick_next_task_fair: the
+ * pick, and for another fiber put_prev_task(prev) and set_next_task(next) in one step, with the one update_curr
+ * of the pick (put_prev_task's would find nothing left to charge at the same clock). NULL when nothing fair is
+ * runnable: the core takes idle and switches the classes itself.
+ */
+__hidden struct fiber *fiber__pick_next_task_fair(struct rq *rq, struct fiber *prev)
+{
+	struct cfs_rq *cfs = &rq->cfs;
+	struct sched_entity *se, *pse = &prev->se;
+	struct fiber *next;
+
+	if (!cfs->nr_running)
+		return NULL;
+	update_curr_fair(rq);
+	se = pick_eevdf(cfs, rq->clock);
+	if (!se)
+		return NULL;
+	next = fair_task_of(se);
+	if (next == prev)
+		return prev;
+	if (prev->sched_class != &fiber__fair_sched_class) {
+		/* prev is the idle fiber (a lower class): its class puts it back */
+		prev->sched_class->put_prev_task(rq, prev, next);
+		set_next_task_fair(rq, next, true);
+		return next;
+	}
+	/* put_prev_task_fair and set_next_task_fair; next is queued and not curr, so it is in the tree */
+	FIBER_DEBUG_BUG_ON(!se->on_rq || cfs->curr == se || cfs->replaced);
+	if (!pse->on_rq || !put_prev_replace(cfs, pse, se)) {
+		if (pse->on_rq)
+			__enqueue_entity(cfs, pse);
+		__dequeue_entity(cfs, se);
+	}
+	set_next_entity(rq, cfs, se);
+	return next;
 }
 
 static void task_tick_fair(struct rq *rq, struct fiber *curr, int queued)

@@ -83,14 +83,25 @@ static void reweight_task(struct rq *rq, struct fiber *p)
 			fiber__classes[i]->reweight_task(rq, p);
 }
 
+/* The classes' task_fork hooks, in table order: a spawn walks only these, not the whole table. */
+static void (*task_fork_hooks[NR_SCHED_CLASSES])(struct fiber *p);
+static unsigned nr_task_fork_hooks;
+
+/* From the table, at load time (as core.c's task_free hooks): a spawn may come before any runtime start's. */
+__attribute__((constructor)) static void task_fork_hooks_init(void)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(fiber__classes); i++)
+		if (fiber__classes[i]->task_fork)
+			task_fork_hooks[nr_task_fork_hooks++] = fiber__classes[i]->task_fork;
+}
+
 /* sched_fork: the new fiber's class and priority, and every class's entity (p is not visible to anyone yet). */
 void fiber__sched_fork(struct fiber *p, const struct fiber_sched_attr *a)
 {
 	p->static_prio = NICE_TO_PRIO(0);
 	setscheduler_params(p, a);
-	for (unsigned i = 0; i < ARRAY_SIZE(fiber__classes); i++)
-		if (fiber__classes[i]->task_fork)
-			fiber__classes[i]->task_fork(p);
+	for (unsigned i = 0; i < nr_task_fork_hooks; i++)
+		task_fork_hooks[i](p);
 }
 
 /*

@@ -16,10 +16,12 @@
  * The augment callbacks (any may be NULL; with compute NULL the tree is not augmented):
  *   compute(n)       recompute n's augmented value from n and its children; true if it changed
  *   copy(dst, src)   dst takes src's value: in a rotation the risen child's subtree is the old parent's subtree
- *   propagate(a, n)  insert: on the way down, a's subtree gains n (n's own value already set)
+ *   propagate(a, n)  insert: a's subtree gains n (n's own value already set); true if a's value changed
  * With copy, a rotation recomputes one node instead of two. With propagate, an insert updates its ancestors on
- * the way down (an insert can only move an ancestor's value towards n's) and needs no fix-up walk afterwards.
- * Without propagate, and after an erase, the path is fixed up bottom-up and stops at the first ancestor whose
+ * the way down (an insert can only move an ancestor's value towards n's) and needs no fix-up walk afterwards; an
+ * insert that attached n without walking down from the root (at the last node, or by the finger search)
+ * propagates n's value up from its parent instead, and stops at the first ancestor it does not change. Without
+ * propagate, and after an erase, the path is fixed up bottom-up with compute and stops at the first ancestor whose
  * value stays the same: every node above it depends on the changed subtree only through that value.
  *
  * The tree caches its first and last node (the kernel's rb_root_cached, both ends): treap_first() is O(1), and an
@@ -42,7 +44,7 @@ struct tnode {
 typedef bool (*treap_less_fn)(const struct tnode *a, const struct tnode *b);
 typedef bool (*treap_compute_fn)(struct tnode *n);
 typedef void (*treap_copy_fn)(struct tnode *dst, const struct tnode *src);
-typedef void (*treap_propagate_fn)(struct tnode *a, const struct tnode *n);
+typedef bool (*treap_propagate_fn)(struct tnode *a, const struct tnode *n);
 
 struct treap {
 	struct tnode *root;
@@ -171,9 +173,18 @@ static __treap_inline void __treap_insert(struct treap *t, struct tnode *n, trea
 	n->parent = parent;
 	if (compute)
 		compute(n);
-	/* Ancestors first, so that the rotations below start from correct values: stops at the first unchanged. */
-	if (!walked || !propagate)
+	/*
+	 * Ancestors first, so that the rotations below start from correct values: stops at the first unchanged. A
+	 * walk down with propagate has updated them already; otherwise propagate, where there is one, is the cheaper
+	 * step up (n joins each subtree on the path: one comparison per ancestor, not a recomputation).
+	 */
+	if (compute && propagate) {
+		if (!walked)
+			for (struct tnode *a = n->parent; a && propagate(a, n); a = a->parent)
+				;
+	} else {
 		__treap_fixup_path(n->parent, compute);
+	}
 	while (n->parent && n->prio < n->parent->prio)
 		__treap_rotate_up(t, n, compute, copy);
 }
@@ -228,6 +239,17 @@ static inline void __treap_replace(struct treap *t, struct tnode *old, struct tn
 	if (new_->r)
 		new_->r->parent = new_;
 	old->l = old->r = old->parent = NULL;
+}
+
+/*
+ * __treap_replace_only - the tree is the one node @old (the root, no children): @new_ takes its place and priority.
+ * @old's links are all NULL already, as after an erase. The augmented value is the caller's, as for __treap_replace.
+ */
+static inline void __treap_replace_only(struct treap *t, struct tnode *old, struct tnode *new_)
+{
+	new_->l = new_->r = new_->parent = NULL;
+	new_->prio = old->prio;
+	t->root = t->leftmost = t->rightmost = new_;
 }
 
 static inline void treap_insert(struct treap *t, struct tnode *n)

@@ -5,7 +5,7 @@
  * and last node.
  *  - the always-inline operations with copy and propagate (the fair class's way in);
  *  - the callback-pointer operations (the deadline class's way in), augmented and not;
- *  - __treap_replace of a tree's only node.
+ *  - __treap_replace and __treap_replace_only (the fair class's yield between two fibers) of a tree's only node.
  * No runtime is started.
  */
 #include "test_util.h"
@@ -52,10 +52,12 @@ static inline void it_copy(struct tnode *dst, const struct tnode *src)
 	item_of(dst)->min = item_of(src)->min;
 }
 
-static inline void it_propagate(struct tnode *a, const struct tnode *n)
+static inline bool it_propagate(struct tnode *a, const struct tnode *n)
 {
-	if (item_of(n)->val < item_of(a)->min)
-		item_of(a)->min = item_of(n)->val;
+	if (item_of(n)->val >= item_of(a)->min)
+		return false;
+	item_of(a)->min = item_of(n)->val;
+	return true;
 }
 
 /* Walks the subtree: returns its size, and sets *bad on the first broken invariant. */
@@ -208,6 +210,38 @@ static void test_treap_replace_single_node(void **state)
 	assert_int_equal(check_tree(&t, 1, true), 0);
 }
 
+static void test_treap_replace_only_single_node(void **state)
+{
+	struct treap t;
+	struct item *a = &items[0], *b = &items[1];
+	uint32_t prio;
+
+	memset(items, 0, sizeof(items));
+	treap_init(&t, it_less, it_compute);
+	a->key = 5, a->val = 3;
+	insert(&t, a, INLINE_AUG);
+	prio = a->node.prio;
+	b->key = 9, b->val = 7;
+	b->min = b->val;
+	b->node.l = b->node.r = b->node.parent = &a->node; /* stale links: replace_only sets them */
+	__treap_replace_only(&t, &a->node, &b->node);
+	a->in = false, b->in = true;
+	assert_ptr_equal(t.root, &b->node);
+	assert_ptr_equal(t.leftmost, &b->node);
+	assert_ptr_equal(t.rightmost, &b->node);
+	assert_int_equal(b->node.prio, prio);
+	assert_null(a->node.parent);
+	assert_null(a->node.l);
+	assert_null(a->node.r);
+	assert_int_equal(check_tree(&t, 1, true), 0);
+	/* the tree goes on working from the replaced node */
+	insert(&t, a, INLINE_AUG);
+	assert_int_equal(check_tree(&t, 2, true), 0);
+	assert_int_equal(item_of(t.root)->min, 3);
+	erase(&t, b, INLINE_AUG);
+	assert_int_equal(check_tree(&t, 1, true), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +249,7 @@ int main(void)
 		cmocka_unit_test(test_treap_generic_augmented_random),
 		cmocka_unit_test(test_treap_generic_plain_random),
 		cmocka_unit_test(test_treap_replace_single_node),
+		cmocka_unit_test(test_treap_replace_only_single_node),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
