@@ -404,7 +404,9 @@ static bool dequeue_task_fair(struct rq *rq, struct fiber *p, int flags)
 
 	FIBER_DEBUG_BUG_ON(!se->on_rq);
 	update_curr_fair(rq);
-	update_entity_lag(cfs, se);
+	/* An exiting fiber's lag is never used again (task_fork_fair resets it): no V and no clamp for it. */
+	if (likely(!(atomic_load_explicit(&p->state, memory_order_relaxed) & TASK_DEAD)))
+		update_entity_lag(cfs, se);
 	if (!(flags & DEQUEUE_SLEEP)) {
 		/* PLACE_REL_DEADLINE: a move keeps its deadline relative to its vruntime */
 		se->deadline -= se->vruntime;
