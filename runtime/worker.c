@@ -266,7 +266,10 @@ static void *worker_main(void *arg)
 	fiber__steal_init(w);
 	/* Timer slack at its minimum: the idle sleep's timeout is the next fiber timer, and 50 us of slack is late. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	/* Under the rq lock: a spawner's enqueue here reads rq->curr's exec_start (update_curr_fair). */
+	spin_lock(&w->rq.lock);
 	idle->exec_start = fiber__sched_clock();
+	spin_unlock(&w->rq.lock);
 	fiber__idle_mask_set(w->id, true);
 	do_idle(w);
 	fiber__idle_mask_set(w->id, false);
