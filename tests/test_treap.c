@@ -185,6 +185,17 @@ static void test_treap_generic_plain_random(void **state)
 	assert_int_equal(random_run(GENERIC_PLAIN), 0);
 }
 
+/* After @b took @a's place as the only node: the tree checks out and goes on working from @b. */
+static void replaced_goes_on(struct treap *t, struct item *a, struct item *b)
+{
+	assert_int_equal(check_tree(t, 1, true), 0);
+	insert(t, a, INLINE_AUG);
+	assert_int_equal(check_tree(t, 2, true), 0);
+	assert_int_equal(item_of(t->root)->min, 3);
+	erase(t, b, INLINE_AUG);
+	assert_int_equal(check_tree(t, 1, true), 0);
+}
+
 static void test_treap_replace_single_node(void **state)
 {
 	struct treap t;
@@ -201,13 +212,7 @@ static void test_treap_replace_single_node(void **state)
 	assert_null(a->node.parent);
 	assert_null(a->node.l);
 	assert_null(a->node.r);
-	assert_int_equal(check_tree(&t, 1, true), 0);
-	/* the tree goes on working from the replaced node */
-	insert(&t, a, INLINE_AUG);
-	assert_int_equal(check_tree(&t, 2, true), 0);
-	assert_int_equal(item_of(t.root)->min, 3);
-	erase(&t, b, INLINE_AUG);
-	assert_int_equal(check_tree(&t, 1, true), 0);
+	replaced_goes_on(&t, a, b);
 }
 
 static void test_treap_replace_only_single_node(void **state)
@@ -233,13 +238,7 @@ static void test_treap_replace_only_single_node(void **state)
 	assert_null(a->node.parent);
 	assert_null(a->node.l);
 	assert_null(a->node.r);
-	assert_int_equal(check_tree(&t, 1, true), 0);
-	/* the tree goes on working from the replaced node */
-	insert(&t, a, INLINE_AUG);
-	assert_int_equal(check_tree(&t, 2, true), 0);
-	assert_int_equal(item_of(t.root)->min, 3);
-	erase(&t, b, INLINE_AUG);
-	assert_int_equal(check_tree(&t, 1, true), 0);
+	replaced_goes_on(&t, a, b);
 }
 
 int main(void)
