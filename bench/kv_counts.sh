@@ -9,8 +9,8 @@
 #
 # TEST: a redis-benchmark test (default get), P: its pipeline depth (default 1). The server runs twice, serving
 # redis-benchmark -c 50 -n N1, then -n N2 (default 50000 and 150000); every figure is (run 2 - run 1) / (N2 - N1),
-# so start-up, connection set-up and shutdown cancel out. Run it under `flock -o /work/bench.lock` (CPU time and
-# switch counts depend on what else runs). Environment: BIN (default build-rel), OUT (default /tmp/kv-counts).
+# so start-up, connection set-up and shutdown cancel out. Run it on a quiet machine (CPU time and switch counts
+# depend on what else runs). Environment: BIN (default build-rel), OUT (default /tmp/kv-counts).
 
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
