@@ -219,7 +219,7 @@ static void log_refused(struct srv *s)
  * backlog (nginx's multi_accept): the listening socket is nonblocking, and a plain accept4 that finds none returns
  * EAGAIN at once; only then does fiber_poll park the fiber until the next one. Taking one connection per turn
  * made a burst of connects wait for the acceptor's turns among the busy connection fibers: with 500 connections
- * opened at once, the last of them were accepted up to 3 s later (the long tail of wrk -c500 in 3 of 10 runs).
+ * opened at once, the last of them were accepted up to 3 s later (the long tail of wrk -c500 in some runs).
  */
 static int accept_next(struct srv *s)
 {
