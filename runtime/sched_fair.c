@@ -557,7 +557,7 @@ static void wakeup_preempt_fair(struct rq *rq, struct fiber *p, int flags)
 		cfs->curr->pick_deadline = cfs->curr->deadline;
 }
 
-static struct fiber *pick_task_fair(struct rq *rq)
+static inline __attribute__((always_inline)) struct fiber *pick_task_fair(struct rq *rq)
 {
 	struct cfs_rq *cfs = &rq->cfs;
 	struct sched_entity *se;
@@ -610,8 +610,9 @@ static inline void set_next_entity(struct rq *rq, struct cfs_rq *cfs, struct sch
 	else
 		cfs->chain_start = rq->clock;
 	cfs->curr = se;
-	se->pick_deadline = se->deadline; /* RUN_TO_PARITY starts here */
-					  /*
+	/* RUN_TO_PARITY starts here */
+	se->pick_deadline = se->deadline;
+	/*
 	 * No update_min_vruntime here (the kernel's set_next_entity has none either): the queued set is the same as
 	 * before the pick, only its split between curr and the tree changed, so the minimum is too; and v0 is only the
 	 * base of the relative sums, which stay exact wherever it is.
@@ -642,17 +643,11 @@ __hidden struct fiber *fiber__pick_next_task_fair(struct rq *rq, struct fiber *p
 {
 	struct cfs_rq *cfs = &rq->cfs;
 	struct sched_entity *se, *pse = &prev->se;
-	struct fiber *next;
+	struct fiber *next = pick_task_fair(rq);
 
-	if (!cfs->nr_running)
-		return NULL;
-	update_curr_fair(rq);
-	se = pick_eevdf(cfs, rq->clock);
-	if (!se)
-		return NULL;
-	next = fair_task_of(se);
-	if (next == prev)
-		return prev;
+	if (!next || next == prev)
+		return next;
+	se = &next->se;
 	if (prev->sched_class != &fiber__fair_sched_class) {
 		/* prev is the idle fiber (a lower class): its class puts it back */
 		prev->sched_class->put_prev_task(rq, prev, next);
