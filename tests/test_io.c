@@ -53,10 +53,12 @@ static struct sockaddr_in loopback(uint16_t port)
 static int pipefd[2];
 static ssize_t p_short, p_rest, p_eof, p_w1, p_w2;
 static char p_buf[64];
+static atomic_int p_first_done;
 
 static void *pipe_reader(void *arg)
 {
 	p_short = fiber_read(pipefd[0], p_buf, sizeof(p_buf)); /* parks until the writer writes 5 bytes */
+	atomic_store(&p_first_done, 1);
 	p_rest = fiber_read(pipefd[0], p_buf + 5, sizeof(p_buf) - 5);
 	p_eof = fiber_read(pipefd[0], p_buf, sizeof(p_buf)); /* the writer closed: 0 */
 	return NULL;
@@ -66,10 +68,13 @@ static void pipe_main(void *arg)
 {
 	fiber_t *r;
 
+	atomic_store(&p_first_done, 0);
 	fiber_spawn(&r, NULL, pipe_reader, NULL);
 	fiber_sleep(5 * MS);
 	p_w1 = fiber_write(pipefd[1], "hello", 5);
-	fiber_sleep(5 * MS);
+	/* The second write only after the first read returned: a loaded machine may take longer than any sleep. */
+	for (int i = 0; i < 5000 && !atomic_load(&p_first_done); i++)
+		fiber_sleep(MS);
 	p_w2 = fiber_write(pipefd[1], " world", 6);
 	fiber_sleep(5 * MS);
 	fiber_close(pipefd[1]);
