@@ -5,6 +5,8 @@
  */
 #include "internal.h"
 
+#include <string.h>
+
 #ifndef FIBER_LIBC_MALLOC
 #include <jemalloc/jemalloc.h>
 #endif
@@ -51,6 +53,36 @@ void *fiber__zalloc(size_t size)
 	return calloc(1, size);
 #else
 	return mallocx(size, MALLOCX_ZERO);
+#endif
+}
+
+/* Zeroed and cache-line aligned, for objects laid out in cache-line groups (the workers); fiber__free_lines frees. */
+void *fiber__zalloc_lines(size_t size)
+{
+	void *p;
+
+	if (fiber__alloc_should_fail())
+		return NULL;
+	size = (size + 63) & ~(size_t)63;
+#ifdef FIBER_LIBC_MALLOC
+	p = aligned_alloc(64, size);
+	if (p)
+		memset(p, 0, size);
+#else
+	p = mallocx(size, MALLOCX_ZERO | MALLOCX_ALIGN(64));
+#endif
+	return p;
+}
+
+void fiber__free_lines(void *ptr, size_t size)
+{
+	if (!ptr)
+		return;
+#ifdef FIBER_LIBC_MALLOC
+	(void)size;
+	free(ptr);
+#else
+	sdallocx(ptr, (size + 63) & ~(size_t)63, MALLOCX_ALIGN(64));
 #endif
 }
 

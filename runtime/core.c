@@ -660,10 +660,28 @@ static __noinline void finish_task_dead(struct fiber *prev)
 	fiber__tsan_dead(prev);
 	fiber__fiber_unlist(prev);
 	fiber__put_task_struct(prev); /* the reference the fiber held on itself while it ran */
+	if (user)
+		fiber__live_put(this_worker());
+}
+
+/* Give @n counts back to nr_fibers; the one that brings it to 0 wakes stop. */
+void fiber__live_sub(int n)
+{
 	/* Pairs with wait_for_fibers (runtime.c): its seq_cst store of stop_waiting, its nr_fibers loads. */
-	if (user && atomic_fetch_sub_explicit(&fiber__rt.nr_fibers, 1, memory_order_acq_rel) == 1 &&
+	if (atomic_fetch_sub_explicit(&fiber__rt.nr_fibers, n, memory_order_acq_rel) == n &&
 	    atomic_load_explicit(&fiber__rt.stop_waiting, memory_order_acquire))
 		fiber__futex(&fiber__rt.nr_fibers, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+}
+
+/* @w's idle loop, once per idle period: its credit goes back, so that the last exit can bring nr_fibers to 0. */
+void fiber__live_flush(struct worker *w)
+{
+	int n = atomic_load_explicit(&w->live_credit, memory_order_relaxed);
+
+	if (n) {
+		atomic_store_explicit(&w->live_credit, 0, memory_order_relaxed);
+		fiber__live_sub(n);
+	}
 }
 
 /*

@@ -62,11 +62,30 @@ static inline bool mask_empty(const void *mask, size_t size)
 #define cpuset_empty(set) mask_empty((set), sizeof(*(set)))
 
 /*
+ * Unique for the life of the process: a worker (@w; NULL on a plain thread) takes ids from next_id ID_BATCH at a
+ * time, so that spawns on two workers do not share a cache line per spawn; ids still never repeat (a block's unused
+ * rest is never handed out).
+ */
+#define ID_BATCH 64
+
+static uint64_t fiber_new_id(struct worker *w)
+{
+	if (w) {
+		if (unlikely(w->id_next == w->id_end)) {
+			w->id_next = atomic_fetch_add_explicit(&fiber__rt.next_id, ID_BATCH, memory_order_relaxed);
+			w->id_end = w->id_next + ID_BATCH;
+		}
+		return w->id_next++;
+	}
+	return atomic_fetch_add_explicit(&fiber__rt.next_id, 1, memory_order_relaxed);
+}
+
+/*
  * @all_cpus: attr->affinity is empty (every worker), as the caller found it once (fiber_spawn's check of the mask
  * serves both its validation and this).
  */
-static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*fn)(void *), void *arg, bool detached,
-		       bool all_cpus)
+static void fiber_init(struct fiber *p, struct worker *w, const struct fiber_attr *attr, void *(*fn)(void *), void *arg,
+		       bool detached, bool all_cpus)
 {
 	unsigned n = fiber__rt.nr_workers;
 	int cnt = 0;
@@ -75,7 +94,7 @@ static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*f
 	memset(p, 0, offsetof(struct fiber, stack_base));
 	WRITE_ONCE(p->magic, FIBER_MAGIC_LIVE);
 	p->rt_gen = fiber__rt.gen;
-	p->id = atomic_fetch_add_explicit(&fiber__rt.next_id, 1, memory_order_relaxed);
+	p->id = fiber_new_id(w);
 	p->fn = fn;
 	p->arg = arg;
 	atomic_init(&p->state, TASK_NEW);
@@ -99,7 +118,7 @@ static void fiber_init(struct fiber *p, const struct fiber_attr *attr, void *(*f
 		}
 	}
 	p->nr_cpus_allowed = cnt;
-	p->cpu = this_worker() ? this_worker()->id : 0;
+	p->cpu = w ? w->id : 0;
 	if (!CPU_ISSET(p->cpu, &p->cpus_mask))
 		for (p->cpu = 0; !CPU_ISSET(p->cpu, &p->cpus_mask); p->cpu++)
 			;
@@ -138,7 +157,7 @@ struct fiber *fiber__spawn_kthread(int cpu, void *(*fn)(void *), void *arg, cons
 	fiber_attr_init(&attr);
 	attr.name = name;
 	CPU_SET(cpu, &attr.affinity);
-	fiber_init(p, &attr, fn, arg, true, false);
+	fiber_init(p, this_worker(), &attr, fn, arg, true, false);
 	p->flags |= PF_KTHREAD;
 	fiber__sched_fork(p, &attr.sched);
 	p->sched_class = cls;
@@ -169,6 +188,7 @@ static const struct fiber_attr default_attr = { .sched = { .policy = FIBER_SCHED
 
 int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *), void *arg)
 {
+	struct worker *w;
 	struct fiber *p;
 	size_t size;
 	int ret, saved = errno;
@@ -206,7 +226,9 @@ int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *
 	p = fiber__fiber_alloc(size);
 	if (!p)
 		goto out;
-	fiber_init(p, attr, fn, arg, out == NULL || (attr->flags & FIBER_ATTR_DETACHED), all_cpus);
+	/* The spawner's worker, read once: nothing below switches before the new fiber is queued. */
+	w = this_worker();
+	fiber_init(p, w, attr, fn, arg, out == NULL || (attr->flags & FIBER_ATTR_DETACHED), all_cpus);
 	fiber__sched_fork(p, &attr->sched);
 	ret = fiber__sched_admit_new(p, &attr->sched);
 	if (ret) {
@@ -216,7 +238,7 @@ int fiber_spawn(fiber_t **out, const struct fiber_attr *attr, void *(*fn)(void *
 	p->sp = fiber__fiber_frame_init(p);
 	if (out)
 		*out = (attr->flags & FIBER_ATTR_DETACHED) ? NULL : p;
-	atomic_fetch_add_explicit(&fiber__rt.nr_fibers, 1, memory_order_relaxed);
+	fiber__live_get(w);
 	fiber_list(p);
 	fiber__wake_up_new_task(p);
 	ret = 0;

@@ -539,44 +539,55 @@ struct stack_cache {
 
 struct worker {
 	struct rq rq;
-	/* Only this worker's pthread touches the fields below, unless marked otherwise. */
+	/*
+	 * The fields below are grouped by who writes them, each group on cache lines of its own, so that what this
+	 * worker writes all the time (current, pp_seq, its stack cache) is never on a line that other workers read at
+	 * every wake-up (stuck, tick_wanted) or write (wake_list, the fiber list of a fiber that dies elsewhere).
+	 */
+	/* Only this worker's pthread touches these, unless marked otherwise. */
 	struct fiber *current; /* equal to rq->curr except inside the switch window */
 	int preempt_count;     /* 0 in fiber code, 1 in the idle loop and schedule(), 2 across fiber__switch */
 	int id;
-	struct fiber idle_fiber;	 /* runs on the pthread's own stack */
-	int *errno_loc;			 /* this pthread's errno */
-	struct fiber *_Atomic wake_list; /* remote wakelist (llist); any thread pushes, the worker drains */
-	struct timer_base timers;	 /* any thread may arm or delete a timer here (timers.lock) */
+	int *errno_loc; /* this pthread's errno */
 	struct stack_cache stacks;
-	pthread_t thr;
-	pid_t tid;
+	atomic_uint pp_seq;	  /* preemption points and switches passed; the monitor's progress probe */
+	atomic_uint nr_sleeps;	  /* idle_sleep entries (the worker's own count), for tests */
+	atomic_int live_credit;	  /* fiber__rt.nr_fibers counts held here (fiber__live_get/put); the dump reads it */
+	uint64_t id_next, id_end; /* fiber ids taken from fiber__rt.next_id in blocks (fiber.c fiber_new_id) */
+	int schedstat_fd;	  /* /proc/thread-self/schedstat of the worker's thread, -1: no steal accounting */
+	uint64_t run_delay0;	  /* its run_delay when the worker started */
+	void *native_stack_bottom;
+	size_t native_stack_size;
+	struct fiber idle_fiber; /* runs on the pthread's own stack */
+	/* Read by other threads (wake-ups, kickers), written rarely. */
+	atomic_int stuck
+	    __cacheline_aligned; /* set by the monitor, cleared by the worker at its next preemption point */
+	atomic_int blocking;	 /* a fiber here is inside fiber_blocking_begin/end: stuck until it ends */
 	atomic_int tick_pending; /* set by the monitor at tick_hz, consumed at preemption points */
 	atomic_int tick_wanted;	 /* the tick is needed (tick_needed); the worker keeps it, enqueuers may set it */
-	atomic_uint pp_seq;	 /* preemption points and switches passed; the monitor's progress probe */
-	int schedstat_fd;	 /* /proc/thread-self/schedstat of the worker's thread, -1: no steal accounting */
-	uint64_t run_delay0;	 /* its run_delay when the worker started */
-	atomic_int stuck;	 /* set by the monitor, cleared by the worker at its next preemption point */
-	atomic_int blocking;	 /* a fiber here is inside fiber_blocking_begin/end: stuck until it ends */
+	struct io_ring *io;	 /* this worker's io_uring (io.h); NULL on the poll path. Kickers read it */
+	atomic_int io_state;	 /* 0 while the worker sets its ring up, then 1 or -errno; futex word */
+	pid_t tid;
+	pthread_t thr;
+	/* Spare threads (ids nr_workers ..): they run blocking regions, never placed on, balanced or monitored. */
+	bool spare;
+	bool spare_started; /* its thread exists (created on first use; spare_lock) */
+	/* Written by other threads. */
+	struct fiber *_Atomic wake_list
+	    __cacheline_aligned; /* remote wakelist (llist); any thread pushes, the worker drains */
 	atomic_uint nr_kicks;	 /* wake-ups of this worker's sleep actually sent (fiber__kick_worker), for tests */
-	atomic_uint nr_sleeps;	 /* idle_sleep entries (the worker's own count), for tests */
-	/* The monitor's own notes on this worker (only the monitor thread touches them). */
-	unsigned mon_seq;
-	uint64_t mon_stamp, next_tick;
-	uint64_t mon_cpu, mon_cpu_at; /* the thread's CPU time at the monitor's last look, and when (0: none) */
-	spinlock_t all_lock;	      /* fibers spawned on this worker, for fiber_dump */
+	struct timer_base timers __cacheline_aligned; /* any thread may arm or delete a timer here (timers.lock) */
+	spinlock_t all_lock __cacheline_aligned;      /* fibers spawned on this worker, for fiber_dump */
 	struct list_head all_fibers;
 	spinlock_t stop_lock; /* the stopper's work list */
 	struct list_head stop_work;
-	void *native_stack_bottom;
-	size_t native_stack_size;
-	struct io_ring *io;  /* this worker's io_uring (io.h); NULL on the poll path. Kickers read it */
-	atomic_int io_state; /* 0 while the worker sets its ring up, then 1 or -errno; futex word */
-	/* Spare threads (ids nr_workers ..): they run blocking regions, never placed on, balanced or monitored. */
-	bool spare;
-	bool spare_started;		   /* its thread exists (created on first use; spare_lock) */
 	atomic_int spare_busy;		   /* claimed by a fiber entering a blocking region */
 	struct fiber *_Atomic offload_req; /* a fiber to take in (set by the fiber before it switches out) */
 	struct fiber *_Atomic offload_ret; /* a fiber to hand back to the workers (set on this thread) */
+	/* The monitor's own notes on this worker (only the monitor thread touches them). */
+	unsigned mon_seq __cacheline_aligned;
+	uint64_t mon_stamp, next_tick;
+	uint64_t mon_cpu, mon_cpu_at; /* the thread's CPU time at the monitor's last look, and when (0: none) */
 } __cacheline_aligned;
 
 /* The runtime (one per process). */
@@ -587,23 +598,13 @@ struct runtime {
 	struct worker *workers;
 	size_t stack_size; /* default stack size */
 	unsigned tick_hz;
-	unsigned cfg_flags;   /* fiber_config.flags */
-	atomic_int nr_fibers; /* live fibers (spawned, not yet reaped); futex word for stop */
+	unsigned cfg_flags; /* fiber_config.flags */
 	/* stop waits for the last fibers: seq_cst, pairs with spawn_allowed's load */
 	atomic_int stop_waiting;
-	atomic_int gate; /* plain threads inside a runtime call, | GATE_CLOSED once stop tears down; futex */
-	unsigned gen;	 /* runtime generation (1, 2, ... per start): tells stale handles from this run's */
-	atomic_ullong next_id;
-	/* The global unit cache, and stack.c's chunk and cold lists; never re-initialized (late joins free units). */
-	spinlock_t stack_lock;
-	struct stack_cache gstacks;
-	atomic_uint idle_mask[FIBER_MAX_WORKERS / 32]; /* bit set: the worker runs its idle fiber */
-	uint64_t rr_timeslice_ns;		       /* SCHED_RR slice (FIBER_RR_TIMESLICE_MS) */
-	uint64_t base_slice_ns; /* fair base slice, scaled like the kernel's by 1 + ilog2(min(workers, 8)) */
+	unsigned gen;		  /* runtime generation (1, 2, ... per start): tells stale handles from this run's */
+	uint64_t rr_timeslice_ns; /* SCHED_RR slice (FIBER_RR_TIMESLICE_MS) */
+	uint64_t base_slice_ns;	  /* fair base slice, scaled like the kernel's by 1 + ilog2(min(workers, 8)) */
 	uint64_t tick_ns;
-	spinlock_t dl_lock;	/* deadline admission (per-worker dl_rq.this_bw) */
-	atomic_int nr_stoppers; /* live stopper fibers; futex word at stop */
-	atomic_int stoppers_exit;
 	/* Set at start, read by the workers (env.c, worker.c). */
 	bool pin_workers; /* FIBER_CFG_PIN / FIBER_PIN=1 */
 	int host_policy;  /* the workers' host policy (SCHED_OTHER: inherited) */
@@ -611,6 +612,24 @@ struct runtime {
 	unsigned io_entries;	/* fiber_config.io_entries */
 	unsigned nr_spares;	/* spare-thread slots after the workers in workers[] (threads made on demand) */
 	unsigned spare_threads; /* how many slots the next start makes (env.c) */
+	/*
+	 * What the hot paths write, each group on cache lines of its own: on the line of the read-mostly part above,
+	 * every spawn's and exit's update made each worker's next cpu_rq() (fiber__rt.workers) and base_slice_ns
+	 * read a miss, with two workers spawning (skynet_2w).
+	 */
+	/* every spawn and every reap */
+	atomic_int nr_fibers __cacheline_aligned; /* live fibers (spawned, not yet reaped); futex word for stop */
+	atomic_ullong next_id;
+	/* a worker that goes idle or busy; wake-ups read it */
+	atomic_uint idle_mask[FIBER_MAX_WORKERS / 32] __cacheline_aligned; /* bit set: the worker runs its idle fiber */
+	/* The global unit cache, and stack.c's chunk and cold lists; never re-initialized (late joins free units). */
+	spinlock_t stack_lock __cacheline_aligned;
+	struct stack_cache gstacks;
+	/* plain threads inside a runtime call, | GATE_CLOSED once stop tears down; futex */
+	atomic_int gate __cacheline_aligned;
+	spinlock_t dl_lock;	/* deadline admission (per-worker dl_rq.this_bw) */
+	atomic_int nr_stoppers; /* live stopper fibers; futex word at stop */
+	atomic_int stoppers_exit;
 	pthread_mutex_t spare_lock;
 };
 
@@ -960,6 +979,46 @@ __hidden int fiber__monitor_start(void);
 __hidden void fiber__monitor_stop(void);
 __hidden void fiber__monitor_kick(void);
 
+/*
+ * fiber__rt.nr_fibers without a shared cache line per spawn and per exit. A worker takes LIVE_BATCH counts at a
+ * time into its live_credit and spends one per spawn; an exit (reaped on whichever worker) gives one back to that
+ * worker's credit, and more than 2 * LIVE_BATCH go back to nr_fibers. So nr_fibers = live fibers + the credits,
+ * never below the live count: it can only reach 0 with no fiber left. A worker hands its whole credit back once
+ * per idle period (fiber__live_flush, before it polls or sleeps), which is when the last exits bring nr_fibers to
+ * 0 and wake stop (spare threads too: they run the same idle loop). Plain threads count on nr_fibers itself.
+ */
+#define LIVE_BATCH 32
+
+static inline void fiber__live_get(struct worker *w) /* the spawner's worker, NULL on a plain thread */
+{
+	if (likely(w)) {
+		int c = atomic_load_explicit(&w->live_credit, memory_order_relaxed);
+
+		if (unlikely(c <= 0)) {
+			atomic_fetch_add_explicit(&fiber__rt.nr_fibers, LIVE_BATCH, memory_order_relaxed);
+			c += LIVE_BATCH;
+		}
+		atomic_store_explicit(&w->live_credit, c - 1, memory_order_relaxed); /* only @w writes it */
+		return;
+	}
+	atomic_fetch_add_explicit(&fiber__rt.nr_fibers, 1, memory_order_relaxed);
+}
+
+__hidden void fiber__live_sub(int n);
+__hidden void fiber__live_flush(struct worker *w);
+
+/* An exit, reaped on @w (finish_task_dead). */
+static inline void fiber__live_put(struct worker *w)
+{
+	int c = atomic_load_explicit(&w->live_credit, memory_order_relaxed) + 1;
+
+	if (unlikely(c > 2 * LIVE_BATCH)) {
+		c -= LIVE_BATCH;
+		fiber__live_sub(LIVE_BATCH); /* never the last: the credit left is counted too */
+	}
+	atomic_store_explicit(&w->live_credit, c, memory_order_relaxed);
+}
+
 static inline bool worker_stuck(int cpu)
 {
 	return atomic_load_explicit(&fiber__rt.workers[cpu].stuck, memory_order_relaxed);
@@ -1113,6 +1172,8 @@ static inline bool fiber__alloc_should_fail(void)
 __hidden void *fiber__malloc(size_t size);
 __hidden void *fiber__zalloc(size_t size);
 __hidden void fiber__free(void *ptr, size_t size);
+__hidden void *fiber__zalloc_lines(size_t size);
+__hidden void fiber__free_lines(void *ptr, size_t size);
 
 /* White-box test hooks (NULL in production; one predictable branch per switch). */
 struct fiber__test_hooks {

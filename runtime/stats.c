@@ -497,6 +497,7 @@ void fiber_dump(int fd)
 	struct dbuf b = { text, 0, sizeof(text) };
 	uint64_t switches = 0, idle = 0, pulled = 0, pushed = 0, migrations = 0, exec = 0, now;
 	unsigned n, listed = 0, kthreads = 0, running = 0;
+	int live;
 
 	if (!atomic_load_explicit(&fiber__rt.running, memory_order_acquire)) {
 		dprintf(fd, "libfiber: no runtime\n");
@@ -507,6 +508,10 @@ void fiber_dump(int fd)
 	dl_iterate_phdr(exec_seg_cb, &segs);
 	now = fiber__sched_clock();
 	n = fiber__rt.nr_workers;
+	/* nr_fibers less the counts the workers hold in advance (fiber__live_get): a recent value */
+	live = atomic_load(&fiber__rt.nr_fibers);
+	for (unsigned i = 0; i < n; i++)
+		live -= atomic_load_explicit(&fiber__rt.workers[i].live_credit, memory_order_relaxed);
 	for (unsigned i = 0; i < n; i++) {
 		struct rq *rq = cpu_rq(i);
 
@@ -518,8 +523,7 @@ void fiber_dump(int fd)
 		running += atomic_load_explicit(&rq->nr_running, memory_order_relaxed);
 		spin_unlock(&rq->lock);
 	}
-	db_printf(&b, "libfiber %s: %u workers, %d fibers, tick %u Hz\n", fiber_version(), n,
-		  atomic_load(&fiber__rt.nr_fibers), fiber__rt.tick_hz);
+	db_printf(&b, "libfiber %s: %u workers, %d fibers, tick %u Hz\n", fiber_version(), n, live, fiber__rt.tick_hz);
 	db_printf(&b, "totals: nr_running %u, switches %llu, idle %llu ms, balanced: pulled %llu pushed %llu\n",
 		  running, (unsigned long long)switches, (unsigned long long)(idle / 1000000),
 		  (unsigned long long)pulled, (unsigned long long)pushed);

@@ -164,8 +164,12 @@ static void do_idle(struct worker *w)
 					break;
 				next_pull = now + 1000;
 			}
-			if (!poll_until && !w->spare)
-				fiber__stack_prefault(); /* once per idle period, before polling or sleeping */
+			if (!poll_until) {
+				/* once per idle period, before polling or sleeping */
+				fiber__live_flush(w);
+				if (!w->spare)
+					fiber__stack_prefault();
+			}
 			/*
 			 * With I/O in flight the next work most likely comes with a completion, which ends the wait in
 			 * the ring anyway: no polling then. Spinning for it cost a busy echo worker more CPU than the
@@ -348,7 +352,7 @@ int fiber__workers_start(unsigned n)
 	unsigned i, ns = fiber__rt.spare_threads; /* env.c: one per worker by default */
 	int ret;
 
-	ws = fiber__zalloc((n + ns) * sizeof(*ws));
+	ws = fiber__zalloc_lines((n + ns) * sizeof(*ws));
 	if (!ws) {
 		fiber__start_error("out of memory for %u workers (%zu bytes); lower fiber_config.workers or "
 				   "FIBER_WORKERS, or raise the memory limit",
@@ -358,7 +362,7 @@ int fiber__workers_start(unsigned n)
 	ret = worker_attr_init(&attr);
 	if (ret) {
 		fiber__worker_create_error(0, n, ret);
-		fiber__free(ws, (n + ns) * sizeof(*ws));
+		fiber__free_lines(ws, (n + ns) * sizeof(*ws));
 		return -ret;
 	}
 	for (i = 0; i < n + ns; i++) {
@@ -386,7 +390,7 @@ int fiber__workers_start(unsigned n)
 			fiber__rt.workers = NULL;
 			fiber__rt.nr_workers = 0;
 			fiber__rt.nr_spares = 0;
-			fiber__free(ws, (n + ns) * sizeof(*ws));
+			fiber__free_lines(ws, (n + ns) * sizeof(*ws));
 			pthread_attr_destroy(&attr);
 			return ret;
 		}
@@ -435,7 +439,7 @@ void fiber__workers_stop(void)
 	fiber__rt.workers = NULL;
 	fiber__rt.nr_workers = 0;
 	fiber__rt.nr_spares = 0;
-	fiber__free(ws, (n + ns) * sizeof(*ws));
+	fiber__free_lines(ws, (n + ns) * sizeof(*ws));
 }
 
 /*

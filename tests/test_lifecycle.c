@@ -9,6 +9,7 @@
 #include "test_util.h"
 
 #include <pthread.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -209,6 +210,106 @@ static void test_lifecycle_spawn_races_stop(void **state)
 	assert_true(atomic_load(&spawned) > 0);
 }
 
+/*
+ * ---- the live count: fibers spawned on one worker and reaped on another ----
+ * nr_fibers is counted in per-worker credits (internal.h, fiber__live_get/put). A spawner on worker 0 starts
+ * fibers that run and die on worker 1: the counts are taken on 0 and given back on 1. Stop must still return as
+ * soon as the last one has gone (the test would hang otherwise; the alarm turns that into a failure), and the dump
+ * must say how many are alive while worker 0, kept busy, still holds counts it took in advance.
+ */
+#define LIVE_SHORT 1000
+#define LIVE_PARKED 10
+
+static fiber_t *live_parked[LIVE_PARKED];
+static atomic_int live_ran, live_spawn_err, live_done, live_published;
+
+static void pin(struct fiber_attr *a, int worker)
+{
+	fiber_attr_init(a);
+	CPU_SET(worker, &a->affinity);
+}
+
+static void *live_short(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&live_ran, 1);
+	return NULL;
+}
+
+static void *live_park(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)fiber_sleep(60ull * 1000000000ull);
+}
+
+static void *live_spawner(void *arg)
+{
+	struct fiber_attr a;
+
+	(void)arg;
+	pin(&a, 1);
+	a.flags |= FIBER_ATTR_DETACHED;
+	for (int i = 0; i < LIVE_SHORT; i++)
+		if (fiber_spawn(NULL, &a, live_short, NULL))
+			atomic_fetch_add(&live_spawn_err, 1);
+	pin(&a, 1);
+	for (int i = 0; i < LIVE_PARKED; i++)
+		if (fiber_spawn(&live_parked[i], &a, live_park, NULL))
+			atomic_fetch_add(&live_spawn_err, 1);
+	atomic_store(&live_published, 1); /* live_parked[] is written: the test thread may read it */
+	/* Worker 0 stays busy, so it keeps the counts it took in advance (no idle period hands them back). */
+	while (!atomic_load(&live_done))
+		fiber_yield();
+	return NULL;
+}
+
+static void test_lifecycle_stop_counts_fibers_reaped_on_another_worker(void **state)
+{
+	struct fiber_config c = test_cfg(2);
+	struct fiber_attr a;
+	char text[4096] = "";
+	fiber_t *sp;
+	void *r;
+	int fd = memfd_create("live", 0), parked = 0;
+	ssize_t n;
+
+	(void)state;
+	assert_true(fd >= 0);
+	alarm(60);
+	assert_int_equal(fiber_runtime_start(&c), 0);
+	pin(&a, 0);
+	assert_int_equal(fiber_spawn(&sp, &a, live_spawner, NULL), 0);
+	for (int t = 0; t < 5000 && (atomic_load(&live_ran) < LIVE_SHORT || parked < LIVE_PARKED); t++) {
+		struct fiber_stats st;
+
+		usleep(1000);
+		parked = 0;
+		if (!atomic_load(&live_published))
+			continue;
+		for (int i = 0; i < LIVE_PARKED; i++)
+			parked += live_parked[i] && fiber_stats(live_parked[i], &st) == 0 && st.state == 1;
+	}
+	fiber_dump(fd);
+	atomic_store(&live_done, 1);
+	assert_int_equal(fiber_join(sp, NULL), 0);
+	for (int i = 0; i < LIVE_PARKED; i++) {
+		fiber_cancel(live_parked[i]);
+		assert_int_equal(fiber_join(live_parked[i], &r), 0);
+		assert_int_equal((intptr_t)r, -ECANCELED);
+	}
+	assert_int_equal(fiber_runtime_stop(), 0);
+	alarm(0);
+	n = pread(fd, text, sizeof(text) - 1, 0);
+	close(fd);
+	assert_true(n > 0);
+	assert_int_equal(atomic_load(&live_spawn_err), 0);
+	assert_int_equal(atomic_load(&live_ran), LIVE_SHORT);
+	assert_int_equal(parked, LIVE_PARKED);
+	/* the spawner and the ten parked ones; the short ones are gone, whichever worker holds their counts */
+	assert_non_null(strstr(text, "2 workers, 11 fibers,"));
+	assert_int_equal(atomic_load(&fiber__rt.nr_fibers), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +319,7 @@ int main(void)
 		cmocka_unit_test(test_lifecycle_pthread_joiners_race_stop),
 		cmocka_unit_test(test_lifecycle_start_stop_cycles_with_leftover_handles),
 		cmocka_unit_test(test_lifecycle_spawn_races_stop),
+		cmocka_unit_test(test_lifecycle_stop_counts_fibers_reaped_on_another_worker),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
