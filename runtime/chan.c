@@ -205,16 +205,19 @@ static inline void *slot(struct fiber_chan *ch, size_t i)
 	return ch->buf + ((ch->head + i) % ch->cap) * ch->elem_size;
 }
 
+/*
+ * Move one element of @n bytes. Neither pointer is NULL unless @n is 0: chan_one and op_valid refuse a NULL element
+ * for a channel with elements, and a zero-size channel moves nothing.
+ */
 static inline void copy(void *dst, const void *src, size_t n)
 {
-	if (!n || !dst)
-		return;
+	FIBER_DEBUG_BUG_ON(n && (!dst || !src));
 	/* The common element sizes (a pointer or a 64-bit value, an int) as one move each, without a call. */
 	if (n == 8)
 		memcpy(dst, src, 8);
 	else if (n == 4)
 		memcpy(dst, src, 4);
-	else
+	else if (n)
 		memcpy(dst, src, n);
 }
 
