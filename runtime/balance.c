@@ -169,8 +169,11 @@ static inline bool worker_idle(int cpu)
 	return READ_ONCE(rq->curr) == rq->idle && !atomic_load_explicit(&rq->nr_running, memory_order_relaxed);
 }
 
-/* The choice among several allowed workers (the kernel's class select_task_rq). */
-static __noinline int select_task_rq_many(struct fiber *p, int wake_flags)
+/*
+ * The choice among several allowed workers (the kernel's class select_task_rq), for what the inline
+ * fiber__select_task_rq (internal.h) does not settle: a fiber allowed on more than one worker, or not on its own.
+ */
+int fiber__select_task_rq_many(struct fiber *p, int wake_flags)
 {
 	int prev = p->cpu, cpu, best = -1;
 	struct worker *w = this_worker();
@@ -226,18 +229,4 @@ static __noinline int select_task_rq_many(struct fiber *p, int wake_flags)
 		}
 	}
 	return best;
-}
-
-/*
- * select_task_rq: a fiber that may run on one worker only, or is migration-disabled, stays where it is (a
- * one-worker runtime: every wake-up) without the frame of the full choice; the rest is select_task_rq_many.
- */
-int fiber__select_task_rq(struct fiber *p, int wake_flags)
-{
-	/* migrate_disable wins over everything: the fiber stays where it is until migrate_enable. */
-	if (p->migration_disabled)
-		return p->cpu;
-	if (p->nr_cpus_allowed == 1 && cpu_allowed(p, p->cpu))
-		return p->cpu;
-	return select_task_rq_many(p, wake_flags);
 }

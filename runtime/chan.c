@@ -33,8 +33,10 @@ struct chan_sel {
 };
 
 /*
- * The waiters a channel operation claimed, to be woken and released (DONE) after the channel lock is dropped
- * (chan_finish). Each is CLAIMED, hence pinned, until then.
+ * The waiters fiber_chan_close claimed, to be woken and released (DONE) after the channel lock is dropped
+ * (chan_finish). Each is CLAIMED, hence pinned, until then. A send, receive or select claims at most one waiter
+ * (send_locked and recv_locked each claim one at most, and select stops at the first case that completes): it
+ * keeps that one in a plain pointer and releases it with chan_wake_one.
  */
 struct chan_claims {
 	struct chan_sel *first;
@@ -114,7 +116,7 @@ static inline __attribute__((always_inline)) struct chan_waiter *q_claim(struct 
 			/*
 			 * Queued, so still WAITING: it gives up only under ch->lock, dequeuing itself (chan_wait_one).
 			 * Ordered before the wake-up's read of the waiter's state by try_to_wake_up's locked pi_lock
-			 * (a full barrier, chan_finish), as the cmpxchg below would be.
+			 * (a full barrier, chan_wake_one), as the cmpxchg below would be.
 			 */
 			atomic_store_explicit(&w->sel->state, SEL_CLAIMED, memory_order_relaxed);
 			return w;
@@ -127,47 +129,60 @@ static inline __attribute__((always_inline)) struct chan_waiter *q_claim(struct 
 	return NULL;
 }
 
-/* Record the outcome for a claimed waiter (ch->lock held) and put it on @cl for chan_finish. */
-static inline void sel_complete(struct chan_waiter *w, int result, struct chan_claims *cl)
+/* Record the outcome for a claimed waiter (ch->lock held); returns its chan_sel, to be released after the unlock. */
+static inline struct chan_sel *sel_complete(struct chan_waiter *w, int result)
 {
 	struct chan_sel *sel = w->sel;
 
 	w->result = result;
 	sel->index = w->idx;
+	return sel;
+}
+
+/*
+ * Wake a claimed waiter, then release it (DONE); no channel lock held. The waiter waits for DONE (a fiber woken
+ * early, or never asleep, spins on CLAIMED in chan_wait_one or the select loop), so it and its descriptor stay
+ * while we wake it; after the DONE store nothing of @sel is touched. A send or receive wakes with WF_SYNC, as the
+ * kernel's pipe wake-ups: the waker is about to block or go on briefly, so the wakee comes to the waker's worker if
+ * that has nothing else queued, and is picked next there (next buddy), as Go's direct send puts the receiver in
+ * runnext. No preemption point follows (also as Go): a sender that wakes a receiver and then waits for the reply
+ * switches once, when it blocks.
+ */
+static inline __attribute__((always_inline)) void chan_wake_one(struct chan_sel *sel, int wake_flags)
+{
+	struct fiber *task = sel->task;
+
+	if (task) {
+		/*
+		 * D1: our CLAIMED cmpxchg (a full barrier) comes before try_to_wake_up reads the state; the waiter
+		 * stored its state before it read CLAIMED (fiber__park) or under ch->lock before we claimed it
+		 * (chan_one). It is woken either way, or sees the claim and does not sleep.
+		 */
+		fiber__try_to_wake_up(task, TASK_NORMAL, wake_flags);
+		/* Pairs with the waiters' acquire loads of state (chan_wait_one, the select loop). */
+		atomic_store_explicit(&sel->state, SEL_DONE, memory_order_release);
+	} else {
+		atomic_store_explicit(&sel->state, SEL_DONE, memory_order_release);
+		/* Reads nothing of sel: a waiter already gone costs at most a spurious futex wake-up. */
+		fiber__futex_wake(&sel->state, 1);
+	}
+}
+
+/* fiber_chan_close's list: put a claimed waiter on @cl. */
+static inline void claims_add(struct chan_claims *cl, struct chan_sel *sel)
+{
 	sel->next = cl->first;
 	cl->first = sel;
 }
 
-/*
- * Wake each claimed waiter of @cl, then release it (DONE); no channel lock held. The waiter waits for DONE (a
- * fiber woken early, or never asleep, spins on CLAIMED in chan_wait_one or the select loop), so it and its
- * descriptor stay while we wake it. A send or receive wakes with WF_SYNC, as the kernel's pipe wake-ups: the waker
- * is about to block or go on briefly, so the wakee comes to the waker's worker if that has nothing else queued, and
- * is picked next there (next buddy), as Go's direct send puts the receiver in runnext. No preemption point follows
- * (also as Go): a sender that wakes a receiver and then waits for the reply switches once, when it blocks.
- */
-static inline __attribute__((always_inline)) void chan_finish(struct chan_claims *cl, int wake_flags)
+/* Wake and release each claimed waiter of @cl (chan_wake_one); no channel lock held. */
+static void chan_finish(struct chan_claims *cl, int wake_flags)
 {
 	struct chan_sel *sel = cl->first, *next;
 
 	for (; sel; sel = next) {
-		struct fiber *task = sel->task;
-
 		next = sel->next; /* before DONE: after it sel may vanish */
-		if (task) {
-			/*
-			 * D1: our CLAIMED cmpxchg (a full barrier) comes before try_to_wake_up reads the state; the
-			 * waiter stored its state before it read CLAIMED (fiber__park) or under ch->lock before we
-			 * claimed it (chan_one). It is woken either way, or sees the claim and does not sleep.
-			 */
-			fiber__try_to_wake_up(task, TASK_NORMAL, wake_flags);
-			/* Pairs with the waiters' acquire loads of state (chan_wait_one, the select loop). */
-			atomic_store_explicit(&sel->state, SEL_DONE, memory_order_release);
-		} else {
-			atomic_store_explicit(&sel->state, SEL_DONE, memory_order_release);
-			/* Reads nothing of sel: a waiter already gone costs at most a spurious futex wake-up. */
-			fiber__futex_wake(&sel->state, 1);
-		}
+		chan_wake_one(sel, wake_flags);
 	}
 }
 
@@ -190,25 +205,29 @@ static inline void *slot(struct fiber_chan *ch, size_t i)
 	return ch->buf + ((ch->head + i) % ch->cap) * ch->elem_size;
 }
 
+/*
+ * Move one element of @n bytes. Neither pointer is NULL unless @n is 0: chan_one and op_valid refuse a NULL element
+ * for a channel with elements, and a zero-size channel moves nothing.
+ */
 static inline void copy(void *dst, const void *src, size_t n)
 {
-	if (!n || !dst)
-		return;
+	FIBER_DEBUG_BUG_ON(n && (!dst || !src));
 	/* The common element sizes (a pointer or a 64-bit value, an int) as one move each, without a call. */
 	if (n == 8)
 		memcpy(dst, src, 8);
 	else if (n == 4)
 		memcpy(dst, src, 4);
-	else
+	else if (n)
 		memcpy(dst, src, n);
 }
 
 /*
- * Try a send now (ch->lock held): 1 and *res when it completed (0 or -EPIPE), 0 when it would block. Inline, as
+ * Try a send now (ch->lock held): 1 and *res when it completed (0 or -EPIPE), 0 when it would block; *@claimed is
+ * the waiter it completed, if any (left alone otherwise), for chan_wake_one after the unlock. Inline, as
  * recv_locked: chan_one's send and receive are these two, with nothing around them.
  */
 static inline __attribute__((always_inline)) int send_locked(struct fiber_chan *ch, const void *elem, int *res,
-							     struct chan_claims *cl)
+							     struct chan_sel **claimed)
 {
 	struct chan_waiter *w;
 
@@ -219,7 +238,7 @@ static inline __attribute__((always_inline)) int send_locked(struct fiber_chan *
 	/* A waiting receiver means the buffer is empty: hand the element over directly. */
 	if ((w = q_claim(&ch->recvq))) {
 		copy(w->elem, elem, ch->elem_size);
-		sel_complete(w, 0, cl);
+		*claimed = sel_complete(w, 0);
 		*res = 0;
 		return 1;
 	}
@@ -233,7 +252,7 @@ static inline __attribute__((always_inline)) int send_locked(struct fiber_chan *
 }
 
 static inline __attribute__((always_inline)) int recv_locked(struct fiber_chan *ch, void *elem, int *res,
-							     struct chan_claims *cl)
+							     struct chan_sel **claimed)
 {
 	struct chan_waiter *w;
 
@@ -245,14 +264,14 @@ static inline __attribute__((always_inline)) int recv_locked(struct fiber_chan *
 		if ((w = q_claim(&ch->sendq))) {
 			copy(slot(ch, ch->count), w->elem, ch->elem_size);
 			ch->count++;
-			sel_complete(w, 0, cl);
+			*claimed = sel_complete(w, 0);
 		}
 		*res = 0;
 		return 1;
 	}
 	if ((w = q_claim(&ch->sendq))) {
 		copy(elem, w->elem, ch->elem_size);
-		sel_complete(w, 0, cl);
+		*claimed = sel_complete(w, 0);
 		*res = 0;
 		return 1;
 	}
@@ -305,9 +324,9 @@ int fiber_chan_close(fiber_chan_t *ch)
 	ch->closed = true;
 	/* Receivers queued means the buffer is empty: they all get -EPIPE, as do all blocked senders. */
 	while ((w = q_claim(&ch->recvq)))
-		sel_complete(w, -EPIPE, &cl);
+		claims_add(&cl, sel_complete(w, -EPIPE));
 	while ((w = q_claim(&ch->sendq)))
-		sel_complete(w, -EPIPE, &cl);
+		claims_add(&cl, sel_complete(w, -EPIPE));
 	spin_unlock(&ch->lock);
 	/* Many wake-ups, and the closer goes on: plain ones (idle workers are kicked), then a preemption point. */
 	if (cl.first) {
@@ -381,14 +400,14 @@ static void sel_unlock(struct fiber_chan_op *ops, const unsigned *lockorder, siz
 	}
 }
 
-static int op_try(struct fiber_chan_op *op, struct chan_claims *cl)
+static int op_try(struct fiber_chan_op *op, struct chan_sel **claimed)
 {
 	int res, done;
 
 	if (op->op == FIBER_CHAN_SEND)
-		done = send_locked(op->ch, op->elem, &res, cl);
+		done = send_locked(op->ch, op->elem, &res, claimed);
 	else
-		done = recv_locked(op->ch, op->elem, &res, cl);
+		done = recv_locked(op->ch, op->elem, &res, claimed);
 	if (done) {
 		op->result = res;
 		return 1;
@@ -406,9 +425,8 @@ static int chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns, 
 	unsigned ostack[2 * SEL_STACK], *order = ostack, *lockorder;
 	struct fiber *self = sync_self();
 	struct fiber__timeout to, *top = NULL;
-	struct chan_sel sel;
+	struct chan_sel sel, *claimed = NULL; /* the peer our completed case claimed, if any */
 	size_t nlive = 0;
-	DEFINE_CHAN_CLAIMS(cl);
 	int ret = -ETIMEDOUT, r = 0;
 
 	if (cancel_point && self && fiber__signal_pending(self))
@@ -447,7 +465,7 @@ static int chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns, 
 
 	sel_lock(ops, lockorder, nlive);
 	for (size_t i = 0; i < nlive; i++) {
-		if (op_try(&ops[order[i]], &cl)) {
+		if (op_try(&ops[order[i]], &claimed)) {
 			sel_unlock(ops, lockorder, nlive);
 			ret = (int)order[i];
 			goto out;
@@ -526,7 +544,8 @@ out:
 		fiber__free(ws, n * sizeof(*ws));
 		fiber__free(order, 2 * n * sizeof(*order));
 	}
-	chan_finish(&cl, WF_SYNC);
+	if (claimed)
+		chan_wake_one(claimed, WF_SYNC);
 	return ret;
 }
 
@@ -548,30 +567,14 @@ int fiber_chan_select(struct fiber_chan_op *ops, size_t n, int64_t timeout_ns)
 }
 
 /*
- * Wait for a single queued case (chan_one): park until a peer completed it, or give up. A fiber comes here in
- * TASK_INTERRUPTIBLE already, stored under ch->lock when it queued @w (see chan_one), so the first sleep needs no
- * set_current_state of its own; later ones (after a spurious wake-up) park as usual.
+ * chan_wait_one's loop: the state was not DONE after the first sleep (a spurious wake-up, a peer still finishing
+ * its claim, a cancel), or a plain pthread waits.
  */
-static __noinline int chan_wait_one(struct chan_sel *sel, struct chan_waiter *w, struct chan_q *q, fiber_chan_t *ch,
-				    struct fiber *self)
+static __noinline int chan_wait_one_slow(struct chan_sel *sel, struct chan_waiter *w, struct chan_q *q,
+					 fiber_chan_t *ch)
 {
 	int r;
 
-	if (self) {
-		if (atomic_load_explicit(&sel->state, memory_order_acquire) == SEL_WAITING) {
-			/* As fiber__park: shown by fiber_dump, gdb and the deadlock report. */
-			bool said = !atomic_load_explicit(&self->wait_reason, memory_order_relaxed);
-
-			if (said)
-				fiber__set_wait(self, "channel", ch);
-			/* A cancel is seen by __schedule (it reads cancel_pending after its fence) or by the loop. */
-			fiber__schedule();
-			if (said)
-				fiber__set_wait(self, NULL, NULL);
-		} else {
-			atomic_store_explicit(&self->state, TASK_RUNNING, memory_order_relaxed);
-		}
-	}
 	for (;;) {
 		int s = atomic_load_explicit(&sel->state, memory_order_acquire);
 
@@ -597,6 +600,36 @@ static __noinline int chan_wait_one(struct chan_sel *sel, struct chan_waiter *w,
 }
 
 /*
+ * Wait for a single queued case (chan_one): park until a peer completed it, or give up. A fiber comes here in
+ * TASK_INTERRUPTIBLE already, stored under ch->lock when it queued @w (see chan_one), so the first sleep needs no
+ * set_current_state of its own; later ones (after a spurious wake-up) park as usual, in chan_wait_one_slow. The
+ * common case, one sleep and DONE, is inline in chan_one's blocking path, without a call frame of its own.
+ */
+static inline __attribute__((always_inline)) int chan_wait_one(struct chan_sel *sel, struct chan_waiter *w,
+							       struct chan_q *q, fiber_chan_t *ch, struct fiber *self)
+{
+	if (self) {
+		if (atomic_load_explicit(&sel->state, memory_order_acquire) == SEL_WAITING) {
+			/* As fiber__park: shown by fiber_dump, gdb and the deadlock report. */
+			bool said = !atomic_load_explicit(&self->wait_reason, memory_order_relaxed);
+
+			if (said)
+				fiber__set_wait(self, "channel", ch);
+			/* A cancel is seen by __schedule (it reads cancel_pending after its fence) or by the loop. */
+			fiber__schedule();
+			if (said)
+				fiber__set_wait(self, NULL, NULL);
+		} else {
+			atomic_store_explicit(&self->state, TASK_RUNNING, memory_order_relaxed);
+		}
+		/* Pairs with chan_finish's release store of DONE. */
+		if (likely(atomic_load_explicit(&sel->state, memory_order_acquire) == SEL_DONE))
+			return w->result; /* the claimer dequeued us */
+	}
+	return chan_wait_one_slow(sel, w, q, ch);
+}
+
+/*
  * One case, with one lock round trip: complete it at once, or (blocking) queue it under the same lock and wait.
  * Inlined into each of the four calls below, so that @kind and @block are constants there: a send or receive is
  * send_locked or recv_locked directly, without op_try's dispatch and frame.
@@ -607,7 +640,7 @@ static inline __attribute__((always_inline)) int chan_one(fiber_chan_t *ch, int 
 	struct chan_sel sel;
 	struct chan_q *q;
 	struct fiber *self;
-	DEFINE_CHAN_CLAIMS(cl);
+	struct chan_sel *claimed = NULL; /* the peer that completed us, if any */
 	int r, res = 0;
 
 	if (!ch || (!elem && ch->elem_size))
@@ -618,12 +651,13 @@ static inline __attribute__((always_inline)) int chan_one(fiber_chan_t *ch, int 
 		return -ECANCELED;
 	spin_lock(&ch->lock);
 	if (kind == FIBER_CHAN_SEND)
-		r = send_locked(ch, elem, &res, &cl);
+		r = send_locked(ch, elem, &res, &claimed);
 	else
-		r = recv_locked(ch, elem, &res, &cl);
+		r = recv_locked(ch, elem, &res, &claimed);
 	if (r || !block) {
 		spin_unlock(&ch->lock);
-		chan_finish(&cl, WF_SYNC);
+		if (claimed)
+			chan_wake_one(claimed, WF_SYNC);
 		return r ? res : -EAGAIN;
 	}
 	atomic_init(&sel.state, SEL_WAITING);

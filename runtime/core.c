@@ -324,7 +324,8 @@ static bool ttwu_runnable(struct fiber *p, int wake_flags)
 	return ret;
 }
 
-static void ttwu_do_activate(struct rq *rq, struct fiber *p, int wake_flags)
+/* @w: the caller's this_worker() (NULL off the workers), read once (see ttwu_queue). */
+static void ttwu_do_activate(struct rq *rq, struct fiber *p, int wake_flags, struct worker *w)
 {
 	int en_flags = ENQUEUE_WAKEUP;
 
@@ -333,19 +334,24 @@ static void ttwu_do_activate(struct rq *rq, struct fiber *p, int wake_flags)
 		en_flags |= ENQUEUE_MIGRATED;
 	fiber__activate_task(rq, p, en_flags);
 	/* A sync wake-up on the waker's own worker: the waker is about to block, the wakee runs next. */
-	if ((wake_flags & WF_SYNC) && this_worker() && &this_worker()->rq == rq && p->sched_class->yield_to_task)
+	if ((wake_flags & WF_SYNC) && w == rq_worker(rq) && p->sched_class->yield_to_task)
 		p->sched_class->yield_to_task(rq, p);
 	fiber__wakeup_preempt(rq, p, wake_flags);
 	atomic_store_explicit(&p->state, TASK_RUNNING, memory_order_relaxed);
 }
 
-static void ttwu_queue(struct fiber *p, int cpu, int wake_flags)
+/*
+ * @w: this_worker() of the caller (NULL off the workers), read once: nothing here can switch, so it stays this
+ * thread's worker throughout (KERNEL_MAP §2.3 forbids caching it only across a switch). Inline: it is the rest of
+ * try_to_wake_up (and of fiber__offload_wake), without a frame of its own.
+ */
+static inline __attribute__((always_inline)) void ttwu_queue(struct worker *w, struct fiber *p, int cpu, int wake_flags)
 {
 	struct rq *rq = cpu_rq(cpu);
 
 	spin_lock(&rq->lock);
 	fiber__update_rq_clock(rq);
-	ttwu_do_activate(rq, p, wake_flags);
+	ttwu_do_activate(rq, p, wake_flags, w);
 	spin_unlock(&rq->lock);
 	/*
 	 * A sync wake-up on the waker's own worker: the wakee runs here when the waker blocks, which it said it is
@@ -355,7 +361,7 @@ static void ttwu_queue(struct fiber *p, int cpu, int wake_flags)
 	 * this worker's ring (WF_CURRENT_CPU) is treated alike: its reap wakes many fibers in a row, and a kick for
 	 * each cost a system call per request.
 	 */
-	if ((wake_flags & (WF_SYNC | WF_CURRENT_CPU)) && this_worker() && &this_worker()->rq == rq)
+	if ((wake_flags & (WF_SYNC | WF_CURRENT_CPU)) && w == rq_worker(rq))
 		fiber__tick_dep(rq);
 	else
 		fiber__wakep(rq);
@@ -409,7 +415,7 @@ void fiber__sched_ttwu_pending(struct worker *w)
 		 */
 		FIBER_DEBUG_BUG_ON(p->cpu != rq->cpu);
 		set_task_cpu(p, rq->cpu);
-		ttwu_do_activate(rq, p, 0);
+		ttwu_do_activate(rq, p, 0, w);
 	}
 	spin_unlock(&rq->lock);
 }
@@ -467,7 +473,7 @@ int fiber__try_to_wake_up(struct fiber *p, unsigned state, int wake_flags)
 		wake_flags |= WF_MIGRATED;
 		set_task_cpu(p, cpu);
 	}
-	ttwu_queue(p, cpu, wake_flags);
+	ttwu_queue(w, p, cpu, wake_flags);
 unlock:
 	fiber__trace_wake(p, success);
 	spin_unlock(&p->pi_lock);
@@ -1194,7 +1200,7 @@ void fiber__offload_wake(struct fiber *p, int cpu)
 	if (cpu != p->cpu)
 		flags |= WF_MIGRATED;
 	set_task_cpu(p, cpu);
-	ttwu_queue(p, cpu, flags);
+	ttwu_queue(this_worker(), p, cpu, flags);
 	spin_unlock(&p->pi_lock);
 }
 

@@ -1027,7 +1027,22 @@ __hidden void fiber__idle_mask_set(int cpu, bool idle);
 __hidden int fiber__first_idle_worker(const cpu_set_t *allowed);
 
 /* balance.c: placement and balancing */
-__hidden int fiber__select_task_rq(struct fiber *p, int wake_flags);
+__hidden int fiber__select_task_rq_many(struct fiber *p, int wake_flags);
+
+/*
+ * select_task_rq (pi_lock held): a fiber that is migration-disabled, or may run on one worker only and is there,
+ * stays where it is (a one-worker runtime: every wake-up), inline in try_to_wake_up; the rest is the full choice
+ * (balance.c).
+ */
+static inline int fiber__select_task_rq(struct fiber *p, int wake_flags)
+{
+	/* migrate_disable wins over everything: the fiber stays where it is until migrate_enable. */
+	if (p->migration_disabled)
+		return p->cpu;
+	if (p->nr_cpus_allowed == 1 && cpu_allowed(p, p->cpu))
+		return p->cpu;
+	return fiber__select_task_rq_many(p, wake_flags);
+}
 __hidden bool fiber__can_migrate_task(struct rq *src, struct fiber *p, int dst);
 __hidden bool fiber__newidle_balance(struct worker *w);
 __hidden bool fiber__balance_move_one(struct rq *src, struct rq *dst);
