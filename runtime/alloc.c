@@ -56,6 +56,13 @@ void *fiber__zalloc(size_t size)
 #endif
 }
 
+#define LINES(size) (((size) + 63) & ~(size_t)63)
+#ifdef FIBER_LIBC_MALLOC
+#define LINES_FLAGS 0
+#else
+#define LINES_FLAGS (MALLOCX_ALIGN(64))
+#endif
+
 /* Zeroed and cache-line aligned, for objects laid out in cache-line groups (the workers); fiber__free_lines frees. */
 void *fiber__zalloc_lines(size_t size)
 {
@@ -63,37 +70,36 @@ void *fiber__zalloc_lines(size_t size)
 
 	if (fiber__alloc_should_fail())
 		return NULL;
-	size = (size + 63) & ~(size_t)63;
 #ifdef FIBER_LIBC_MALLOC
-	p = aligned_alloc(64, size);
+	p = aligned_alloc(64, LINES(size));
 	if (p)
-		memset(p, 0, size);
+		memset(p, 0, LINES(size));
 #else
-	p = mallocx(size, MALLOCX_ZERO | MALLOCX_ALIGN(64));
+	p = mallocx(LINES(size), MALLOCX_ZERO | LINES_FLAGS);
 #endif
 	return p;
 }
 
-void fiber__free_lines(void *ptr, size_t size)
+/* Free what an allocation of @size with jemalloc @flags returned (the C library build ignores both). */
+static void free_sized(void *ptr, size_t size, int flags)
 {
 	if (!ptr)
 		return;
 #ifdef FIBER_LIBC_MALLOC
 	(void)size;
+	(void)flags;
 	free(ptr);
 #else
-	sdallocx(ptr, (size + 63) & ~(size_t)63, MALLOCX_ALIGN(64));
+	sdallocx(ptr, size, flags);
 #endif
+}
+
+void fiber__free_lines(void *ptr, size_t size)
+{
+	free_sized(ptr, LINES(size), LINES_FLAGS);
 }
 
 void fiber__free(void *ptr, size_t size)
 {
-	if (!ptr)
-		return;
-#ifdef FIBER_LIBC_MALLOC
-	(void)size;
-	free(ptr);
-#else
-	sdallocx(ptr, size, 0);
-#endif
+	free_sized(ptr, size, 0);
 }
