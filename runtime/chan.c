@@ -622,7 +622,7 @@ static inline __attribute__((always_inline)) int chan_wait_one(struct chan_sel *
 		} else {
 			atomic_store_explicit(&self->state, TASK_RUNNING, memory_order_relaxed);
 		}
-		/* Pairs with chan_finish's release store of DONE. */
+		/* Pairs with chan_wake_one's release store of DONE. */
 		if (likely(atomic_load_explicit(&sel->state, memory_order_acquire) == SEL_DONE))
 			return w->result; /* the claimer dequeued us */
 	}

@@ -508,9 +508,9 @@ void fiber_dump(int fd)
 	dl_iterate_phdr(exec_seg_cb, &segs);
 	now = fiber__sched_clock();
 	n = fiber__rt.nr_workers;
-	/* nr_fibers less the counts the workers hold in advance (fiber__live_get): a recent value */
+	/* nr_fibers less the counts the workers and spare threads hold in advance (fiber__live_get): a recent value */
 	live = atomic_load(&fiber__rt.nr_fibers);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n + fiber__rt.nr_spares; i++)
 		live -= atomic_load_explicit(&fiber__rt.workers[i].live_credit, memory_order_relaxed);
 	for (unsigned i = 0; i < n; i++) {
 		struct rq *rq = cpu_rq(i);
