@@ -86,15 +86,18 @@ static inline bool fair_less(const struct tnode *a, const struct tnode *b)
 	return node_se(a)->deadline < node_se(b)->deadline;
 }
 
+/* Stands in for a missing child in fair_augment: selects and loads instead of branches that the tree's shape decides. */
+static struct sched_entity no_child_se = { .min_vruntime = INT64_MAX };
+
 static inline bool fair_augment(struct tnode *n)
 {
 	struct sched_entity *se = node_se(n);
-	int64_t m = se->vruntime;
+	const struct sched_entity *l = n->l ? node_se(n->l) : &no_child_se;
+	const struct sched_entity *r = n->r ? node_se(n->r) : &no_child_se;
+	int64_t m = se->vruntime, lm = l->min_vruntime, rm = r->min_vruntime;
 
-	if (n->l && node_se(n->l)->min_vruntime < m)
-		m = node_se(n->l)->min_vruntime;
-	if (n->r && node_se(n->r)->min_vruntime < m)
-		m = node_se(n->r)->min_vruntime;
+	m = lm < m ? lm : m;
+	m = rm < m ? rm : m;
 	if (se->min_vruntime == m)
 		return false;
 	se->min_vruntime = m;

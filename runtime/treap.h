@@ -17,12 +17,18 @@
  *   compute(n)       recompute n's augmented value from n and its children; true if it changed
  *   copy(dst, src)   dst takes src's value: in a rotation the risen child's subtree is the old parent's subtree
  *   propagate(a, n)  insert: a's subtree gains n (n's own value already set); true if a's value changed
+ * Before an insert into an augmented tree the caller sets n's value to that of a leaf (n's own key data): the
+ * insert does not compute it.
  * With copy, a rotation recomputes one node instead of two. With propagate, an insert updates its ancestors on
  * the way down (an insert can only move an ancestor's value towards n's) and needs no fix-up walk afterwards; an
  * insert that attached n without walking down from the root (at the last node, or by the finger search)
  * propagates n's value up from its parent instead, and stops at the first ancestor it does not change. Without
  * propagate, and after an erase, the path is fixed up bottom-up with compute and stops at the first ancestor whose
  * value stays the same: every node above it depends on the changed subtree only through that value.
+ *
+ * Each node links its in-order neighbours (prev/next), set when it is attached as a leaf (one side is its parent,
+ * the other the parent's old neighbour) and unchanged by rotations. An erase unlinks it in O(1), and the new first
+ * or last node is then its neighbour, without a walk down the subtree whose length the tree's shape decides.
  *
  * The tree caches its first and last node (the kernel's rb_root_cached, both ends): treap_first() is O(1), and an
  * insert at or after the last node attaches there without walking down from the root; one in the root's right
@@ -38,6 +44,7 @@
 
 struct tnode {
 	struct tnode *l, *r, *parent;
+	struct tnode *prev, *next; /* in-order neighbours (NULL at the ends): the new first/last node at an erase */
 	uint32_t prio;
 };
 
@@ -64,6 +71,30 @@ static inline void treap_init(struct treap *t, treap_less_fn less, treap_compute
 	t->augment = augment;
 }
 
+/*
+ * @c ? @a : @b as a conditional move. Whether a node has a child is the tree's shape, which a branch predictor
+ * cannot learn, and GCC keeps a branch for the plain ternary here.
+ */
+static inline void *treap_select(const void *c, void *a, void *b)
+{
+#if defined(__x86_64__)
+	__asm__("test %1, %1\n\tcmovnz %2, %0" : "+r"(b) : "r"(c), "r"(a) : "cc");
+	return b;
+#else
+	return c ? a : b;
+#endif
+}
+
+/* c->parent = p where c may be NULL, without a branch: a missing child's store goes to a scratch slot. */
+static inline void treap_set_parent(struct tnode *c, struct tnode *p)
+{
+	struct tnode *scratch;
+	struct tnode **slot = treap_select(c, (void *)((uintptr_t)c + offsetof(struct tnode, parent)), &scratch);
+
+	*slot = p;
+	__asm__("" : : "m"(scratch)); /* the store may land there: keep the slot */
+}
+
 /* Replace the link that points to @old (from its parent, or the root) with @new. */
 static inline void treap_relink(struct treap *t, struct tnode *old, struct tnode *new_)
 {
@@ -75,8 +106,7 @@ static inline void treap_relink(struct treap *t, struct tnode *old, struct tnode
 		p->l = new_;
 	else
 		p->r = new_;
-	if (new_)
-		new_->parent = p;
+	treap_set_parent(new_, p);
 }
 
 /* Rotate @c (a child of its parent p) above p. */
@@ -88,13 +118,11 @@ static __treap_inline void __treap_rotate_up(struct treap *t, struct tnode *c, t
 	treap_relink(t, p, c);
 	if (p->l == c) {
 		p->l = c->r;
-		if (c->r)
-			c->r->parent = p;
+		treap_set_parent(c->r, p);
 		c->r = p;
 	} else {
 		p->r = c->l;
-		if (c->l)
-			c->l->parent = p;
+		treap_set_parent(c->l, p);
 		c->l = p;
 	}
 	p->parent = c;
@@ -171,10 +199,24 @@ static __treap_inline void __treap_insert(struct treap *t, struct tnode *n, trea
 	}
 	*link = n;
 	n->parent = parent;
-	if (compute)
-		compute(n);
+	/* A new leaf's in-order neighbours: its parent on one side, the parent's old neighbour on the other. */
+	if (!parent) {
+		n->prev = n->next = NULL;
+	} else if (link == &parent->l) {
+		n->next = parent;
+		n->prev = parent->prev;
+		if (parent->prev)
+			parent->prev->next = n;
+		parent->prev = n;
+	} else {
+		n->prev = parent;
+		n->next = parent->next;
+		if (parent->next)
+			parent->next->prev = n;
+		parent->next = n;
+	}
 	/*
-	 * Ancestors first, so that the rotations below start from correct values: stops at the first unchanged. A
+	 * n's own value is set (the caller's part, see above). Ancestors first, so that the rotations below start from correct values: stops at the first unchanged. A
 	 * walk down with propagate has updated them already; otherwise propagate, where there is one, is the cheaper
 	 * step up (n joins each subtree on the path: one comparison per ancestor, not a recomputation).
 	 */
@@ -207,18 +249,22 @@ static __treap_inline void __treap_erase(struct treap *t, struct tnode *n, treap
 {
 	struct tnode *p;
 
-	/* In-order neighbours are kept by rotations, so the new first/last node is known now. */
-	if (t->leftmost == n)
-		t->leftmost = n->r ? __treap_first_of(n->r) : n->parent;
-	if (t->rightmost == n)
-		t->rightmost = n->l ? __treap_last_of(n->l) : n->parent;
+	/* The in-order neighbours close the gap; at an end, the neighbour is the new first or last node. */
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		t->leftmost = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	else
+		t->rightmost = n->prev;
 	/* Rotate n down (its higher-priority child up) until it is a leaf or has one child. */
 	while (n->l && n->r)
 		__treap_rotate_up(t, n->l->prio < n->r->prio ? n->l : n->r, compute, copy);
 	p = n->parent;
 	treap_relink(t, n, n->l ? n->l : n->r);
 	__treap_fixup_path(p, compute);
-	n->l = n->r = n->parent = NULL;
+	n->l = n->r = n->parent = n->prev = n->next = NULL;
 }
 
 /*
@@ -238,7 +284,11 @@ static inline void __treap_replace(struct treap *t, struct tnode *old, struct tn
 		new_->l->parent = new_;
 	if (new_->r)
 		new_->r->parent = new_;
-	old->l = old->r = old->parent = NULL;
+	if (new_->prev)
+		new_->prev->next = new_;
+	if (new_->next)
+		new_->next->prev = new_;
+	old->l = old->r = old->parent = old->prev = old->next = NULL;
 }
 
 /*
@@ -247,7 +297,7 @@ static inline void __treap_replace(struct treap *t, struct tnode *old, struct tn
  */
 static inline void __treap_replace_only(struct treap *t, struct tnode *old, struct tnode *new_)
 {
-	new_->l = new_->r = new_->parent = NULL;
+	new_->l = new_->r = new_->parent = new_->prev = new_->next = NULL;
 	new_->prio = old->prio;
 	t->root = t->leftmost = t->rightmost = new_;
 }

@@ -1,11 +1,12 @@
 /*
  * test_treap: runtime/treap.h, white-box. Random inserts and erases against a check of every invariant after each
  * step: in-order keys, heap order of the priorities, parent links, and the augmented value (the subtree minimum of
- * a second field, as the fair class keeps min_vruntime) of every node recomputed from scratch, and the cached first
- * and last node.
+ * a second field, as the fair class keeps min_vruntime) of every node recomputed from scratch, the cached first
+ * and last node, and the in-order neighbour links (prev/next) against the walk.
  *  - the always-inline operations with copy and propagate (the fair class's way in);
  *  - the callback-pointer operations (the deadline class's way in), augmented and not;
- *  - __treap_replace and __treap_replace_only (the fair class's yield between two fibers) of a tree's only node.
+ *  - __treap_replace and __treap_replace_only (the fair class's yield between two fibers) of a tree's only node,
+ *    and __treap_replace of a node with neighbours on both sides.
  * No runtime is started.
  */
 #include "test_util.h"
@@ -61,7 +62,7 @@ static inline bool it_propagate(struct tnode *a, const struct tnode *n)
 }
 
 /* Walks the subtree: returns its size, and sets *bad on the first broken invariant. */
-static unsigned check(const struct tnode *n, const struct tnode *parent, int64_t *lastkey, bool *first, bool aug,
+static unsigned check(const struct tnode *n, const struct tnode *parent, const struct tnode **prevn, bool aug,
 		      int64_t *min, int *bad)
 {
 	unsigned cnt = 1;
@@ -72,16 +73,18 @@ static unsigned check(const struct tnode *n, const struct tnode *parent, int64_t
 	if (parent && n->prio < parent->prio)
 		*bad |= 2;
 	if (n->l) {
-		cnt += check(n->l, n, lastkey, first, aug, &cm, bad);
+		cnt += check(n->l, n, prevn, aug, &cm, bad);
 		if (cm < m)
 			m = cm;
 	}
-	if (!*first && item_of(n)->key < *lastkey)
+	if (*prevn && item_of(n)->key < item_of(*prevn)->key)
 		*bad |= 4;
-	*first = false;
-	*lastkey = item_of(n)->key;
+	/* the in-order threads: n's neighbours are those of the walk */
+	if (n->prev != *prevn || (*prevn && (*prevn)->next != n))
+		*bad |= 128;
+	*prevn = n;
 	if (n->r) {
-		cnt += check(n->r, n, lastkey, first, aug, &cm, bad);
+		cnt += check(n->r, n, prevn, aug, &cm, bad);
 		if (cm < m)
 			m = cm;
 	}
@@ -93,10 +96,10 @@ static unsigned check(const struct tnode *n, const struct tnode *parent, int64_t
 
 static int check_tree(const struct treap *t, unsigned want, bool aug)
 {
-	int64_t last = 0, min;
-	bool first = true;
+	const struct tnode *last = NULL;
+	int64_t min;
 	int bad = 0;
-	unsigned cnt = t->root ? check(t->root, NULL, &last, &first, aug, &min, &bad) : 0;
+	unsigned cnt = t->root ? check(t->root, NULL, &last, aug, &min, &bad) : 0;
 
 	if (cnt != want)
 		bad |= 16;
@@ -105,6 +108,8 @@ static int check_tree(const struct treap *t, unsigned want, bool aug)
 		bad |= 32;
 	if (t->rightmost != (t->root ? __treap_last_of(t->root) : NULL))
 		bad |= 64;
+	if (last && last->next)
+		bad |= 128;
 	return bad;
 }
 
@@ -241,6 +246,38 @@ static void test_treap_replace_only_single_node(void **state)
 	replaced_goes_on(&t, a, b);
 }
 
+/* __treap_replace of a node with neighbours on both sides: the new node takes its links and its place in order. */
+static void test_treap_replace_inner_node_keeps_neighbours(void **state)
+{
+	struct treap t;
+	struct item *old = &items[4], *new_ = &items[20];
+	int i;
+
+	memset(items, 0, sizeof(items));
+	treap_init(&t, it_less, it_compute);
+	for (i = 0; i < 9; i++) {
+		items[i].key = i * 10, items[i].val = 100 - i;
+		insert(&t, &items[i], INLINE_AUG);
+	}
+	new_->key = 45, new_->val = old->val; /* orders the same against every other node; the same value */
+	new_->min = old->min;
+	__treap_replace(&t, &old->node, &new_->node);
+	old->in = false, new_->in = true;
+	assert_int_equal(check_tree(&t, 9, true), 0);
+	assert_ptr_equal(new_->node.prev, &items[3].node);
+	assert_ptr_equal(new_->node.next, &items[5].node);
+	assert_null(old->node.prev);
+	assert_null(old->node.next);
+	/* the neighbours go, then the new node: the threads and the ends follow */
+	erase(&t, &items[3], INLINE_AUG);
+	erase(&t, &items[5], INLINE_AUG);
+	assert_int_equal(check_tree(&t, 7, true), 0);
+	assert_ptr_equal(new_->node.prev, &items[2].node);
+	assert_ptr_equal(new_->node.next, &items[6].node);
+	erase(&t, new_, INLINE_AUG);
+	assert_int_equal(check_tree(&t, 6, true), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -249,6 +286,7 @@ int main(void)
 		cmocka_unit_test(test_treap_generic_plain_random),
 		cmocka_unit_test(test_treap_replace_single_node),
 		cmocka_unit_test(test_treap_replace_only_single_node),
+		cmocka_unit_test(test_treap_replace_inner_node_keeps_neighbours),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
