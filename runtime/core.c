@@ -851,6 +851,7 @@ static void __schedule(int sched_mode)
 
 	if (likely(prev != next)) {
 		rq->nr_switches++;
+		atomic_store_explicit(&w->switch_clock, rq->clock, memory_order_relaxed);
 		WRITE_ONCE(rq->curr, next); /* remote workers peek at it unlocked (worker_idle) */
 		if (!preempt && prev_state)
 			prev->nvcsw++;

@@ -550,8 +550,9 @@ struct worker {
 	int id;
 	int *errno_loc; /* this pthread's errno */
 	struct stack_cache stacks;
-	atomic_uint pp_seq;	  /* preemption points and switches passed; the monitor's progress probe */
-	atomic_uint nr_sleeps;	  /* idle_sleep entries (the worker's own count), for tests */
+	atomic_uint pp_seq;	       /* preemption points and switches passed; the monitor's progress probe */
+	_Atomic uint64_t switch_clock; /* rq->clock at the last switch; the monitor's tick asks how long curr ran */
+	atomic_uint nr_sleeps;	       /* idle_sleep entries (the worker's own count), for tests */
 	atomic_int live_credit;	  /* fiber__rt.nr_fibers counts held here (fiber__live_get/put); the dump reads it */
 	uint64_t id_next, id_end; /* fiber ids taken from fiber__rt.next_id in blocks (fiber.c fiber_new_id) */
 	int schedstat_fd;	  /* /proc/thread-self/schedstat of the worker's thread, -1: no steal accounting */
@@ -978,6 +979,7 @@ __hidden void fiber__offload_wake(struct fiber *p, int cpu); /* core.c: wake a T
 __hidden int fiber__monitor_start(void);
 __hidden void fiber__monitor_stop(void);
 __hidden void fiber__monitor_kick(void);
+__hidden void fiber__monitor_counts(unsigned *scans, unsigned *woken); /* for tests */
 
 /*
  * fiber__rt.nr_fibers without a shared cache line per spawn and per exit. A worker takes LIVE_BATCH counts at a

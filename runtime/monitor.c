@@ -24,18 +24,29 @@
  *  - Stack trimming: every STACK_TRIM_NS, the global stack cache gives back what no spawn needed over the period
  *    (fiber__stack_cache_trim, runtime/stack.c), so that the memory of a burst of fibers does not stay resident.
  *
- * When no worker needs watching (all idle, or each running a lone fiber with nothing waiting), the monitor sleeps
- * in futex_wait until a worker that starts needing it kicks it (fiber__monitor_kick: one load when it is awake);
- * while the global stack cache holds stacks, only until the next trim (a stack put into the empty cache kicks it).
+ * Each scan is a thread wake-up (20-40 us of CPU on a VM), so the monitor keeps their number down, as Go's sysmon
+ * does: the period (1 ms, or the tick's if shorter) doubles up to MON_PERIOD_MAX_NS after each scan that found
+ * nothing to do - no tick due (workers that keep switching need none, tick_due), no worker without progress, no
+ * rescue, no balance move - and goes back to the base at the first scan that acts. A CPU-bound fiber with a peer
+ * waiting is ticked at the base period; one that starts hogging after a quiet spell gets its first tick up to
+ * MON_PERIOD_MAX_NS late (Go preempts after 10 ms).
+ *
+ * When no worker needs watching (all idle, or each running a lone fiber with nothing waiting) for MON_QUIET_NS,
+ * the monitor sleeps in futex_wait until a worker that starts needing it kicks it (fiber__monitor_kick: one load
+ * when it is awake); while the global stack cache holds stacks, only until the next trim (a stack put into the
+ * empty cache kicks it). Not at the first quiet scan: a server's worker idles between bursts thousands of times a
+ * second, and each burst then paid a futex wake and the monitor a wake-up.
  */
 #include "internal.h"
 
 #include <fcntl.h>
 #include <sys/prctl.h>
 
-#define MON_PERIOD_NS 1000000ull  /* look at the workers this often while one needs it */
-#define STUCK_NS 3000000ull	  /* no preemption point for this long with work waiting: stuck */
-#define STUCK_BUSY_NS 10000000ull /* stuck this long: its queued fibers go to busy workers too */
+#define MON_PERIOD_NS 1000000ull     /* look at the workers this often while one needs it */
+#define STUCK_NS 3000000ull	     /* no preemption point for this long with work waiting: stuck */
+#define STUCK_BUSY_NS 10000000ull    /* stuck this long: its queued fibers go to busy workers too */
+#define MON_PERIOD_MAX_NS 4000000ull /* the longest scan period, reached while scans find nothing to do */
+#define MON_QUIET_NS 16000000ull     /* nothing to watch for this long: sleep until kicked */
 #define BALANCE_MIN_NS 4000000ull
 #define BALANCE_MAX_NS 32000000ull
 
@@ -45,7 +56,10 @@ static struct {
 	atomic_int sleeping; /* futex word: 1 while asleep with nothing to watch */
 	atomic_int stop;
 	uint64_t next_balance, balance_interval;
-	uint64_t next_trim; /* sched_clock of the next fiber__stack_cache_trim */
+	uint64_t next_trim;   /* sched_clock of the next fiber__stack_cache_trim */
+	uint64_t period;      /* the current scan period: the base one, doubled after each scan with nothing to do */
+	uint64_t quiet_since; /* sched_clock of the first scan of a run that found nothing to watch (0: none) */
+	atomic_uint nr_scans, nr_woken; /* scans, and futex wakes sent by fiber__monitor_kick (for tests) */
 } mon;
 
 /* A worker started needing the monitor: wake it if it sleeps for good. Context: any thread, no lock needed. */
@@ -54,8 +68,16 @@ void fiber__monitor_kick(void)
 	if (likely(!atomic_load_explicit(&mon.sleeping, memory_order_relaxed)))
 		return;
 	/* Pairs with monitor_main's seq_cst store of sleeping = 1 before its last scan. */
-	if (atomic_exchange_explicit(&mon.sleeping, 0, memory_order_seq_cst))
+	if (atomic_exchange_explicit(&mon.sleeping, 0, memory_order_seq_cst)) {
+		atomic_fetch_add_explicit(&mon.nr_woken, 1, memory_order_relaxed);
 		fiber__futex(&mon.sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
+	}
+}
+
+void fiber__monitor_counts(unsigned *scans, unsigned *woken)
+{
+	*scans = atomic_load_explicit(&mon.nr_scans, memory_order_relaxed);
+	*woken = atomic_load_explicit(&mon.nr_woken, memory_order_relaxed);
 }
 
 /* Something waits on @w that only @w would otherwise handle: queued fibers, timers, handed-over wake-ups. */
@@ -205,19 +227,47 @@ static bool periodic_balance(void)
 	return moved;
 }
 
+/* Some worker runs its idle loop (the tick's wakep has someone to kick). */
+static bool any_worker_idle(void)
+{
+	for (unsigned i = 0; i < (fiber__rt.nr_workers + 31) / 32; i++)
+		if (atomic_load_explicit(&fiber__rt.idle_mask[i], memory_order_relaxed))
+			return true;
+	return false;
+}
+
+/*
+ * A tick is due on @w (its tick is wanted and a period has passed since the last one). It is skipped while the
+ * fiber running there was switched in less than half a tick ago: its class charged it and chose it at that
+ * switch, so the slice, budget and eligibility a tick would look at are the ones the switch just decided - unless
+ * another worker idles, which the tick's wakep would kick to take @w's queued fibers (fiber__sched_tick). Half a
+ * tick, not a whole one: a CPU-bound fiber switched in by the previous tick has run a scan period less the few
+ * microseconds the switch took, and must still get every tick.
+ */
+static bool tick_due(struct worker *w, uint64_t now, uint64_t tick_ns, bool idle_workers)
+{
+	uint64_t sw = atomic_load_explicit(&w->switch_clock, memory_order_relaxed);
+
+	return idle_workers || (now > sw && now - sw >= tick_ns / 2); /* sw > now: it switched after our clock read */
+}
+
 static void *monitor_main(void *arg)
 {
 	uint64_t tick_ns = fiber__rt.tick_hz ? fiber__rt.tick_ns : 0;
-	uint64_t period = tick_ns && tick_ns < MON_PERIOD_NS ? tick_ns : MON_PERIOD_NS;
+	uint64_t base = tick_ns && tick_ns < MON_PERIOD_NS ? tick_ns : MON_PERIOD_NS;
 
 	(void)arg;
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	pthread_setname_np(pthread_self(), "fiber-monitor");
 	mon.balance_interval = BALANCE_MIN_NS;
+	mon.period = base;
+	mon.quiet_since = 0;
 	while (!atomic_load_explicit(&mon.stop, memory_order_acquire)) {
 		uint64_t now = fiber__sched_clock();
-		bool any = false;
+		bool any = false, acted = false, idle_workers = any_worker_idle();
 		struct timespec ts;
+
+		atomic_fetch_add_explicit(&mon.nr_scans, 1, memory_order_relaxed);
 
 		for (unsigned i = 0; i < fiber__rt.nr_workers; i++) {
 			struct worker *w = &fiber__rt.workers[i];
@@ -231,14 +281,16 @@ static void *monitor_main(void *arg)
 			}
 			any = true;
 			if (tick_ns && atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) &&
-			    now >= w->next_tick) {
+			    now >= w->next_tick && tick_due(w, now, tick_ns, idle_workers)) {
 				atomic_store_explicit(&w->tick_pending, 1, memory_order_relaxed);
 				w->next_tick = now + tick_ns;
+				acted = true;
 			}
 			/* In a blocking region: it said it will block, so its work goes elsewhere at once. */
 			if (atomic_load_explicit(&w->blocking, memory_order_relaxed)) {
 				if (worker_has_waiting(w))
 					rescue(w, now, STUCK_BUSY_NS);
+				acted = true;
 				continue;
 			}
 			if (seq != w->mon_seq) {
@@ -247,6 +299,7 @@ static void *monitor_main(void *arg)
 				w->mon_cpu_at = 0;
 				continue;
 			}
+			acted = true; /* no progress since the last scan: the stuck clock runs, look again soon */
 			if (!w->mon_cpu_at) { /* the first scan without progress: the baseline for worker_held */
 				w->mon_cpu = thread_cpu_ns(w);
 				w->mon_cpu_at = now;
@@ -257,19 +310,40 @@ static void *monitor_main(void *arg)
 			}
 		}
 		if (any && now >= mon.next_balance) {
-			if (periodic_balance())
+			if (periodic_balance()) {
 				mon.balance_interval = BALANCE_MIN_NS;
-			else if (mon.balance_interval < BALANCE_MAX_NS)
+				acted = true;
+			} else if (mon.balance_interval < BALANCE_MAX_NS) {
 				mon.balance_interval *= 2;
+			}
 			mon.next_balance = now + mon.balance_interval;
 		}
 		if (now >= mon.next_trim) {
 			fiber__stack_cache_trim();
 			mon.next_trim = now + STACK_TRIM_NS;
 		}
-		if (any) {
+		/*
+		 * The period backs off while scans find nothing to do (workers that keep switching, or nothing to
+		 * watch), as Go's sysmon's delay does: each scan is a thread wake-up, about 20-40 us of CPU on a VM, and
+		 * at the base period that was 3-4% of a CPU beside a busy worker (bench_echo_server, 1 worker). A scan
+		 * that acted - a tick, a worker without progress, a rescue, a balance move - brings it back to the base.
+		 */
+		if (acted)
+			mon.period = base;
+		else if (mon.period < MON_PERIOD_MAX_NS)
+			mon.period = mon.period * 2 < MON_PERIOD_MAX_NS ? mon.period * 2 : MON_PERIOD_MAX_NS;
+		/*
+		 * Nothing to watch goes on scanning for MON_QUIET_NS before it sleeps until kicked: a server's worker
+		 * goes idle between bursts thousands of times a second, and sleeping at each of those cost a futex wake
+		 * from the worker and a wake-up here for every burst (2,400 a second beside the 1,000 scans).
+		 */
+		if (any)
+			mon.quiet_since = 0;
+		else if (!mon.quiet_since)
+			mon.quiet_since = now;
+		if (any || now - mon.quiet_since < MON_QUIET_NS) {
 			ts.tv_sec = 0;
-			ts.tv_nsec = (long)period;
+			ts.tv_nsec = (long)mon.period;
 			clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
 			continue;
 		}
@@ -290,6 +364,8 @@ static void *monitor_main(void *arg)
 			fiber__futex(&mon.sleeping, FUTEX_WAIT_PRIVATE, 1, wait ? &ts : NULL);
 		}
 		atomic_store_explicit(&mon.sleeping, 0, memory_order_relaxed);
+		mon.period = base;
+		mon.quiet_since = 0;
 	}
 	return NULL;
 }

@@ -5,7 +5,9 @@
  *    placement avoids the stuck worker;
  *  - nanosleep, poll and usleep inside fibers never fail with EINTR, with peers runnable (the tick active);
  *  - with every signal blocked before fiber_runtime_start, two CPU-bound fibers still share their worker by slices;
- *  - periodic balance evens out 8 runnable fibers on one worker against 1 on the other, with no worker idle.
+ *  - periodic balance evens out 8 runnable fibers on one worker against 1 on the other, with no worker idle;
+ *  - the monitor's own cost: its scans back off beside a worker that keeps switching, and a worker that idles
+ *    between bursts does not wake it from a sleep at every burst.
  * Timing bounds are the issue's (20 ms), far above what the monitor needs (a 3 ms stuck threshold, 1 ms scans).
  */
 #include "test_util.h"
@@ -348,6 +350,97 @@ static void test_monitor_periodic_balance_evens_out(void **state)
 	assert_true(atomic_load(&on_w1) >= 3 && atomic_load(&on_w1) <= 5);
 }
 
+/*
+ * ---- the monitor's own cost: scans back off beside a worker that keeps switching, and a worker that goes idle
+ * between bursts does not kick it out of a sleep at every burst ----
+ */
+
+static atomic_int stop_yield;
+static unsigned backoff_scans;
+static uint64_t backoff_ns;
+
+static void *yielder(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stop_yield))
+		fiber_yield();
+	return NULL;
+}
+
+static void backoff_main(void *arg)
+{
+	unsigned s0, s1, k;
+	uint64_t t0;
+	fiber_t *a, *b;
+
+	(void)arg;
+	atomic_store(&stop_yield, 0);
+	fiber_spawn(&a, NULL, yielder, NULL);
+	fiber_spawn(&b, NULL, yielder, NULL);
+	fiber_sleep(50 * MS); /* the main fiber is off the runqueue: two runnable, the tick is wanted */
+	fiber__monitor_counts(&s0, &k);
+	t0 = now_ns();
+	fiber_sleep(300 * MS);
+	fiber__monitor_counts(&s1, &k);
+	backoff_ns = now_ns() - t0;
+	backoff_scans = s1 - s0;
+	atomic_store(&stop_yield, 1);
+	fiber_join(a, NULL);
+	fiber_join(b, NULL);
+}
+
+static void test_monitor_scans_back_off_beside_a_switching_worker(void **state)
+{
+	struct fiber_config c = sched_cfg(1);
+
+	(void)state;
+	assert_int_equal(fiber_run(&c, backoff_main, NULL), 0);
+	print_message("two fibers yielding for %.0f ms: %u monitor scans (the base period is 1 ms)\n", backoff_ns / 1e6,
+		      backoff_scans);
+	/* At the base period it would be one scan a ms; backed off, one per MON_PERIOD_MAX_NS (4 ms). */
+	assert_true(backoff_scans > 0);
+	assert_true((uint64_t)backoff_scans * 2 * MS <= backoff_ns);
+}
+
+static unsigned burst_kicks;
+
+static void *burst_child(void *arg)
+{
+	(void)arg;
+	return NULL;
+}
+
+static void burst_main(void *arg)
+{
+	unsigned s, k0, k1;
+	fiber_t *f;
+
+	(void)arg;
+	fiber_sleep(20 * MS);
+	fiber__monitor_counts(&s, &k0);
+	for (int i = 0; i < 100; i++) {
+		fiber_sleep(2 * MS);			  /* the worker idles: nothing to watch */
+		fiber_spawn(&f, NULL, burst_child, NULL); /* two runnable: the tick is wanted again */
+		fiber_join(f, NULL);
+	}
+	fiber__monitor_counts(&s, &k1);
+	burst_kicks = k1 - k0;
+}
+
+static void test_monitor_not_kicked_at_every_burst(void **state)
+{
+	struct fiber_config c = sched_cfg(1);
+
+	(void)state;
+	assert_int_equal(fiber_run(&c, burst_main, NULL), 0);
+	print_message("100 bursts 2 ms apart: the monitor was woken from its sleep %u times\n", burst_kicks);
+	/*
+	 * Each burst used to wake it: it slept at the first scan that found the worker idle. Now it sleeps only after
+	 * MON_QUIET_NS (16 ms) with nothing to watch, so at most once per 16 ms of this 200 ms run.
+	 */
+	assert_true(burst_kicks <= 30);
+}
+
 /* ---- fiber_blocking_begin/end: the worker's queued fibers and timers go elsewhere at once ---- */
 
 static uint64_t main_delay_ns;
@@ -522,6 +615,8 @@ int main(void)
 		cmocka_unit_test(test_monitor_fiber_syscalls_never_eintr),
 		cmocka_unit_test(test_monitor_slices_with_all_signals_blocked),
 		cmocka_unit_test(test_monitor_periodic_balance_evens_out),
+		cmocka_unit_test(test_monitor_scans_back_off_beside_a_switching_worker),
+		cmocka_unit_test(test_monitor_not_kicked_at_every_burst),
 		cmocka_unit_test(test_monitor_blocking_region_runs_on_a_spare_thread),
 		cmocka_unit_test(test_monitor_blocking_region_in_place_hands_off_work),
 		cmocka_unit_test(test_monitor_every_worker_in_a_blocking_region),
