@@ -420,7 +420,9 @@ void fiber__sched_ttwu_pending(struct worker *w)
 	spin_unlock(&rq->lock);
 }
 
-int fiber__try_to_wake_up(struct fiber *p, unsigned state, int wake_flags)
+/* try_to_wake_up; with @b, a wake-up that stays on this worker is queued on the batch (struct ttwu_batch). */
+static inline __attribute__((always_inline)) int ttwu(struct fiber *p, unsigned state, int wake_flags,
+						      struct ttwu_batch *b)
 {
 	struct worker *w = this_worker();
 	int cpu, success = 0;
@@ -469,6 +471,18 @@ int fiber__try_to_wake_up(struct fiber *p, unsigned state, int wake_flags)
 	/* on_cpu == 0 seen with acquire: p's switch-out is complete, everything it wrote is visible (B2). */
 
 	cpu = fiber__select_task_rq(p, wake_flags | WF_TTWU);
+	if (b && cpu == p->cpu && w && cpu == w->rq.cpu) {
+		/* Activated at the flush, on this rq; p->cpu already says so (the wakelist's rule). */
+		atomic_store_explicit(&p->wake_entry, NULL, memory_order_relaxed);
+		if (b->last)
+			atomic_store_explicit(&b->last->wake_entry, p, memory_order_relaxed);
+		else
+			b->head = p;
+		b->last = p;
+		b->n++;
+		b->wake_flags = wake_flags;
+		goto unlock;
+	}
 	if (cpu != p->cpu) {
 		wake_flags |= WF_MIGRATED;
 		set_task_cpu(p, cpu);
@@ -478,6 +492,51 @@ unlock:
 	fiber__trace_wake(p, success);
 	spin_unlock(&p->pi_lock);
 	return success;
+}
+
+int fiber__try_to_wake_up(struct fiber *p, unsigned state, int wake_flags)
+{
+	return ttwu(p, state, wake_flags, NULL);
+}
+
+int fiber__try_to_wake_up_batch(struct fiber *p, unsigned state, int wake_flags, struct ttwu_batch *b)
+{
+	return ttwu(p, state, wake_flags, b);
+}
+
+uint64_t fiber__ttwu_batch_flush(struct ttwu_batch *b)
+{
+	struct worker *w = this_worker();
+	struct rq *rq = &w->rq;
+	struct fiber *p, *next;
+	uint64_t clock, share = 0;
+
+	if (!b->head)
+		return 0;
+	spin_lock(&rq->lock);
+	fiber__update_rq_clock(rq);
+	clock = rq->clock;
+	if (b->irq_mark) {
+		uint64_t d = clock > b->irq_mark ? clock - b->irq_mark : 0;
+
+		/* Before the first activation's update_curr charges curr up to this clock. */
+		fiber__rq_exclude(rq, d);
+		share = d / b->n < b->irq_cap ? d / b->n : b->irq_cap;
+	}
+	for (p = b->head; p; p = next) {
+		next = atomic_load_explicit(&p->wake_entry, memory_order_relaxed);
+		/* The same wait as the wakelist's: on_cpu was seen clear at the claim, this pairs with B1. */
+		while (atomic_load_explicit(&p->on_cpu, memory_order_acquire))
+			cpu_relax();
+		if (share)
+			atomic_fetch_add_explicit(&p->irq_debt, share, memory_order_relaxed);
+		ttwu_do_activate(rq, p, b->wake_flags, w);
+	}
+	spin_unlock(&rq->lock);
+	fiber__tick_dep(rq); /* WF_CURRENT_CPU's rule: the worker's own wake-ups kick nobody (ttwu_queue) */
+	b->head = b->last = NULL;
+	b->n = 0;
+	return clock;
 }
 
 int fiber__wake_up_process(struct fiber *p)

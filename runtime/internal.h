@@ -824,6 +824,27 @@ __hidden _Noreturn void fiber__exit(void *retval);
 __hidden void fiber__schedule(void);
 __hidden void fiber__schedule_idle(void);
 __hidden int fiber__try_to_wake_up(struct fiber *p, unsigned state, int wake_flags);
+
+/*
+ * A batch of wake-ups onto the caller's own worker (a reap of its ring's completions): fiber__try_to_wake_up_batch
+ * claims each fiber as try_to_wake_up does (TASK_WAKING, under its pi_lock) and, when it is to run on this worker
+ * where it already belongs, queues it here instead of taking the rq lock for it; fiber__ttwu_batch_flush then
+ * activates them all under one rq lock and one clock read, as the kernel's sched_ttwu_pending does its wakelist.
+ * A queued fiber is WAKING and on no runqueue until the flush: nothing else can wake, run or move it meanwhile
+ * (as on a wakelist), so the caller must flush before it can switch. The owner thread only, on the stack.
+ *
+ * irq_mark (non-zero): the completion work since then is excluded from the running fiber's charge at the flush
+ * and split evenly over the woken fibers' irq_debt, at most irq_cap each (uring.c's irq accounting).
+ */
+struct ttwu_batch {
+	struct fiber *head, *last;
+	unsigned n;
+	int wake_flags;
+	uint64_t irq_mark, irq_cap;
+};
+
+__hidden int fiber__try_to_wake_up_batch(struct fiber *p, unsigned state, int wake_flags, struct ttwu_batch *b);
+__hidden uint64_t fiber__ttwu_batch_flush(struct ttwu_batch *b); /* the rq clock it used; 0 if empty */
 __hidden int fiber__wake_up_process(struct fiber *p);
 __hidden void fiber__wake_up_new_task(struct fiber *p);
 __hidden void fiber__resched_curr(struct rq *rq);

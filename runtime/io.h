@@ -62,6 +62,8 @@ struct io_ring {
 	struct io_op *_Atomic cancel_list; /* any thread pushes (llist), the owner drains */
 	/* Counters for fiber_worker_stats (only the owner writes; readers accept a torn view). */
 	uint64_t nr_submitted, nr_completed, nr_enter;
+	uint64_t nr_wake_batches,
+	    nr_batched; /* reaps that woke fibers in a batch, and the fibers they woke so (tests) */
 };
 
 enum io_mode {
