@@ -695,6 +695,8 @@ static inline void prepare_task_switch(struct worker *w, struct rq *rq, struct f
 	FIBER_DEBUG_BUG_ON(atomic_load_explicit(&next->on_cpu, memory_order_relaxed));
 	atomic_store_explicit(&next->on_cpu, 1, memory_order_relaxed);
 	if (is_idle_task(next)) {
+		atomic_store_explicit(&w->nr_idle, atomic_load_explicit(&w->nr_idle, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
 		fiber__idle_mask_set(rq->cpu, true);
 	} else if (is_idle_task(prev)) {
 		/*

@@ -553,6 +553,7 @@ struct worker {
 	atomic_uint pp_seq;	       /* preemption points and switches passed; the monitor's progress probe */
 	_Atomic uint64_t switch_clock; /* rq->clock at the last switch; the monitor's tick asks how long curr ran */
 	atomic_uint nr_sleeps;	       /* idle_sleep entries (the worker's own count), for tests */
+	atomic_uint nr_idle;	       /* switches to the idle fiber; the monitor's periodic balance reads it */
 	atomic_int live_credit;	  /* fiber__rt.nr_fibers counts held here (fiber__live_get/put); the dump reads it */
 	uint64_t id_next, id_end; /* fiber ids taken from fiber__rt.next_id in blocks (fiber.c fiber_new_id) */
 	int schedstat_fd;	  /* /proc/thread-self/schedstat of the worker's thread, -1: no steal accounting */
@@ -587,6 +588,7 @@ struct worker {
 	struct fiber *_Atomic offload_ret; /* a fiber to hand back to the workers (set on this thread) */
 	/* The monitor's own notes on this worker (only the monitor thread touches them). */
 	unsigned mon_seq __cacheline_aligned;
+	unsigned mon_idle; /* nr_idle at the last periodic balance */
 	uint64_t mon_stamp, next_tick;
 	uint64_t mon_cpu, mon_cpu_at; /* the thread's CPU time at the monitor's last look, and when (0: none) */
 } __cacheline_aligned;
