@@ -306,16 +306,40 @@ static void test_monitor_slices_with_all_signals_blocked(void **state)
 
 static atomic_int on_w1;
 
-static void *balance_main(void *arg)
+/* A CPU-bound fiber (spinner, until stop_spin) pinned to worker 1. */
+static fiber_t *spawn_hog_on_worker1(void)
 {
 	struct fiber_attr pin1;
-	fiber_t *hog1, *f[8];
+	fiber_t *hog;
 
-	(void)arg;
 	atomic_store(&stop_spin, 0);
 	fiber_attr_init(&pin1);
 	CPU_SET(1, &pin1.affinity);
-	fiber_spawn(&hog1, &pin1, spinner, NULL); /* worker 1 never idles: no newidle pulls */
+	fiber_spawn(&hog, &pin1, spinner, NULL);
+	return hog;
+}
+
+/* A runtime of 2 workers running @fn in a fiber pinned to worker 0, until it returns. */
+static void run_on_worker0(void *(*fn)(void *))
+{
+	struct fiber_config c = sched_cfg(2);
+	struct fiber_attr a;
+	fiber_t *m;
+
+	assert_int_equal(fiber_runtime_start(&c), 0);
+	fiber_attr_init(&a);
+	CPU_SET(0, &a.affinity);
+	assert_int_equal(fiber_spawn(&m, &a, fn, NULL), 0);
+	assert_int_equal(fiber_join(m, NULL), 0);
+	assert_int_equal(fiber_runtime_stop(), 0);
+}
+
+static void *balance_main(void *arg)
+{
+	fiber_t *hog1, *f[8];
+
+	(void)arg;
+	hog1 = spawn_hog_on_worker1(); /* worker 1 never idles: no newidle pulls */
 	for (int i = 0; i < 8; i++)
 		fiber_spawn(&f[i], NULL, spinner, NULL); /* queued here, on worker 0 */
 	fiber_sleep(200 * MS);
@@ -334,17 +358,8 @@ static void *balance_main(void *arg)
 
 static void test_monitor_periodic_balance_evens_out(void **state)
 {
-	struct fiber_config c = sched_cfg(2);
-	struct fiber_attr a;
-	fiber_t *m;
-
 	(void)state;
-	assert_int_equal(fiber_runtime_start(&c), 0);
-	fiber_attr_init(&a);
-	CPU_SET(0, &a.affinity);
-	assert_int_equal(fiber_spawn(&m, &a, balance_main, NULL), 0);
-	assert_int_equal(fiber_join(m, NULL), 0);
-	assert_int_equal(fiber_runtime_stop(), 0);
+	run_on_worker0(balance_main);
 	print_message("of 8 fibers spawned on worker 0 (worker 1 busy with 1): %d moved to worker 1\n",
 		      atomic_load(&on_w1));
 	/* 9 main + 8 on worker 0 against 1 on worker 1: balanced is 3 or 4 moved. */
@@ -375,14 +390,10 @@ static void *burst_spin(void *arg)
 
 static void *transient_main(void *arg)
 {
-	struct fiber_attr pin1;
 	fiber_t *hog1, *f[8];
 
 	(void)arg;
-	atomic_store(&stop_spin, 0);
-	fiber_attr_init(&pin1);
-	CPU_SET(1, &pin1.affinity);
-	fiber_spawn(&hog1, &pin1, spinner, NULL);
+	hog1 = spawn_hog_on_worker1();
 	for (int k = 0; k < 40; k++) {
 		for (int i = 0; i < 8; i++)
 			fiber_spawn(&f[i], NULL, burst_spin, NULL); /* queued here, on worker 0 */
@@ -397,17 +408,8 @@ static void *transient_main(void *arg)
 
 static void test_monitor_periodic_balance_ignores_a_passing_imbalance(void **state)
 {
-	struct fiber_config c = sched_cfg(2);
-	struct fiber_attr a;
-	fiber_t *m;
-
 	(void)state;
-	assert_int_equal(fiber_runtime_start(&c), 0);
-	fiber_attr_init(&a);
-	CPU_SET(0, &a.affinity);
-	assert_int_equal(fiber_spawn(&m, &a, transient_main, NULL), 0);
-	assert_int_equal(fiber_join(m, NULL), 0);
-	assert_int_equal(fiber_runtime_stop(), 0);
+	run_on_worker0(transient_main);
 	print_message("40 bursts of 8 fibers on worker 0 between idle spells: %d of %d ran on worker 1\n",
 		      atomic_load(&burst_on_w1), atomic_load(&burst_ran));
 	assert_int_equal(atomic_load(&burst_ran), 320);
