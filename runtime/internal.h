@@ -197,6 +197,10 @@ static inline long fiber__futex(void *uaddr, int op, int val, const struct times
 #define SM_YIELD 3 /* fiber_yield: yield_task under __schedule's lock, prev stays queued */
 
 /* wake flags */
+/* worker->tick_wanted: a tick is wanted; one that the monitor may not skip while the fiber keeps switching */
+#define TICK_WANTED 1
+#define TICK_PRECISE 2
+
 #define WF_TTWU 0x08
 #define WF_SYNC 0x10
 #define WF_MIGRATED 0x20
@@ -410,8 +414,9 @@ struct fiber {
 	uint64_t sum_exec_runtime; /* ns */
 	/*
 	 * I/O completion work done for this fiber in another fiber's time (its share of an io_uring_enter and the
-	 * reap of its CQE, uring.c io_irq_charge): charged to it at its next update_curr. Added by its ring's owner
-	 * while it waits for the op, taken by whichever worker charges it next.
+	 * reap of its CQE: uring.c io_irq_charge and the wake batch's flush, fiber__ttwu_batch_flush): charged to it at
+	 * its next update_curr. Added by its ring's owner while it waits for the op or is being woken, taken by
+	 * whichever worker charges it next.
 	 */
 	atomic_ullong irq_debt;
 	uint64_t wait_start;  /* rq clock when it became runnable and not running, 0 if not waiting */
@@ -566,7 +571,7 @@ struct worker {
 	    __cacheline_aligned; /* set by the monitor, cleared by the worker at its next preemption point */
 	atomic_int blocking;	 /* a fiber here is inside fiber_blocking_begin/end: stuck until it ends */
 	atomic_int tick_pending; /* set by the monitor at tick_hz, consumed at preemption points */
-	atomic_int tick_wanted;	 /* the tick is needed (tick_needed); the worker keeps it, enqueuers may set it */
+	atomic_int tick_wanted;	 /* 0, TICK_WANTED or TICK_PRECISE (core.c tick_needed); enqueuers may set it from 0 */
 	struct io_ring *io;	 /* this worker's io_uring (io.h); NULL on the poll path. Kickers read it */
 	atomic_int io_state;	 /* 0 while the worker sets its ring up, then 1 or -errno; futex word */
 	pid_t tid;
@@ -1002,6 +1007,7 @@ __hidden void fiber__offload_wake(struct fiber *p, int cpu); /* core.c: wake a T
 __hidden int fiber__monitor_start(void);
 __hidden void fiber__monitor_stop(void);
 __hidden void fiber__monitor_kick(void);
+__hidden void fiber__monitor_kick_precise(void);
 __hidden void fiber__monitor_counts(unsigned *scans, unsigned *woken); /* for tests */
 
 /*

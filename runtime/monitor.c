@@ -16,10 +16,15 @@
  *    blocking system call, or a CPU loop without preemption points). The monitor then runs its due timers itself
  *    (fiber__run_timers from another thread is allowed: one runner at a time) and pushes its queued fibers that
  *    may move to other workers (move_queued_task, KERNEL_MAP §6.2 B4: never the running one). Wake-up placement
- *    avoids stuck workers. The worker clears the mark at its next preemption point.
+ *    avoids stuck workers. The worker clears the mark at its next preemption point. The first scan that sees no
+ *    progress takes the thread's CPU-time baseline (worker_held) and brings the scan period back to the base. With
+ *    the period backed off to MON_PERIOD_MAX_NS, the last scan that saw progress may have come a period after the
+ *    last preemption point and the next one a period later, so a blocked worker is found stuck 8 ms after its last
+ *    preemption point at worst (a thread spinning in the CPU one base period later), against 4 ms at the base.
  *  - Periodic balance (KERNEL_MAP §10, sched_balance_domains): every balance interval it moves queued fibers
- *    from the busiest worker to the least busy one until they differ by at most one; the interval doubles while
- *    the workers are balanced (up to BALANCE_MAX_NS) and resets when it moved something.
+ *    from the busiest worker to the least busy one until they differ by at most one, for an imbalance that lasted
+ *    from one pass to the next (periodic_balance); the interval doubles while nothing moves (up to
+ *    BALANCE_MAX_NS) and resets when it moved something.
  *
  *  - Stack trimming: every STACK_TRIM_NS, the global stack cache gives back what no spawn needed over the period
  *    (fiber__stack_cache_trim, runtime/stack.c), so that the memory of a burst of fibers does not stay resident.
@@ -54,6 +59,7 @@ static struct {
 	pthread_t thr;
 	bool started;
 	atomic_int sleeping; /* futex word: 1 while asleep with nothing to watch */
+	atomic_int napping;  /* futex word: 1 while between scans with the period backed off (MON_PERIOD_MAX_NS) */
 	atomic_int stop;
 	uint64_t next_balance, balance_interval;
 	int bal_src, bal_dst; /* the imbalance the last periodic balance found (-1: none) */
@@ -73,6 +79,18 @@ void fiber__monitor_kick(void)
 		atomic_fetch_add_explicit(&mon.nr_woken, 1, memory_order_relaxed);
 		fiber__futex(&mon.sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
 	}
+}
+
+/*
+ * A worker now runs a fiber whose class needs every tick (TICK_PRECISE): a scan is due within a tick, not after a
+ * backed-off period. A store when the monitor scans at the base period anyway; a futex wake when it naps longer.
+ */
+void fiber__monitor_kick_precise(void)
+{
+	if (likely(!atomic_load_explicit(&mon.napping, memory_order_relaxed)))
+		return;
+	if (atomic_exchange_explicit(&mon.napping, 0, memory_order_seq_cst))
+		fiber__futex(&mon.napping, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
 void fiber__monitor_counts(unsigned *scans, unsigned *woken)
@@ -189,15 +207,15 @@ static bool worker_held(struct worker *w, uint64_t now)
 	 * ordinary fiber code passes preemption points all the time, and one the host has preempted gets no CPU.
 	 * A tenth of the interval, so that a spinning worker on an overloaded host (a third of a CPU) still counts.
 	 */
-	spinning = w->mon_cpu_at && cpu - w->mon_cpu >= (now - w->mon_cpu_at) / 10;
+	/* No interval yet (the baseline was taken in this scan): not spinning, the next scan (at the base period) knows. */
+	spinning = w->mon_cpu_at && now > w->mon_cpu_at && cpu - w->mon_cpu >= (now - w->mon_cpu_at) / 10;
 	w->mon_cpu = cpu;
 	w->mon_cpu_at = now;
 	return spinning;
 }
 
 /*
- * Even out the runnable counts: busiest to least busy, one fiber at a time. Returns true if it moved any, or found
- * an imbalance that the next pass (at the shortest interval) is to confirm.
+ * Even out the runnable counts: busiest to least busy, one fiber at a time. Returns true if it moved any.
  *
  * Only an imbalance that lasted: the same source and destination at two passes in a row, the source not gone
  * idle since the last pass, nor the destination unless it is idle now. A worker that idles takes work for itself
@@ -248,9 +266,10 @@ static bool periodic_balance(void)
 		if (!round) {
 			mon.bal_src = busiest;
 			mon.bal_dst = idlest;
-			if (busiest != prev_src || idlest != prev_dst)
-				return true; /* the same imbalance two passes in a row, or nothing moves: look again soon */
 		}
+		/* The same imbalance as at the last pass, or nothing moves (and the next pass is the confirmation). */
+		if (busiest != prev_src || idlest != prev_dst)
+			break;
 		if (!fiber__balance_move_one(cpu_rq(busiest), cpu_rq(idlest)))
 			break;
 		moved = true;
@@ -268,8 +287,9 @@ static bool any_worker_idle(void)
 }
 
 /*
- * A tick is due on @w (its tick is wanted and a period has passed since the last one). It is skipped while the
- * fiber running there was switched in less than half a tick ago: its class charged it and chose it at that
+ * A tick is due on @w (its tick is wanted and a period has passed since the last one). Unless its class needs
+ * every tick (TICK_PRECISE: a deadline fiber's budget), it is skipped while the fiber running there was switched in
+ * less than half a tick ago: its class charged it and chose it at that
  * switch, so the slice, budget and eligibility a tick would look at are the ones the switch just decided - unless
  * another worker idles, which the tick's wakep would kick to take @w's queued fibers (fiber__sched_tick). Half a
  * tick, not a whole one: a CPU-bound fiber switched in by the previous tick has run a scan period less the few
@@ -279,7 +299,9 @@ static bool tick_due(struct worker *w, uint64_t now, uint64_t tick_ns, bool idle
 {
 	uint64_t sw = atomic_load_explicit(&w->switch_clock, memory_order_relaxed);
 
-	return idle_workers || (now > sw && now - sw >= tick_ns / 2); /* sw > now: it switched after our clock read */
+	if (atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) == TICK_PRECISE || idle_workers)
+		return true;
+	return now > sw && now - sw >= tick_ns / 2; /* sw > now: it switched after our clock read */
 }
 
 static void *monitor_main(void *arg)
@@ -296,6 +318,7 @@ static void *monitor_main(void *arg)
 	while (!atomic_load_explicit(&mon.stop, memory_order_acquire)) {
 		uint64_t now = fiber__sched_clock();
 		bool any = false, acted = false, idle_workers = any_worker_idle();
+		uint64_t tick_at = UINT64_MAX; /* the earliest tick a watched worker is due for */
 		struct timespec ts;
 
 		atomic_fetch_add_explicit(&mon.nr_scans, 1, memory_order_relaxed);
@@ -317,6 +340,9 @@ static void *monitor_main(void *arg)
 				w->next_tick = now + tick_ns;
 				acted = true;
 			}
+			if (tick_ns && atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) &&
+			    w->next_tick > now && w->next_tick < tick_at)
+				tick_at = w->next_tick;
 			/* In a blocking region: it said it will block, so its work goes elsewhere at once. */
 			if (atomic_load_explicit(&w->blocking, memory_order_relaxed)) {
 				if (worker_has_waiting(w))
@@ -373,9 +399,30 @@ static void *monitor_main(void *arg)
 		else if (!mon.quiet_since)
 			mon.quiet_since = now;
 		if (any || now - mon.quiet_since < MON_QUIET_NS) {
+			uint64_t sleep = mon.period;
+
+			/* Not past a tick that is coming (with tick_hz under 1000 the period is shorter than the tick). */
+			if (tick_at != UINT64_MAX && tick_at - now < sleep)
+				sleep = tick_at - now;
 			ts.tv_sec = 0;
-			ts.tv_nsec = (long)mon.period;
-			clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+			ts.tv_nsec = (long)sleep;
+			if (sleep <= base) {
+				clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+				continue;
+			}
+			/*
+			 * Backed off: a worker that starts running a deadline fiber wakes us (fiber__monitor_kick_precise).
+			 * The seq_cst store pairs with its exchange: it either sees napping == 1 or ran before our look at
+			 * tick_wanted below.
+			 */
+			atomic_store_explicit(&mon.napping, 1, memory_order_seq_cst);
+			for (unsigned i = 0; i < fiber__rt.nr_workers; i++)
+				if (atomic_load_explicit(&fiber__rt.workers[i].tick_wanted, memory_order_relaxed) ==
+				    TICK_PRECISE)
+					ts.tv_nsec = (long)base;
+			fiber__futex(&mon.napping, FUTEX_WAIT_PRIVATE, 1, &ts);
+			if (!atomic_exchange_explicit(&mon.napping, 0, memory_order_relaxed))
+				mon.period = base; /* kicked */
 			continue;
 		}
 		/*
@@ -397,6 +444,7 @@ static void *monitor_main(void *arg)
 		atomic_store_explicit(&mon.sleeping, 0, memory_order_relaxed);
 		mon.period = base;
 		mon.quiet_since = 0;
+		mon.bal_src = mon.bal_dst = -1; /* an imbalance from before the sleep confirms nothing */
 	}
 	return NULL;
 }
@@ -416,6 +464,7 @@ int fiber__monitor_start(void)
 
 	atomic_store(&mon.stop, 0);
 	atomic_store(&mon.sleeping, 0);
+	atomic_store(&mon.napping, 0);
 	mon.next_balance = 0;
 	mon.next_trim = 0;
 	mon.bal_src = mon.bal_dst = -1;
@@ -432,6 +481,8 @@ void fiber__monitor_stop(void)
 	atomic_store_explicit(&mon.stop, 1, memory_order_seq_cst);
 	atomic_store(&mon.sleeping, 0);
 	fiber__futex(&mon.sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
+	atomic_store(&mon.napping, 0);
+	fiber__futex(&mon.napping, FUTEX_WAKE_PRIVATE, 1, NULL);
 	pthread_join(mon.thr, NULL);
 	mon.started = false;
 }

@@ -264,19 +264,23 @@ void fiber__io_kick(struct worker *w)
  * Completion work done in a running fiber's time (a busy worker's io_uring_enter, reaping, the wake-ups) is not that
  * fiber's: it is excluded from its charge (fiber__update_curr_common leaves the excluded time out) and charged to the
  * fibers it was done for. Both halves matter with many connections:
- *   - excluded as it goes: every wake-up of a reap charges the running fiber up to its rq clock (enqueue's
- *     update_curr), so time excluded only after the reap came too late for all of it but the last wake-up's share,
- *     and the fiber that reaped a few hundred completions was charged for them and then waited out that lag behind
- *     every other connection;
+ *   - excluded before the wake-ups charge anyone: a wake-up charges the running fiber up to its rq clock
+ *     (enqueue's update_curr), so time excluded only after the reap came too late for all of it but the last
+ *     wake-up's share, and the fiber that reaped a few hundred completions was charged for them and then waited out
+ *     that lag behind every other connection;
  *   - charged to the woken: with the work merely excluded, the fibers were charged only their own few
  *     microseconds per request while the worker spent most of its time on their I/O. V then moved at a fraction
  *     of the wall clock's pace, so any lag was paid off that many times more slowly: a fiber that came back owing
  *     a few hundred microseconds (a host interrupt in its run) waited a second with 500 connections.
  * io_irq_begin marks the start. io_irq_reap, as a reap begins, excludes the io_uring_enter before it and splits it
- * evenly over the CQEs there; io_irq_charge, before each wake-up, excludes the time since the mark and adds it, with
- * that share, to the woken fiber's irq_debt; io_irq_end excludes the rest. A share or a CQE's time beyond a bound
- * is not completion work but the thread losing its CPU inside the system call (steal): that part stays excluded
- * and is charged to nobody. In the idle loop nobody is charged. Owner only.
+ * evenly over the CQEs there; io_irq_charge adds that share to each woken fiber's irq_debt; the reap's wake-ups are
+ * one batch (struct ttwu_batch), whose flush, before its activations charge anyone, excludes the reap's own time
+ * and splits it evenly over the fibers it activates; io_irq_end excludes the rest. A share or a CQE's time beyond a
+ * bound is not completion work but the thread losing its CPU inside the system call (steal): that part stays
+ * excluded and is charged to nobody. A wake-up the batch does not take (a fiber still queued, or woken onto another
+ * worker: rare) is done at once and charges the running fiber for the reap so far, which the flush then excludes
+ * again from its later charge; and the fibers that take no part in the batch get no share of the reap's own time.
+ * In the idle loop nobody is charged. Owner only.
  */
 #define IO_IRQ_SHARE_MAX 20000ull /* ns of an io_uring_enter charged per CQE at most */
 #define IO_IRQ_CQE_MAX 10000ull	  /* ns of a CQE's own reap and wake-up charged at most */

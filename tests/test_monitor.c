@@ -469,6 +469,70 @@ static void test_monitor_scans_back_off_beside_a_switching_worker(void **state)
 	assert_true((uint64_t)backoff_scans * 2 * MS <= backoff_ns);
 }
 
+/*
+ * A deadline fiber's budget is enforced by the tick, which the monitor never skips for it (TICK_PRECISE), however
+ * much the fair fibers beside it switch: with two fibers yielding all the time the scans back off, and a deadline
+ * fiber of 500 us per 10 ms that spins with preemption points must still run no longer than its budget and about a
+ * tick at a time.
+ */
+static uint64_t dl_longest_run;
+static atomic_int dl_runs;
+
+static void *dl_spinner(void *arg)
+{
+	uint64_t end = now_ns() + 300 * MS, last = now_ns(), start = last;
+
+	(void)arg;
+	while (last < end) {
+		uint64_t t;
+
+		fiber_cond_resched();
+		t = now_ns();
+		if (t - last > 100 * US) { /* it was throttled (or the host took the thread) in between */
+			if (last - start > dl_longest_run)
+				dl_longest_run = last - start;
+			atomic_fetch_add(&dl_runs, 1);
+			start = t;
+		}
+		last = t;
+	}
+	atomic_store(&stop_yield, 1);
+	return NULL;
+}
+
+static void dl_budget_main(void *arg)
+{
+	struct fiber_attr da;
+	fiber_t *a, *b, *d;
+
+	(void)arg;
+	atomic_store(&stop_yield, 0);
+	fiber_spawn(&a, NULL, yielder, NULL);
+	fiber_spawn(&b, NULL, yielder, NULL);
+	fiber_attr_init(&da);
+	da.sched = (struct fiber_sched_attr){
+		.policy = FIBER_SCHED_DEADLINE, .runtime_ns = 500 * US, .deadline_ns = 10 * MS, .period_ns = 10 * MS
+	};
+	assert_int_equal(fiber_spawn(&d, &da, dl_spinner, NULL), 0);
+	fiber_join(d, NULL);
+	fiber_join(a, NULL);
+	fiber_join(b, NULL);
+}
+
+static void test_monitor_deadline_budget_ticked_beside_switching_fibers(void **state)
+{
+	struct fiber_config c = sched_cfg(1);
+
+	(void)state;
+	dl_longest_run = 0;
+	assert_int_equal(fiber_run(&c, dl_budget_main, NULL), 0);
+	print_message("deadline fiber (500 us / 10 ms) beside two yielders: %d runs, the longest %.2f ms\n",
+		      atomic_load(&dl_runs), dl_longest_run / 1e6);
+	assert_true(atomic_load(&dl_runs) >= 10);
+	/* The budget plus a tick (1 ms) and room for a loaded host; a backed-off scan let it run 2-4 ms more. */
+	assert_true(dl_longest_run <= 3 * MS);
+}
+
 static unsigned burst_kicks;
 
 static void *burst_child(void *arg)
@@ -685,6 +749,7 @@ int main(void)
 		cmocka_unit_test(test_monitor_periodic_balance_ignores_a_passing_imbalance),
 		cmocka_unit_test(test_monitor_scans_back_off_beside_a_switching_worker),
 		cmocka_unit_test(test_monitor_not_kicked_at_every_burst),
+		cmocka_unit_test(test_monitor_deadline_budget_ticked_beside_switching_fibers),
 		cmocka_unit_test(test_monitor_blocking_region_runs_on_a_spare_thread),
 		cmocka_unit_test(test_monitor_blocking_region_in_place_hands_off_work),
 		cmocka_unit_test(test_monitor_every_worker_in_a_blocking_region),
