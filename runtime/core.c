@@ -221,34 +221,29 @@ void fiber__wakeup_preempt(struct rq *rq, struct fiber *p, int flags)
 
 /* ------------------------------------------------------------------------------------------------------------
  * The tick (monitor.c sets tick_pending at tick_hz) runs only while it has something to decide: two or more
- * runnable fibers (TICK_WANTED), or a fiber whose class needs every tick, a deadline fiber whose budget must be
- * enforced (TICK_PRECISE: the monitor never skips it). The worker publishes that in tick_wanted.
+ * runnable fibers, or a deadline fiber whose budget must be enforced. The worker publishes that in tick_wanted, and
+ * in tick_precise that the running fiber's class needs every tick (fiber__tick_precise).
  * ---------------------------------------------------------------------------------------------------------- */
 
-static inline int tick_needed(struct rq *rq, struct fiber *curr)
+static inline bool tick_needed(struct rq *rq, struct fiber *curr)
 {
-	if (unlikely(curr->sched_class->needs_tick))
-		return TICK_PRECISE;
-	return atomic_load_explicit(&rq->nr_running, memory_order_relaxed) >= 2 ? TICK_WANTED : 0;
+	return atomic_load_explicit(&rq->nr_running, memory_order_relaxed) >= 2 || curr->sched_class->needs_tick;
 }
 
 /*
- * Publish whether @w's tick is needed. Only a change costs anything: a store, and on a change to a wanted tick an
- * exchange (a full barrier, pairing with the monitor's fence before it goes to sleep) and, from 0, a look at
- * whether the monitor sleeps.
+ * Publish whether @w's tick is needed. Only a change costs anything: a store, and on 0 -> 1 an exchange (a full
+ * barrier, pairing with the monitor's fence before it goes to sleep) and a look at whether the monitor sleeps.
  */
-static inline void set_tick_wanted(struct worker *w, int wanted)
+static inline void set_tick_wanted(struct worker *w, bool wanted)
 {
-	if (likely(atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) == wanted))
+	if (likely(atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) == (int)wanted))
 		return;
 	if (!wanted) {
 		atomic_store_explicit(&w->tick_wanted, 0, memory_order_relaxed);
 		return;
 	}
-	if (!atomic_exchange_explicit(&w->tick_wanted, wanted, memory_order_seq_cst))
+	if (!atomic_exchange_explicit(&w->tick_wanted, 1, memory_order_seq_cst))
 		fiber__monitor_kick();
-	if (wanted == TICK_PRECISE)
-		fiber__monitor_kick_precise();
 }
 
 static inline void tick_update(struct worker *w, struct rq *rq, struct fiber *curr)
@@ -265,28 +260,39 @@ static inline void tick_update(struct worker *w, struct rq *rq, struct fiber *cu
  */
 static inline void tick_update_switch(struct worker *w, struct rq *rq, struct fiber *next)
 {
-	int wanted = tick_needed(rq, next);
-
-	if (wanted)
-		set_tick_wanted(w, wanted);
+	if (tick_needed(rq, next))
+		set_tick_wanted(w, true);
 	else if (is_idle_task(next))
-		set_tick_wanted(w, 0);
+		set_tick_wanted(w, false);
+}
+
+/* @rq gained a runnable fiber (no rq lock held): its worker's tick may be needed now. */
+void fiber__tick_dep(struct rq *rq)
+{
+	if (atomic_load_explicit(&rq->nr_running, memory_order_relaxed) >= 2)
+		set_tick_wanted(rq_worker(rq), true);
 }
 
 /*
- * @rq gained a runnable fiber (no rq lock held): its worker's tick may be needed now. Only from 0: a precise tick
- * the worker published stays (the compare-exchange is the full barrier set_tick_wanted's exchange is).
+ * The fiber now running on @rq has a class that needs every tick, or no longer runs (@on): a deadline fiber, whose
+ * budget the tick enforces (the kernel starts its hrtick for the same reason in set_next_task_dl). The monitor
+ * never skips that tick however often the worker switches, and a monitor napping in a backed-off period is woken
+ * for it (fiber__monitor_kick_precise). Called by the class's set_next_task/put_prev_task, under @rq's lock, on any
+ * thread (the change pattern of a remote fiber_setattr).
  */
-void fiber__tick_dep(struct rq *rq)
+void fiber__tick_precise(struct rq *rq, bool on)
 {
 	struct worker *w = rq_worker(rq);
-	int none = 0;
 
-	if (atomic_load_explicit(&rq->nr_running, memory_order_relaxed) >= 2 &&
-	    !atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) &&
-	    atomic_compare_exchange_strong_explicit(&w->tick_wanted, &none, TICK_WANTED, memory_order_seq_cst,
-						    memory_order_relaxed))
-		fiber__monitor_kick();
+	if (!on) {
+		atomic_store_explicit(&w->tick_precise, 0, memory_order_relaxed);
+		return;
+	}
+	if (atomic_load_explicit(&w->tick_precise, memory_order_relaxed))
+		return;
+	/* seq_cst: pairs with the monitor's store of napping before its look at tick_precise (monitor.c) */
+	atomic_store_explicit(&w->tick_precise, 1, memory_order_seq_cst);
+	fiber__monitor_kick_precise();
 }
 
 /* A preemption point or a switch on @w: progress the monitor sees, and the end of a stuck spell. */
@@ -1007,7 +1013,7 @@ void fiber__schedule(void)
 		schedule_atomic_fixup(w, prev, "blocked");
 	if (unlikely(atomic_load_explicit(&w->tick_pending, memory_order_relaxed))) {
 		atomic_store_explicit(&w->tick_pending, 0, memory_order_relaxed); /* __schedule charges curr anyway */
-		set_tick_wanted(w, 0);						  /* __schedule: on again if needed */
+		set_tick_wanted(w, false);					  /* __schedule: on again if needed */
 	}
 	sched_submit_work(w, true);
 	do {

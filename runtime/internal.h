@@ -197,10 +197,6 @@ static inline long fiber__futex(void *uaddr, int op, int val, const struct times
 #define SM_YIELD 3 /* fiber_yield: yield_task under __schedule's lock, prev stays queued */
 
 /* wake flags */
-/* worker->tick_wanted: a tick is wanted; one that the monitor may not skip while the fiber keeps switching */
-#define TICK_WANTED 1
-#define TICK_PRECISE 2
-
 #define WF_TTWU 0x08
 #define WF_SYNC 0x10
 #define WF_MIGRATED 0x20
@@ -571,7 +567,8 @@ struct worker {
 	    __cacheline_aligned; /* set by the monitor, cleared by the worker at its next preemption point */
 	atomic_int blocking;	 /* a fiber here is inside fiber_blocking_begin/end: stuck until it ends */
 	atomic_int tick_pending; /* set by the monitor at tick_hz, consumed at preemption points */
-	atomic_int tick_wanted;	 /* 0, TICK_WANTED or TICK_PRECISE (core.c tick_needed); enqueuers may set it from 0 */
+	atomic_int tick_wanted;	 /* the tick is needed (tick_needed); the worker keeps it, enqueuers may set it */
+	atomic_int tick_precise; /* the running fiber's class needs every tick (fiber__tick_precise) */
 	struct io_ring *io;	 /* this worker's io_uring (io.h); NULL on the poll path. Kickers read it */
 	atomic_int io_state;	 /* 0 while the worker sets its ring up, then 1 or -errno; futex word */
 	pid_t tid;
@@ -1008,6 +1005,7 @@ __hidden int fiber__monitor_start(void);
 __hidden void fiber__monitor_stop(void);
 __hidden void fiber__monitor_kick(void);
 __hidden void fiber__monitor_kick_precise(void);
+__hidden void fiber__tick_precise(struct rq *rq, bool on); /* core.c: a deadline fiber's set_next/put_prev */
 __hidden void fiber__monitor_counts(unsigned *scans, unsigned *woken); /* for tests */
 
 /*

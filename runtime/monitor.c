@@ -82,12 +82,13 @@ void fiber__monitor_kick(void)
 }
 
 /*
- * A worker now runs a fiber whose class needs every tick (TICK_PRECISE): a scan is due within a tick, not after a
- * backed-off period. A store when the monitor scans at the base period anyway; a futex wake when it naps longer.
+ * A worker now runs a fiber whose class needs every tick (fiber__tick_precise): a scan is due within a tick, not
+ * after a backed-off period. A load when the monitor scans at the base period anyway; a futex wake when it naps.
  */
 void fiber__monitor_kick_precise(void)
 {
-	if (likely(!atomic_load_explicit(&mon.napping, memory_order_relaxed)))
+	/* seq_cst: after the caller's seq_cst store of tick_precise (the store-buffering pair with the nap below) */
+	if (likely(!atomic_load_explicit(&mon.napping, memory_order_seq_cst)))
 		return;
 	if (atomic_exchange_explicit(&mon.napping, 0, memory_order_seq_cst))
 		fiber__futex(&mon.napping, FUTEX_WAKE_PRIVATE, 1, NULL);
@@ -288,7 +289,7 @@ static bool any_worker_idle(void)
 
 /*
  * A tick is due on @w (its tick is wanted and a period has passed since the last one). Unless its class needs
- * every tick (TICK_PRECISE: a deadline fiber's budget), it is skipped while the fiber running there was switched in
+ * every tick (tick_precise: a deadline fiber's budget), it is skipped while the fiber running there was switched in
  * less than half a tick ago: its class charged it and chose it at that
  * switch, so the slice, budget and eligibility a tick would look at are the ones the switch just decided - unless
  * another worker idles, which the tick's wakep would kick to take @w's queued fibers (fiber__sched_tick). Half a
@@ -299,7 +300,7 @@ static bool tick_due(struct worker *w, uint64_t now, uint64_t tick_ns, bool idle
 {
 	uint64_t sw = atomic_load_explicit(&w->switch_clock, memory_order_relaxed);
 
-	if (atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) == TICK_PRECISE || idle_workers)
+	if (atomic_load_explicit(&w->tick_precise, memory_order_relaxed) || idle_workers)
 		return true;
 	return now > sw && now - sw >= tick_ns / 2; /* sw > now: it switched after our clock read */
 }
@@ -417,8 +418,7 @@ static void *monitor_main(void *arg)
 			 */
 			atomic_store_explicit(&mon.napping, 1, memory_order_seq_cst);
 			for (unsigned i = 0; i < fiber__rt.nr_workers; i++)
-				if (atomic_load_explicit(&fiber__rt.workers[i].tick_wanted, memory_order_relaxed) ==
-				    TICK_PRECISE)
+				if (atomic_load_explicit(&fiber__rt.workers[i].tick_precise, memory_order_seq_cst))
 					ts.tv_nsec = (long)base;
 			fiber__futex(&mon.napping, FUTEX_WAIT_PRIVATE, 1, &ts);
 			if (!atomic_exchange_explicit(&mon.napping, 0, memory_order_relaxed))

@@ -225,11 +225,14 @@ static void put_prev_task_dl(struct rq *rq, struct fiber *prev, struct fiber *ne
 	lockdep_assert_held(&rq->lock);
 	(void)prev, (void)next;
 	update_curr_dl(rq);
+	fiber__tick_precise(rq, false);
 }
 
+/* The budget is enforced by the tick: every one of them while this fiber runs (the kernel's start_hrtick_dl). */
 static void set_next_task_dl(struct rq *rq, struct fiber *p, bool first)
 {
-	(void)rq, (void)p, (void)first;
+	(void)p, (void)first;
+	fiber__tick_precise(rq, true);
 }
 
 static void task_tick_dl(struct rq *rq, struct fiber *p, int queued)
