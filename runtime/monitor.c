@@ -320,6 +320,7 @@ static void *monitor_main(void *arg)
 		uint64_t now = fiber__sched_clock();
 		bool any = false, acted = false, idle_workers = any_worker_idle();
 		uint64_t tick_at = UINT64_MAX; /* the earliest tick a watched worker is due for */
+		bool precise = false;	       /* a watched worker runs a fiber that needs every tick */
 		struct timespec ts;
 
 		atomic_fetch_add_explicit(&mon.nr_scans, 1, memory_order_relaxed);
@@ -344,6 +345,8 @@ static void *monitor_main(void *arg)
 			if (tick_ns && atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) &&
 			    w->next_tick > now && w->next_tick < tick_at)
 				tick_at = w->next_tick;
+			if (atomic_load_explicit(&w->tick_precise, memory_order_relaxed))
+				precise = true;
 			/* In a blocking region: it said it will block, so its work goes elsewhere at once. */
 			if (atomic_load_explicit(&w->blocking, memory_order_relaxed)) {
 				if (worker_has_waiting(w))
@@ -386,8 +389,8 @@ static void *monitor_main(void *arg)
 		 * at the base period that was 3-4% of a CPU beside a busy worker (bench_echo_server, 1 worker). A scan
 		 * that acted - a tick, a worker without progress, a rescue, a balance move - brings it back to the base.
 		 */
-		if (acted)
-			mon.period = base;
+		if (acted || precise)
+			mon.period = base; /* a deadline fiber runs: every tick, at the base period */
 		else if (mon.period < MON_PERIOD_MAX_NS)
 			mon.period = mon.period * 2 < MON_PERIOD_MAX_NS ? mon.period * 2 : MON_PERIOD_MAX_NS;
 		/*
