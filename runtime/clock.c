@@ -138,6 +138,12 @@ void fiber__steal_init(struct worker *w)
 		close(fd);
 		fd = -1;
 	}
+	/*
+	 * The thread's state for the monitor's stuck check (monitor.c worker_held), opened here once rather than by
+	 * the monitor at each check: a file opened by another thread at any moment changes the numbers the
+	 * application's own open calls get (POSIX's lowest free descriptor).
+	 */
+	atomic_store_explicit(&w->stat_fd, open("/proc/thread-self/stat", O_RDONLY | O_CLOEXEC), memory_order_release);
 	errno = saved;
 	spin_lock(&w->rq.lock); /* fibers may already be queued here by other threads */
 	w->schedstat_fd = fd;
@@ -149,9 +155,13 @@ void fiber__steal_init(struct worker *w)
 
 void fiber__steal_exit(struct worker *w)
 {
+	int sfd = atomic_exchange_explicit(&w->stat_fd, -1, memory_order_relaxed); /* the monitor has stopped */
+
 	if (w->schedstat_fd >= 0)
 		close(w->schedstat_fd);
 	w->schedstat_fd = -1;
+	if (sfd >= 0)
+		close(sfd);
 }
 
 /*

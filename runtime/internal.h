@@ -558,6 +558,7 @@ struct worker {
 	atomic_int live_credit;	  /* fiber__rt.nr_fibers counts held here (fiber__live_get/put); the dump reads it */
 	uint64_t id_next, id_end; /* fiber ids taken from fiber__rt.next_id in blocks (fiber.c fiber_new_id) */
 	int schedstat_fd;	  /* /proc/thread-self/schedstat of the worker's thread, -1: no steal accounting */
+	atomic_int stat_fd;	  /* /proc/thread-self/stat of the worker's thread, for the monitor (-1: none) */
 	uint64_t run_delay0;	  /* its run_delay when the worker started */
 	void *native_stack_bottom;
 	size_t native_stack_size;

@@ -188,11 +188,16 @@ static bool worker_held(struct worker *w, uint64_t now)
 	ssize_t n = -1;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)READ_ONCE(w->tid));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = atomic_load_explicit(&w->stat_fd, memory_order_acquire); /* opened by the worker (fiber__steal_init) */
 	if (fd >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+	} else {
+		snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)READ_ONCE(w->tid));
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			n = read(fd, buf, sizeof(buf) - 1);
+			close(fd);
+		}
 	}
 	if (n > 0) {
 		buf[n] = 0;

@@ -293,6 +293,7 @@ static void worker_init(struct worker *w, int id)
 	w->rq.cpu = id;
 	w->rq.steal_next = UINT64_MAX; /* until the worker's thread opens its schedstat (fiber__steal_init) */
 	w->schedstat_fd = -1;
+	atomic_init(&w->stat_fd, -1);
 	fiber__init_cfs_rq(&w->rq.cfs);
 	fiber__init_rt_rq(&w->rq.rt);
 	fiber__init_dl_rq(&w->rq.dl);
