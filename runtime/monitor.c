@@ -108,9 +108,15 @@ static bool worker_has_waiting(struct worker *w)
 	       atomic_load_explicit(&w->wake_list, memory_order_relaxed);
 }
 
+/* Worker @cpu runs its idle fiber (the idle mask, a lock-free peek). */
+static bool worker_idle_now(unsigned cpu)
+{
+	return atomic_load_explicit(&fiber__rt.idle_mask[cpu / 32], memory_order_relaxed) & (1u << (cpu % 32));
+}
+
 static bool worker_needs_watch(struct worker *w)
 {
-	if (atomic_load_explicit(&fiber__rt.idle_mask[w->id / 32], memory_order_relaxed) & (1u << (w->id % 32)))
+	if (worker_idle_now((unsigned)w->id))
 		return false; /* its idle loop handles its timers and wake-ups itself */
 	return atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) || worker_has_waiting(w) ||
 	       atomic_load_explicit(&w->stuck, memory_order_relaxed) ||
@@ -133,8 +139,7 @@ static int rescue_target(struct worker *src, bool idle_only)
 
 		if (w == src || atomic_load_explicit(&w->stuck, memory_order_relaxed))
 			continue;
-		if (idle_only &&
-		    !(atomic_load_explicit(&fiber__rt.idle_mask[i / 32], memory_order_relaxed) & (1u << (i % 32))))
+		if (idle_only && !worker_idle_now(i))
 			continue;
 		load = atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed);
 		if (load < best_load) {
@@ -253,8 +258,6 @@ static bool periodic_balance(void)
 		for (unsigned i = 0; i < fiber__rt.nr_workers; i++) {
 			struct worker *w = &fiber__rt.workers[i];
 			unsigned n = atomic_load_explicit(&w->rq.nr_running, memory_order_relaxed);
-			bool idle_now = atomic_load_explicit(&fiber__rt.idle_mask[i / 32], memory_order_relaxed) &
-					(1u << (i % 32));
 
 			if (atomic_load_explicit(&w->stuck, memory_order_relaxed))
 				continue;
@@ -262,7 +265,7 @@ static bool periodic_balance(void)
 				max = n;
 				busiest = (int)i;
 			}
-			if (n < min && (busy[i] || idle_now)) {
+			if (n < min && (busy[i] || worker_idle_now(i))) {
 				min = n;
 				idlest = (int)i;
 			}
