@@ -794,7 +794,7 @@ struct fiber_stats {
 /*
  * fiber_stats - statistics of @f (NULL = self). sum_exec_ns of a running fiber includes its current run up to the
  * last scheduler event (switch, tick or wake-up) on its worker. It is the time the scheduler charged: wall time on
- * the worker less host steal (where /proc/thread-self/schedstat exists) and the I/O completion work the worker did
+ * the worker less host steal (time the worker's thread did not run) and the I/O completion work the worker did
  * for all fibers in the fiber's time, plus the fiber's own share of that work: the reap of its completions and a
  * part of the io_uring_enter that ran them, added at its next charge (see README, "the scheduler clock").
  * Returns 0, -EINVAL (@f NULL outside a fiber), -ESRCH (no runtime, or @f has been joined).

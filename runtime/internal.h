@@ -514,13 +514,13 @@ struct rq {
 	uint64_t pulled, pushed; /* fibers moved here / away by balancing; rq->lock */
 	uint64_t clock;		 /* update_rq_clock(), rq->lock */
 	/*
-	 * Steal: time the worker's thread was runnable but not running on the host (its run_delay), which the rq clock
+	 * Steal: time the worker's thread was not running on the host outside its idle sleeps, which the rq clock
 	 * cannot tell from running; irq time: the ring's completion work (io_uring_enter, reaping, the wake-ups) that
 	 * a busy worker does at a preemption point of whichever fiber runs. update_curr charges a fiber its wall time
 	 * less the steal and irq time that fell into it, as the kernel's rq_clock_task leaves out paravirt steal and
 	 * irq time. steal is sampled by the owner under rq->lock.
 	 */
-	uint64_t steal;	       /* run_delay since the worker started (ns), as of the last sample */
+	uint64_t steal;	       /* steal excluded since the worker started (ns), as of the last sample */
 	uint64_t steal_next;   /* rq->clock of the next sample; UINT64_MAX: no steal accounting */
 	atomic_ullong excl_ns; /* steal + irq time so far; only the owner adds (relaxed), readers hold rq->lock */
 	uint64_t excl_seen;    /* the part of excl_ns already taken off a charge, or before curr started */
@@ -557,9 +557,10 @@ struct worker {
 	atomic_uint nr_idle;	       /* switches to the idle fiber; the monitor's periodic balance reads it */
 	atomic_int live_credit;	  /* fiber__rt.nr_fibers counts held here (fiber__live_get/put); the dump reads it */
 	uint64_t id_next, id_end; /* fiber ids taken from fiber__rt.next_id in blocks (fiber.c fiber_new_id) */
-	int schedstat_fd;	  /* /proc/thread-self/schedstat of the worker's thread, -1: no steal accounting */
 	atomic_int stat_fd;	  /* /proc/thread-self/stat of the worker's thread, for the monitor (-1: none) */
-	uint64_t run_delay0;	  /* its run_delay when the worker started */
+	/* Steal sampling (clock.c), the owner's only: at the last sample, the rq clock, the thread's CPU time, and the
+	 * idle sleeps' time since. */
+	uint64_t steal_wall, steal_cpu, steal_slept;
 	void *native_stack_bottom;
 	size_t native_stack_size;
 	struct fiber idle_fiber; /* runs on the pthread's own stack */
@@ -895,7 +896,7 @@ static inline void sub_nr_running(struct rq *rq, unsigned n)
 }
 
 /* clock.c: host steal of the worker threads (see there) */
-#define STEAL_SAMPLE_NS 1000000ull /* the owner samples its steal once a millisecond (a ~1.4 us read) */
+#define STEAL_SAMPLE_NS 1000000ull /* the owner samples its steal once a millisecond (a ~0.4 us system call) */
 #define STEAL_LONG_NS 50000ull	   /* and before charging a run this long */
 __hidden void fiber__steal_init(struct worker *w);
 __hidden void fiber__steal_exit(struct worker *w);
@@ -933,7 +934,7 @@ static inline int64_t fiber__update_curr_common(struct rq *rq)
 	/*
 	 * A long run may hold a host preemption the periodic sample has not seen yet: look now. Long in the fiber's
 	 * own time: a run made long by the I/O completion work excluded from it (a busy worker's io_uring_enter) is
-	 * not, or every such enter would cost a read of schedstat.
+	 * not, or every such enter would cost a steal sample (a system call).
 	 */
 	/* delta - min(gone, delta) >= STEAL_LONG_NS, with the common short run decided by its first test */
 	if (unlikely(delta >= (int64_t)STEAL_LONG_NS && (uint64_t)delta - STEAL_LONG_NS >= gone) &&

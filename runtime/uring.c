@@ -552,6 +552,7 @@ void fiber__io_idle_wait(struct worker *w, const struct timespec *ts)
 	struct io_uring_cqe *cqe;
 	struct __kernel_timespec kts;
 	bool timed = ts != NULL;
+	uint64_t t0;
 	unsigned ready;
 	int r;
 
@@ -574,7 +575,9 @@ void fiber__io_idle_wait(struct worker *w, const struct timespec *ts)
 		timed = true;
 	}
 	ready = io_uring_sq_ready(&io->ring);
+	t0 = fiber__sched_clock();
 	r = io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, timed ? &kts : NULL, NULL);
+	w->steal_slept += fiber__sched_clock() - t0; /* asleep by choice, not steal (clock.c) */
 	IO_STAT_ADD(io->nr_enter, 1);
 	if (unlikely(io_under_valgrind))
 		sched_yield(); /* valgrind switches threads at a blocking call or after a long slice: give one */

@@ -113,10 +113,14 @@ static void idle_sleep(struct worker *w)
 			ts.tv_nsec = (long)(d % 1000000000ull);
 			tsp = &ts;
 		}
-		if (ring)
+		if (ring) {
 			fiber__io_idle_wait(w, tsp); /* submits, then blocks until a CQE, the kick's or the timeout */
-		else if (!tsp || ts.tv_sec || ts.tv_nsec)
+		} else if (!tsp || ts.tv_sec || ts.tv_nsec) {
+			uint64_t t0 = fiber__sched_clock();
+
 			fiber__futex(&idle->tif, FUTEX_WAIT_PRIVATE, (int)val, tsp);
+			w->steal_slept += fiber__sched_clock() - t0; /* asleep by choice, not steal (clock.c) */
+		}
 	}
 	/* Polling again: a kicker that sees it skips the wake-up, and its NEED_RESCHED is what the loop reads next. */
 	atomic_fetch_or_explicit(&idle->tif, TIF_POLLING, memory_order_seq_cst);
@@ -291,8 +295,7 @@ static void worker_init(struct worker *w, int id)
 	w->id = id;
 	spin_lock_init(&w->rq.lock);
 	w->rq.cpu = id;
-	w->rq.steal_next = UINT64_MAX; /* until the worker's thread opens its schedstat (fiber__steal_init) */
-	w->schedstat_fd = -1;
+	w->rq.steal_next = UINT64_MAX; /* until the worker's thread takes its first sample (fiber__steal_init) */
 	atomic_init(&w->stat_fd, -1);
 	fiber__init_cfs_rq(&w->rq.cfs);
 	fiber__init_rt_rq(&w->rq.rt);
