@@ -13,7 +13,7 @@
  * The kernel leaves paravirt steal out of rq_clock_task for the same reason. Our steal is the time the worker's
  * thread did not run while it was not asleep in its idle loop: the rq clock's advance less the thread's CPU time
  * (CLOCK_THREAD_CPUTIME_ID, a ~0.4 us system call that brings the kernel's figure up to date) and less the idle
- * sleeps (timed around the wait with the rq clock: worker->steal_slept). It sees both a host run queue's wait (the
+ * sleeps (timed around the wait: fiber__steal_slept). It sees both a host run queue's wait (the
  * thread's run_delay) and a hypervisor's steal of the vCPU, which no per-thread counter shows (run_delay does not:
  * CI saw a fiber charged 201 ms in a window its worker ran 162 ms). A fiber blocking its worker in a system call is
  * not charged for the block either, as the kernel charges a task only the time it runs. The owner samples every
@@ -141,6 +141,7 @@ void fiber__steal_init(struct worker *w)
 	w->steal_wall = fiber__sched_clock();
 	w->steal_cpu = thread_cpu_ns();
 	w->steal_slept = 0;
+	w->steal_slept_end = 0;
 	w->rq.steal = 0;
 	w->rq.excl_seen = fiber__rq_excluded(&w->rq);
 	w->rq.steal_next = on ? w->steal_wall + STEAL_SAMPLE_NS : UINT64_MAX;
@@ -156,10 +157,15 @@ void fiber__steal_exit(struct worker *w)
 }
 
 /*
- * fiber__update_rq_clock found a sample due. Only the owner samples its own thread (a waker or the monitor updating
- * another worker's clock leaves it to the owner). The interval since the last sample is taken on its own and a
- * negative figure (the two clocks read a few tens of nanoseconds apart) counts as none: no drift between the clocks
- * can build up over a long busy period and hide a later steal. rq->lock held.
+ * fiber__update_rq_clock found a sample due, or a charge up to rq->clock found a long run. Only the owner samples its
+ * own thread (a waker or the monitor updating another worker's clock leaves it to the owner). The sample ends at
+ * rq->clock, the time the charge goes up to, not at the moment of the sample: a host preemption between the clock
+ * read and the sample belongs to the next charge, and taken into this one it was subtracted from a run that did
+ * not hold it and then charged in full with the next (CI, and a loaded machine here: a fiber charged 1.7-6.2 ms
+ * for 10 us of work). The thread's CPU time is read a little after rq->clock; the next interval starts at that
+ * read, so what the gap holds evens out. The interval since the last sample is taken on its own and a negative
+ * figure counts as none: no drift between the clocks can build up over a long busy period and hide a later steal.
+ * rq->lock held.
  */
 void fiber__steal_sample(struct rq *rq)
 {
@@ -169,7 +175,10 @@ void fiber__steal_sample(struct rq *rq)
 
 	if (!w || &w->rq != rq)
 		return;
-	wall = fiber__sched_clock();
+	wall = rq->clock;
+	/* A clock read before the last sample (the first one, fiber__steal_init) or before a sleep ended: later. */
+	if (wall <= w->steal_wall || wall < w->steal_slept_end)
+		return;
 	cpu = thread_cpu_ns();
 	slept = w->steal_slept;
 	rq->steal_next = wall + STEAL_SAMPLE_NS;
@@ -181,4 +190,13 @@ void fiber__steal_sample(struct rq *rq)
 		fiber__rq_exclude(rq, (uint64_t)off);
 		rq->steal += (uint64_t)off;
 	}
+}
+
+/* The owner @w slept by choice in its idle loop from @t0 (fiber__sched_clock) to now: not steal. */
+void fiber__steal_slept(struct worker *w, uint64_t t0)
+{
+	uint64_t now = fiber__sched_clock();
+
+	w->steal_slept += now - t0;
+	w->steal_slept_end = now;
 }

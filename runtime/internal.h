@@ -559,8 +559,8 @@ struct worker {
 	uint64_t id_next, id_end; /* fiber ids taken from fiber__rt.next_id in blocks (fiber.c fiber_new_id) */
 	atomic_int stat_fd;	  /* /proc/thread-self/stat of the worker's thread, for the monitor (-1: none) */
 	/* Steal sampling (clock.c), the owner's only: at the last sample, the rq clock, the thread's CPU time, and the
-	 * idle sleeps' time since. */
-	uint64_t steal_wall, steal_cpu, steal_slept;
+	 * idle sleeps' time since and the end of the last one. */
+	uint64_t steal_wall, steal_cpu, steal_slept, steal_slept_end;
 	void *native_stack_bottom;
 	size_t native_stack_size;
 	struct fiber idle_fiber; /* runs on the pthread's own stack */
@@ -901,6 +901,7 @@ static inline void sub_nr_running(struct rq *rq, unsigned n)
 __hidden void fiber__steal_init(struct worker *w);
 __hidden void fiber__steal_exit(struct worker *w);
 __hidden void fiber__steal_sample(struct rq *rq);
+__hidden void fiber__steal_slept(struct worker *w, uint64_t t0);
 
 /* The time no fiber may be charged for: host steal, and I/O completion work done in a fiber's time slot. */
 static inline uint64_t fiber__rq_excluded(struct rq *rq)

@@ -577,7 +577,7 @@ void fiber__io_idle_wait(struct worker *w, const struct timespec *ts)
 	ready = io_uring_sq_ready(&io->ring);
 	t0 = fiber__sched_clock();
 	r = io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, timed ? &kts : NULL, NULL);
-	w->steal_slept += fiber__sched_clock() - t0; /* asleep by choice, not steal (clock.c) */
+	fiber__steal_slept(w, t0);
 	IO_STAT_ADD(io->nr_enter, 1);
 	if (unlikely(io_under_valgrind))
 		sched_yield(); /* valgrind switches threads at a blocking call or after a long slice: give one */

@@ -119,7 +119,7 @@ static void idle_sleep(struct worker *w)
 			uint64_t t0 = fiber__sched_clock();
 
 			fiber__futex(&idle->tif, FUTEX_WAIT_PRIVATE, (int)val, tsp);
-			w->steal_slept += fiber__sched_clock() - t0; /* asleep by choice, not steal (clock.c) */
+			fiber__steal_slept(w, t0);
 		}
 	}
 	/* Polling again: a kicker that sees it skips the wake-up, and its NEED_RESCHED is what the loop reads next. */

@@ -316,7 +316,8 @@ static void st_main(void *arg)
 		fiber_join(h, NULL);
 }
 
-static void test_fair_host_steal_not_charged(void **state)
+/* Run @fn as the main fiber on one worker pinned to a CPU shared with a spinning plain thread (st_thief). */
+static void st_run(void (*fn)(void *))
 {
 	struct fiber_config c = sched_cfg(1);
 	cpu_set_t allowed;
@@ -334,10 +335,16 @@ static void test_fair_host_steal_not_charged(void **state)
 	assert_int_equal(pthread_create(&th, NULL, st_thief, NULL), 0);
 	while (!atomic_load(&st_thief_go))
 		usleep(1000);
-	assert_int_equal(fiber_run(&c, st_main, NULL), 0);
+	assert_int_equal(fiber_run(&c, fn, NULL), 0);
 	atomic_store(&st_thief_stop, 1);
 	pthread_join(th, NULL);
 	assert_int_equal(err, 0);
+}
+
+static void test_fair_host_steal_not_charged(void **state)
+{
+	(void)state;
+	st_run(st_main);
 	print_message("  %.1f ms wall, the worker ran %.1f ms, the fiber was charged %.1f ms\n", st_wall / 1e6,
 		      st_cpu / 1e6, st_exec / 1e6);
 	assert_true(st_wall >= ST_WINDOW_NS);
@@ -348,6 +355,64 @@ static void test_fair_host_steal_not_charged(void **state)
 	/* Charged what the worker ran, not the wall time (before: st_exec was about st_wall). */
 	assert_true(st_exec <= st_cpu + st_cpu / 8 + 2 * MS);
 	assert_true(st_exec + st_exec / 8 + 2 * MS >= st_cpu);
+}
+
+/*
+ * ---- the steal is taken from the run it fell in, not from the one before ----
+ * The same shared CPU, with the fiber charged after every 2.5 ms of work (fiber_stats): each charge is compared
+ * with its interval's wall time, from one fiber_stats return to the next. The host preempts the worker anywhere,
+ * also inside a charge between its rq clock read and the steal sample of the long run, and that preemption belongs
+ * to the next charge. The likely place is the periodic sample's own system call just before (it brings the kernel's
+ * accounting up to date, so the host finds the thread's slice used up there): 2.5 ms is longer than the sample
+ * period, so each charge has both samples. Before, the second sample took that preemption into the charge up to
+ * the earlier clock read, and the next interval was then charged in full: 1-7 charges per run over their wall time
+ * by 5.3-5.6 ms here, a fiber charged 1.7-6.2 ms for 10 us of work in test_io's reap test under load, and CI failed
+ * on that. Nothing in the loop but the charge makes a system call: a clock read of our own would take the
+ * preemptions instead.
+ */
+#define SI_WINDOW_NS (300 * MS)
+#define SI_OVER_NS (500 * 1000ull) /* a charge this far over its interval's wall time is another run's */
+static uint64_t si_intervals, si_over, si_worst, si_wall, si_cpu;
+
+static void si_main(void *arg)
+{
+	uint64_t t0 = now_ns(), c0 = thread_cpu_ns(), e = exec_ns(NULL), t = now_ns();
+
+	(void)arg;
+	si_intervals = si_over = si_worst = 0;
+	while (t - t0 < SI_WINDOW_NS) {
+		uint64_t e1, t1;
+
+		while (now_ns() - t < 2500000)
+			;
+		e1 = exec_ns(NULL);
+		t1 = now_ns();
+		if (e1 - e > t1 - t + SI_OVER_NS)
+			si_over++;
+		if (e1 - e > t1 - t && e1 - e - (t1 - t) > si_worst)
+			si_worst = e1 - e - (t1 - t);
+		si_intervals++;
+		e = e1, t = t1;
+	}
+	si_wall = t - t0;
+	si_cpu = thread_cpu_ns() - c0;
+}
+
+static void test_fair_steal_taken_from_the_run_it_fell_in(void **state)
+{
+	(void)state;
+	st_run(si_main);
+	print_message(
+	    "  %llu charges in %.1f ms (the worker ran %.1f ms): %llu over their interval's wall time by more "
+	    "than %.1f ms, the worst by %.3f ms\n",
+	    (unsigned long long)si_intervals, si_wall / 1e6, si_cpu / 1e6, (unsigned long long)si_over,
+	    SI_OVER_NS / 1e6, si_worst / 1e6);
+	assert_true(si_intervals > 0);
+	if (si_cpu > si_wall * 8 / 10) {
+		print_message("  the host did not make the worker share its CPU: skipped\n");
+		skip();
+	}
+	assert_int_equal(si_over, 0);
 }
 
 /* ---- a fiber that blocks its worker (an unbracketed system call) is charged what it ran, not the block ---- */
@@ -457,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_fair_sleeper_gets_fair_share),
 		cmocka_unit_test(test_fair_yield_switches_to_peer),
 		cmocka_unit_test(test_fair_host_steal_not_charged),
+		cmocka_unit_test(test_fair_steal_taken_from_the_run_it_fell_in),
 		cmocka_unit_test(test_fair_blocked_worker_time_not_charged),
 		cmocka_unit_test(test_fair_overrun_lag_paid_while_asleep),
 	};
