@@ -310,6 +310,7 @@ static void worker_init(struct worker *w, int id)
 
 	/* The idle fiber: id 0, always RUNNING, never queued, on the CPU from the start. */
 	idle->id = 0;
+	idle->flags = PF_IDLE;
 	idle->magic = FIBER_MAGIC_LIVE;
 	idle->cpu = id;
 	idle->sched_class = &fiber__idle_sched_class;
