@@ -140,6 +140,8 @@ void fiber__steal_init(struct worker *w)
 	spin_lock(&w->rq.lock); /* fibers may already be queued here by other threads */
 	w->steal_wall = fiber__sched_clock();
 	w->steal_cpu = thread_cpu_ns();
+	if (!w->steal_cpu) /* no per-thread CPU clock (it has run, so 0 is a failure): no steal accounting */
+		on = false;
 	w->steal_slept = 0;
 	w->steal_slept_end = 0;
 	w->rq.steal = 0;
