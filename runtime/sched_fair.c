@@ -665,6 +665,9 @@ __hidden struct fiber *fiber__pick_next_task_fair(struct rq *rq, struct fiber *p
 		__dequeue_entity(cfs, se);
 	}
 	set_next_entity(rq, cfs, se);
+	if (cfs->nr_running >= FIBER_PREFETCH_MIN && cfs->tree.leftmost)
+		fiber__prefetch_next(fair_task_of(node_se(cfs->tree.leftmost)), offsetof(struct fiber, se),
+				     sizeof(struct sched_entity));
 	return next;
 }
 

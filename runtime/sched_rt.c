@@ -116,7 +116,15 @@ static void put_prev_task_rt(struct rq *rq, struct fiber *prev, struct fiber *ne
 
 static void set_next_task_rt(struct rq *rq, struct fiber *p, bool first)
 {
-	(void)rq, (void)p, (void)first;
+	struct list_head *n = p->rt.run_list.next;
+	struct sched_rt_entity *behind;
+
+	(void)first;
+	/* The one behind p at its level runs after it if p yields or blocks (fiber__prefetch_next). */
+	if (rq->rt.rt_nr_running < FIBER_PREFETCH_MIN || !p->rt.on_rq || n == &rq->rt.queue[rt_idx(p)])
+		return;
+	behind = list_entry(n, struct sched_rt_entity, run_list);
+	fiber__prefetch_next(rt_task_of(behind), offsetof(struct fiber, rt), sizeof(*behind));
 }
 
 static void task_tick_rt(struct rq *rq, struct fiber *p, int queued)
