@@ -29,7 +29,8 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-__thread struct worker *fiber__tls_worker __attribute__((tls_model("initial-exec"))) __hidden;
+/* used: this_worker() reads it from inline assembly only, which link-time optimisation does not see. */
+__thread struct worker *fiber__tls_worker __attribute__((tls_model("initial-exec"), used)) __hidden;
 struct fiber__test_hooks *_Atomic fiber__hooks __hidden;
 atomic_int fiber__preempt_notifier_key __hidden;
 

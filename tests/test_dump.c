@@ -46,7 +46,13 @@ static void wait_parked(fiber_t *f)
 		usleep(1000);
 }
 
-__attribute__((noinline)) int dump_parked_in_sleep(uint64_t ns)
+/* noipa: a link-time-optimised build would otherwise clone it (dump_parked_in_sleep.constprop.0, a local symbol). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((noinline, noipa))
+#else
+__attribute__((noinline))
+#endif
+int dump_parked_in_sleep(uint64_t ns)
 {
 	int r = fiber_sleep(ns);
 

@@ -144,6 +144,21 @@ read_errno(void)
 	return errno;
 }
 
+/*
+ * The store too: with link-time optimisation the compiler sees through fiber_sleep and fiber_yield and may hoist
+ * &errno out of the loop.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((noinline, noipa))
+#else
+__attribute__((noinline))
+#endif
+static void
+write_errno(int v)
+{
+	errno = v;
+}
+
 static void *errno_fn(void *arg)
 {
 	int i = (int)(intptr_t)arg;
@@ -153,7 +168,7 @@ static void *errno_fn(void *arg)
 		int want = 1000 + i * 1000 + r;
 		int before = fiber_worker_id();
 
-		errno = want;
+		write_errno(want);
 		if (r % 2)
 			fiber_sleep(1000 + rand_r(&seed) % 200000);
 		else
