@@ -176,9 +176,18 @@ def read_status(out_dir):
     return status
 
 
+def merge_runs(runs):
+    """One figure from a row's RESULT (or SWITCHES) lines, one per run of the program (run.sh --rounds): the median
+    of their medians, the least minimum and the largest maximum. A single run is itself."""
+    meds = sorted(r[0] for r in runs)
+    n = len(meds)
+    med = meds[n // 2] if n % 2 else (meds[n // 2 - 1] + meds[n // 2]) / 2
+    return (med, min(r[1] for r in runs), max(r[2] for r in runs)) + tuple(runs[-1][3:])
+
+
 def parse_output(path):
     """RESULT, SWITCHES and NA lines of one program: res {(op, impl): (med, min, max, unit)}, na {(op, impl): reason},
-    sw {(op, impl): (med, min, max)}."""
+    sw {(op, impl): (med, min, max)}. A row printed by several runs of the program is merged (merge_runs)."""
     res, na, sw = {}, {}, {}
     if not os.path.exists(path):
         return res, na, sw
@@ -191,19 +200,20 @@ def parse_output(path):
             if kind == "SWITCHES":
                 v = rest.split()
                 try:
-                    sw[(op, impl)] = (float(v[0]), float(v[1]), float(v[2]))
+                    sw.setdefault((op, impl), []).append((float(v[0]), float(v[1]), float(v[2])))
                 except (ValueError, IndexError):
                     pass
             elif kind == "RESULT":
                 v = rest.split()
                 try:
-                    res[(op, impl)] = (float(v[0]), float(v[1]), float(v[2]), v[3] if len(v) > 3 else "")
+                    res.setdefault((op, impl), []).append(
+                        (float(v[0]), float(v[1]), float(v[2]), v[3] if len(v) > 3 else ""))
                 except (ValueError, IndexError):
                     na[(op, impl)] = "unparsable RESULT line"
             else:
                 reason = re.sub(r"^not available[:\s]*", "", rest.strip()) or "no reason given"
                 na[(op, impl)] = reason
-    return res, na, sw
+    return ({k: merge_runs(v) for k, v in res.items()}, na, {k: merge_runs(v) for k, v in sw.items()})
 
 
 def program_reason(prog, status):

@@ -2,11 +2,16 @@
 #
 # bench/run.sh - build and run every libfiber benchmark and every baseline, print one table.
 #
-# usage: bench/run.sh [--quick] [--reps N]
+# usage: bench/run.sh [--quick] [--reps N] [--rounds R]
 #
 #   --quick     smoke run: tiny repetitions (the numbers mean nothing), callgrind with small counts; the table goes
 #               to build-bench/results-quick/, never over the committed bench/results/
-#   --reps N    repetitions per measurement (default 5)
+#   --reps N    repetitions per measurement and program run (default 5)
+#   --rounds R  run the whole list of programs R times in turn (default 1), each time with --reps N, and report
+#               per row the median of the R runs' medians (min and max over all of them): on a host whose speed
+#               drifts (a shared VM), a slow spell is then spread over every row instead of falling on whichever
+#               programs ran in it. --rounds 5 --reps 1 took 5.6 minutes here (the default about 4); bench_echo
+#               then does reps x rounds repetitions of its own.
 #
 # Environment:
 #   BENCH_NO_CALLGRIND=1   skip bench/callgrind.sh
@@ -30,12 +35,16 @@ OUT=$BUILD/bench-out
 RES=$BENCH/results
 ARGS=()
 QUICK=0
+ROUNDS=1
 
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1; ARGS+=(--quick) ;;
 	--reps) ARGS+=(--reps "$2"); shift ;;
-	-h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--rounds)
+		ROUNDS=$2; shift
+		case $ROUNDS in ''|*[!0-9]*|0) echo "run.sh: --rounds wants a positive number" >&2; exit 2 ;; esac ;;
+	-h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -153,22 +162,26 @@ build_go
 
 # ---- 4. run ----
 
-# run_prog PROGRAM TIMEOUT_S: run with the common arguments, keep stdout/stderr, record how it ended.
+# run_prog PROGRAM TIMEOUT_S: run with the common arguments, keep stdout/stderr, record how it ended. A later round
+# appends to the first one's output (report.py merges a row's RESULT lines); a program that did not end well in an
+# earlier round (or could not be built) is not run again.
 run_prog() {
 	local prog=$1 limit=$2 rc
-	if grep -q "^$prog	" "$OUT/status.tsv" 2>/dev/null; then
+	if grep -v "	ok	" "$OUT/status.tsv" 2>/dev/null | grep -q "^$prog	"; then
 		return
 	fi
 	if [ ! -x "$BIN/$prog" ]; then
 		status "$prog" notbuilt "$(not_built_reason "$prog")"
 		return
 	fi
-	log "running $prog"
-	timeout -k 10 "$limit" "$BIN/$prog" "${ARGS[@]}" > "$OUT/$prog.out" 2> "$OUT/$prog.err"
+	log "running $prog${ROUNDS_NOTE:-}"
+	timeout -k 10 "$limit" "$BIN/$prog" "${ARGS[@]}" > "$OUT/$prog.round" 2>> "$OUT/$prog.err"
 	rc=$?
-	cat "$OUT/$prog.out"
+	cat "$OUT/$prog.round"
+	cat "$OUT/$prog.round" >> "$OUT/$prog.out"
+	rm -f "$OUT/$prog.round"
 	if [ $rc -eq 0 ]; then
-		status "$prog" ok ""
+		grep -q "^$prog	ok	" "$OUT/status.tsv" 2>/dev/null || status "$prog" ok ""
 	elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
 		status "$prog" timeout "killed after ${limit} s"
 	else
@@ -177,21 +190,24 @@ run_prog() {
 }
 
 # Baselines first: bench_switch's interleaved bare lines then supersede baseline_bare_switch's.
-run_prog baseline_bare_switch 120
-run_prog baseline_swapcontext 120
-run_prog baseline_boost_context 120
-run_prog baseline_boost_fiber 300
-run_prog baseline_pthread 300
-run_prog baseline_go 600
-run_prog bench_switch 120
-run_prog bench_yield 300
-run_prog bench_spawn 300
-run_prog bench_skynet 900
-run_prog bench_wake 300
-run_prog bench_sleep 300
-run_prog bench_class_yield 300
-run_prog bench_sync 300
-run_prog bench_park 300
+for ((round = 1; round <= ROUNDS; round++)); do
+	[ "$ROUNDS" -gt 1 ] && ROUNDS_NOTE=" (round $round of $ROUNDS)"
+	run_prog baseline_bare_switch 120
+	run_prog baseline_swapcontext 120
+	run_prog baseline_boost_context 120
+	run_prog baseline_boost_fiber 300
+	run_prog baseline_pthread 300
+	run_prog baseline_go 600
+	run_prog bench_switch 120
+	run_prog bench_yield 300
+	run_prog bench_spawn 300
+	run_prog bench_skynet 900
+	run_prog bench_wake 300
+	run_prog bench_sleep 300
+	run_prog bench_class_yield 300
+	run_prog bench_sync 300
+	run_prog bench_park 300
+done
 
 # ---- 5. table, plot ----
 
@@ -216,8 +232,9 @@ elif [ -x "$BIN/bench_echo" ]; then
 	log "running bench_echo"
 	ECHO_ARGS=(--out "$RES")
 	[ $QUICK = 1 ] && ECHO_ARGS+=(--quick)
+	# Its repetitions interleave its servers already; with --rounds it does reps x rounds of them.
 	for ((i = 0; i < ${#ARGS[@]}; i++)); do
-		[ "${ARGS[i]}" = --reps ] && ECHO_ARGS+=(--reps "${ARGS[i + 1]}")
+		[ "${ARGS[i]}" = --reps ] && ECHO_ARGS+=(--reps "$((ARGS[i + 1] * ROUNDS))")
 	done
 	timeout -k 10 600 "$BIN/bench_echo" "${ECHO_ARGS[@]}" > "$OUT/bench_echo.out" 2> "$OUT/bench_echo.err" ||
 		log "bench_echo failed (exit status $?), see $OUT/bench_echo.err"
