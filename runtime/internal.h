@@ -499,6 +499,7 @@ static inline void fiber__tsan_dead(struct fiber *p)
 #endif
 
 _Static_assert(offsetof(struct fiber, sp) == FIBER_SP_OFFSET, "asm/ and struct fiber disagree on sp");
+_Static_assert(FRAME_SIZE == 8 * 8, "switch frame is 8 slots");
 
 /*
  * With many runnable fibers, each switch brings in the next one's descriptor from beyond the L1. A class that knows
@@ -524,7 +525,6 @@ static inline void fiber__prefetch_next(const struct fiber *p, size_t class_off,
 		if (off)
 			__builtin_prefetch((const char *)p + off, 1);
 }
-_Static_assert(FRAME_SIZE == 8 * 8, "switch frame is 8 slots");
 
 /* ------------------------------------------------------------------------------------------------------------
  * struct rq and struct worker
