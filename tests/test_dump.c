@@ -46,13 +46,8 @@ static void wait_parked(fiber_t *f)
 		usleep(1000);
 }
 
-/* noipa: a link-time-optimised build would otherwise clone it (dump_parked_in_sleep.constprop.0, a local symbol). */
-#if defined(__GNUC__) && !defined(__clang__)
-__attribute__((noinline, noipa))
-#else
-__attribute__((noinline))
-#endif
-int dump_parked_in_sleep(uint64_t ns)
+/* OPAQUE: a link-time-optimised build would otherwise clone it (dump_parked_in_sleep.constprop.0, a local symbol). */
+OPAQUE int dump_parked_in_sleep(uint64_t ns)
 {
 	int r = fiber_sleep(ns);
 

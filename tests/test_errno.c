@@ -68,12 +68,6 @@ static void test_errno_start_stop_keep_errno(void **state)
  */
 static atomic_int fiber_errno_bad;
 
-#if defined(__clang__)
-#define OPAQUE __attribute__((noinline, optnone))
-#else
-#define OPAQUE __attribute__((noinline, noipa))
-#endif
-
 static OPAQUE int get_errno(void)
 {
 	return errno;

@@ -133,13 +133,7 @@ static atomic_long errno_wrong, migrations;
  * then read the old worker's errno after a migration (include/fiber.h says: use fiber_migrate_disable() for that).
  * Re-reading it through a function the compiler cannot see into is what ordinary code between calls does.
  */
-#if defined(__GNUC__) && !defined(__clang__)
-__attribute__((noinline, noipa))
-#else
-__attribute__((noinline))
-#endif
-static int
-read_errno(void)
+static OPAQUE int read_errno(void)
 {
 	return errno;
 }
@@ -148,13 +142,7 @@ read_errno(void)
  * The store too: with link-time optimisation the compiler sees through fiber_sleep and fiber_yield and may hoist
  * &errno out of the loop.
  */
-#if defined(__GNUC__) && !defined(__clang__)
-__attribute__((noinline, noipa))
-#else
-__attribute__((noinline))
-#endif
-static void
-write_errno(int v)
+static OPAQUE void write_errno(int v)
 {
 	errno = v;
 }

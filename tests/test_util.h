@@ -93,6 +93,16 @@ static inline int run_in_fiber(unsigned workers, int (*fn)(void))
 	return call.ret;
 }
 
+/*
+ * OPAQUE: a function the compiler may neither inline nor look into (nor clone, as link-time optimisation does):
+ * a test that must read or write errno after a switch, or see a function's own frame in a backtrace.
+ */
+#if defined(__clang__)
+#define OPAQUE __attribute__((noinline, optnone))
+#else
+#define OPAQUE __attribute__((noinline, noipa))
+#endif
+
 /* ---- shared by the scheduling-class tests (test_sched_*.c) ---- */
 
 #define US 1000ull
