@@ -214,11 +214,17 @@ static void test_dl_overrun_throttled_fair_still_runs(void **state)
 	assert_true(ov_wall > 0);
 	dl_share = (double)ov_dl / (double)ov_wall;
 	fair_share = (double)ov_fair / (double)ov_wall;
-	print_message("  DEADLINE 10/50 ms: %.1f%%, NORMAL: %.1f%% of %.1f ms\n", dl_share * 100, fair_share * 100,
-		      ov_wall / 1e6);
+	print_message("  DEADLINE 10/50 ms: %.1f%%, NORMAL: %.1f%% of %.1f ms; the host took %.1f%%\n", dl_share * 100,
+		      fair_share * 100, ov_wall / 1e6, stolen * 100);
 	skip_if_stolen(stolen);
+	/*
+	 * The budget is 10 ms of the fiber's own run time per 50 ms of wall time, so the DEADLINE share of the wall is
+	 * 20% whatever the host takes. The runtime's clock leaves host preemption out of every fiber's run time (the
+	 * kernel's rq_clock_task): the NORMAL fiber keeps the rest less what the host took (CI saw 67.9% with 11%
+	 * taken).
+	 */
 	assert_true(dl_share > 0.15 && dl_share < 0.25);
-	assert_true(fair_share >= 0.70);
+	assert_true(fair_share + stolen >= 0.70);
 }
 
 /* ---- yield gives up the rest of the budget until the next period ---- */
