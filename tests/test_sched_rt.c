@@ -287,7 +287,7 @@ static void test_rt_rr_alternates_per_slice(void **state)
 {
 	struct fiber_config c = sched_cfg(1);
 	uint64_t charged[RR_SEGMENTS + 1], off[RR_SEGMENTS + 1];
-	int undisturbed = 0;
+	int undisturbed = 0, late = 0;
 
 	memset(rr_run, 0, sizeof(rr_run));
 	rr_nrun = rr_stop = rr_err = 0;
@@ -317,10 +317,15 @@ static void test_rt_rr_alternates_per_slice(void **state)
 		assert_true(charged[k] >= RR_SLICE_NS - SLICE_EARLY_TOL_NS);
 		/*
 		 * The slice ends at the first tick after it is used up; the tick is the monitor thread's store, which
-		 * a loaded host can delay by a few ms on top of what it took from the worker (off[k]).
+		 * a loaded host can delay by a few ms on top of what it took from the worker (off[k]). What the host
+		 * took from the monitor's own CPU is not measured here: CI once saw one slice of 20 charged 39.1 ms with
+		 * the worker undisturbed, the other 19 within 1 ms of the slice. So one slice may be late by up to one
+		 * more slice; a slice that is never ended, or late every time, still fails.
 		 */
-		assert_true(charged[k] <= RR_SLICE_NS + 5 * MS + off[k]);
+		assert_true(charged[k] <= 2 * RR_SLICE_NS + 5 * MS + off[k]);
+		late += charged[k] > RR_SLICE_NS + 5 * MS + off[k];
 	}
+	assert_true(late <= 1);
 }
 
 /* ---- a woken RT fiber preempts a running fair fiber within about a tick ---- */
