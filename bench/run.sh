@@ -246,7 +246,11 @@ fi
 # ---- 7. instruction counts ----
 
 if [ "${BENCH_NO_CALLGRIND:-0}" != 1 ]; then
-	BENCH_BIN=$BIN BENCH_OUT=$OUT BENCH_QUICK=$QUICK BENCH_RES=$RES "$BENCH/callgrind.sh" ||
+	if BENCH_BIN=$BIN BENCH_OUT=$OUT BENCH_QUICK=$QUICK BENCH_RES=$RES "$BENCH/callgrind.sh"; then
+		# The README block of step 5 took the counts of the run before: rebuild it with this run's.
+		[ ${#README_ARGS[@]} -gt 0 ] && python3 "$BENCH/report.py" "${README_ARGS[@]}" --json "$RES/results.json"
+	else
 		log "callgrind.sh failed"
+	fi
 fi
 exit 0
