@@ -1051,6 +1051,34 @@ void fiber__schedule_idle(void)
 }
 
 /*
+ * The tick's fallback, every TICK_CHECK_EVERY preemption points: the tick is the monitor thread's store, and a
+ * monitor the host does not run (its CPU taken, as CI saw for 19 ms) or that is not there (FIBER_MONITOR=0)
+ * would leave a fiber that never switches running past its slice or budget for as long. So a worker whose tick
+ * is wanted and has neither ticked nor switched for two tick periods ticks itself. With a monitor on time that
+ * never happens (it ticks every period, or skips a tick only just after a switch). An extra tick is harmless: the
+ * classes account by the clock, the tick only makes them look.
+ */
+#define TICK_CHECK_EVERY 256 /* a power of two: one clock read per this many preemption points */
+
+static __noinline void tick_fallback(struct worker *w)
+{
+	uint64_t now, last = atomic_load_explicit(&w->switch_clock, memory_order_relaxed);
+
+	if (!fiber__rt.tick_hz || !atomic_load_explicit(&w->tick_wanted, memory_order_relaxed) ||
+	    atomic_load_explicit(&w->tick_pending, memory_order_relaxed))
+		return;
+	if (w->tick_clock > last)
+		last = w->tick_clock;
+	now = fiber__sched_clock();
+	if ((int64_t)(now - last) >= (int64_t)(2 * fiber__rt.tick_ns)) {
+		atomic_store_explicit(&w->nr_fallback_ticks,
+				      atomic_load_explicit(&w->nr_fallback_ticks, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		atomic_store_explicit(&w->tick_pending, 1, memory_order_relaxed);
+	}
+}
+
+/*
  * A preemption point: the return from every runtime call, fiber_cond_resched, fiber_preempt_enable. Cheap when
  * nothing is pending: a few loads.
  */
@@ -1061,6 +1089,8 @@ void fiber__preempt_point(void)
 	if (!w || w->preempt_count)
 		return;
 	note_progress(w);
+	if (unlikely(!(atomic_load_explicit(&w->pp_seq, memory_order_relaxed) & (TICK_CHECK_EVERY - 1))))
+		tick_fallback(w);
 	/* A reschedule already decided goes first, then the tick's accounting. */
 	if (test_tsk_need_resched(w->current)) {
 		preempt_schedule();
@@ -1087,6 +1117,7 @@ void fiber__sched_tick(struct worker *w)
 	preempt_disable();
 	spin_lock(&rq->lock);
 	fiber__update_rq_clock(rq);
+	w->tick_clock = rq->clock;
 	curr = rq->curr;
 	curr->sched_class->task_tick(rq, curr, 0);
 	tick_update(w, rq, curr);

@@ -467,7 +467,9 @@ int fiber__monitor_start(void)
 
 	/*
 	 * FIBER_MONITOR=0: no monitor thread (for instruction-counting profilers such as callgrind, which serialize
-	 * threads and would count the monitor's scans into every operation). No tick and no stuck-worker rescue then.
+	 * threads and would count the monitor's scans into every operation). No stuck-worker rescue and no periodic
+	 * balance then, and the tick comes only from the workers' fallback at preemption points (core.c
+	 * tick_fallback), every two tick periods.
 	 */
 	mon.started = false;
 	if (env && !strcmp(env, "0"))

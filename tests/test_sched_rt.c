@@ -283,7 +283,7 @@ static uint64_t rr_off_cpu(int a, int b)
 #define SLICE_EARLY_TOL_NS (1 * MS)
 #endif
 
-static void test_rt_rr_alternates_per_slice(void **state)
+static void rr_run_and_check(void)
 {
 	struct fiber_config c = sched_cfg(1);
 	uint64_t charged[RR_SEGMENTS + 1], off[RR_SEGMENTS + 1];
@@ -326,6 +326,23 @@ static void test_rt_rr_alternates_per_slice(void **state)
 		late += charged[k] > RR_SLICE_NS + 5 * MS + off[k];
 	}
 	assert_true(late <= 1);
+}
+
+static void test_rt_rr_alternates_per_slice(void **state)
+{
+	rr_run_and_check();
+}
+
+/*
+ * Without the monitor thread (FIBER_MONITOR=0), the tick the slices need comes from the workers' own preemption
+ * points (core.c tick_fallback), two tick periods after the last tick or switch. Before that fallback the first RR
+ * fiber ran until the test's cap (one run, not RR_SEGMENTS + 3): nothing else ticked the worker.
+ */
+static void test_rt_rr_slices_end_without_the_monitor(void **state)
+{
+	setenv("FIBER_MONITOR", "0", 1);
+	rr_run_and_check();
+	unsetenv("FIBER_MONITOR");
 }
 
 /* ---- a woken RT fiber preempts a running fair fiber within about a tick ---- */
@@ -422,6 +439,7 @@ int main(void)
 		cmocka_unit_test(test_rt_fifo_preempted_stays_at_head),
 		cmocka_unit_test(test_rt_priority_change_requeue_position),
 		cmocka_unit_test(test_rt_rr_alternates_per_slice),
+		cmocka_unit_test(test_rt_rr_slices_end_without_the_monitor),
 		cmocka_unit_test(test_rt_wakeup_preempts_fair_within_tick),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
