@@ -196,7 +196,7 @@ out:
 	fiber_join(n, NULL);
 }
 
-static void test_dl_overrun_throttled_fair_still_runs(void **state)
+static void ov_run_and_check(void)
 {
 	struct fiber_config c = sched_cfg(1);
 	double dl_share, fair_share, stolen;
@@ -225,6 +225,24 @@ static void test_dl_overrun_throttled_fair_still_runs(void **state)
 	 */
 	assert_true(dl_share > 0.15 && dl_share < 0.25);
 	assert_true(fair_share + stolen >= 0.70);
+}
+
+static void test_dl_overrun_throttled_fair_still_runs(void **state)
+{
+	ov_run_and_check();
+}
+
+/*
+ * The budget's tick without the monitor thread (FIBER_MONITOR=0): the worker ticks itself at preemption points
+ * (core.c tick_fallback). Before that fallback nothing ticked the worker: the DEADLINE hog was never throttled and
+ * the NORMAL fiber never ran (0.0% and 0.0% of the window as the runtime charged them; the spawn test's DEADLINE
+ * fiber ran 99.8 ms of 100).
+ */
+static void test_dl_budget_enforced_without_the_monitor(void **state)
+{
+	setenv("FIBER_MONITOR", "0", 1);
+	ov_run_and_check();
+	unsetenv("FIBER_MONITOR");
 }
 
 /* ---- yield gives up the rest of the budget until the next period ---- */
@@ -558,6 +576,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dl_each_gets_runtime_every_period),
 		cmocka_unit_test(test_dl_overrun_throttled_fair_still_runs),
+		cmocka_unit_test(test_dl_budget_enforced_without_the_monitor),
 		cmocka_unit_test(test_dl_yield_gives_up_budget),
 		cmocka_unit_test(test_dl_admission_per_worker),
 		cmocka_unit_test(test_dl_concurrent_setattr_one_fiber),
