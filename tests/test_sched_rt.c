@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #define ATTR_RT(pol, prio) ((struct fiber_sched_attr){ .policy = (pol), .priority = (prio) })
 
@@ -283,18 +284,24 @@ static uint64_t rr_off_cpu(int a, int b)
 #define SLICE_EARLY_TOL_NS (1 * MS)
 #endif
 
-static void rr_run_and_check(void)
+/* @monitor false: FIBER_MONITOR=0 for this run only (unset before any assertion can leave the test). */
+static void rr_run_and_check(bool monitor)
 {
 	struct fiber_config c = sched_cfg(1);
 	uint64_t charged[RR_SEGMENTS + 1], off[RR_SEGMENTS + 1];
-	int undisturbed = 0, late = 0;
+	int undisturbed = 0, late = 0, rc;
 
 	memset(rr_run, 0, sizeof(rr_run));
 	rr_nrun = rr_stop = rr_err = 0;
 	rr_last = -1;
 	setenv("FIBER_RR_TIMESLICE_MS", "20", 1);
-	assert_int_equal(fiber_run(&c, rr_main, NULL), 0);
+	if (!monitor)
+		setenv("FIBER_MONITOR", "0", 1);
+	rc = fiber_run(&c, rr_main, NULL);
 	unsetenv("FIBER_RR_TIMESLICE_MS");
+	if (!monitor)
+		unsetenv("FIBER_MONITOR");
+	assert_int_equal(rc, 0);
 	assert_int_equal(rr_err, 0);
 	/* They alternated (a run ends when the other fiber runs) often enough within the cap. */
 	print_message("  %d runs in %.1f ms\n", rr_nrun,
@@ -330,7 +337,7 @@ static void rr_run_and_check(void)
 
 static void test_rt_rr_alternates_per_slice(void **state)
 {
-	rr_run_and_check();
+	rr_run_and_check(true);
 }
 
 /*
@@ -340,9 +347,7 @@ static void test_rt_rr_alternates_per_slice(void **state)
  */
 static void test_rt_rr_slices_end_without_the_monitor(void **state)
 {
-	setenv("FIBER_MONITOR", "0", 1);
-	rr_run_and_check();
-	unsetenv("FIBER_MONITOR");
+	rr_run_and_check(false);
 }
 
 /* ---- a woken RT fiber preempts a running fair fiber within about a tick ---- */
