@@ -1123,14 +1123,6 @@ static void test_io_completion_wakes_on_the_reaping_worker(void **state)
 static uint64_t one_cpu_ns;
 static struct fiber_worker_stats one_before, one_after;
 
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void *one_fiber(void *arg)
 {
 	char b = 'x';

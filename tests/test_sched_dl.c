@@ -54,7 +54,8 @@ static void *hog(void *arg)
 #define EP_RUN_NS (2000 * MS)
 #define EP_N 3
 #define EP_MAX_PERIODS 128
-#define EP_TOL_NS (1 * MS) /* a tick: how finely the runtime charges and throttles */
+#define EP_TOL_NS (1 * MS)	/* a tick: how finely the runtime charges and throttles */
+#define EP_GAP_MAX_NS (10 * MS) /* half the shortest period: a shorter host stretch only delays a period's service */
 static const uint64_t ep_runtime[EP_N] = { 2 * MS, 3 * MS, 5 * MS };
 static const uint64_t ep_period[EP_N] = { 20 * MS, 30 * MS, 50 * MS };
 static struct {
@@ -64,6 +65,22 @@ static struct {
 	bool served[EP_MAX_PERIODS];	      /* the fiber ran in period k */
 } ep[EP_N];
 static atomic_int ep_done;
+static uint64_t ep_host_gap; /* the longest stretch the host kept the worker off the CPU, seen by any fiber here */
+
+/*
+ * Between a fiber's consecutive loop iterations the wall clock moved by d and the worker thread's CPU time by c
+ * (whichever fibers ran meanwhile: they all run on that thread); d - c is what the host took. All of this test's
+ * fibers run on its one worker, so the plain maximum needs no lock.
+ */
+static void ep_note_gap(uint64_t *last_t, uint64_t *last_c, uint64_t t)
+{
+	uint64_t c = thread_cpu_ns();
+
+	if (*last_t && t - *last_t > c - *last_c && t - *last_t - (c - *last_c) > ep_host_gap)
+		ep_host_gap = t - *last_t - (c - *last_c);
+	*last_t = t;
+	*last_c = c;
+}
 
 /*
  * The first period starts when the change is made (between t0 and setattr's return) and each next one a period
@@ -75,12 +92,13 @@ static atomic_int ep_done;
 static void *ep_fiber(void *arg)
 {
 	int i = (int)(intptr_t)arg, k = 0;
-	uint64_t t0, t, p = ep_period[i], s0 = 0;
+	uint64_t t0, t, p = ep_period[i], s0 = 0, lt = 0, lc = 0;
 
 	t0 = now_ns();
 	ep[i].set = fiber_setattr(NULL, &ATTR_DL(ep_runtime[i], p, p));
 	for (;;) {
 		t = now_ns();
+		ep_note_gap(&lt, &lc, t);
 		if (t >= t0 + k * p && k <= EP_MAX_PERIODS) {
 			uint64_t s = exec_ns(NULL);
 
@@ -106,14 +124,16 @@ static void *ep_fiber(void *arg)
 static void ep_main(void *arg)
 {
 	fiber_t *f[EP_N] = { 0 };
-	uint64_t cap;
+	uint64_t cap, t, lt = 0, lc = 0;
 
 	for (int i = 0; i < EP_N; i++)
 		atomic_fetch_or(&err, fiber_spawn(&f[i], NULL, ep_fiber, (void *)(intptr_t)i));
 	/* This NORMAL fiber is the CPU-bound background the DEADLINE fibers have to preempt. */
 	cap = now_ns() + 3 * EP_RUN_NS;
-	while (atomic_load(&ep_done) < EP_N && now_ns() < cap)
+	while (atomic_load(&ep_done) < EP_N && (t = now_ns()) < cap) {
+		ep_note_gap(&lt, &lc, t);
 		fiber_cond_resched();
+	}
 	for (int i = 0; i < EP_N; i++)
 		fiber_join(f[i], NULL);
 }
@@ -126,6 +146,7 @@ static void test_dl_each_gets_runtime_every_period(void **state)
 
 	memset(ep, 0, sizeof(ep));
 	atomic_store(&ep_done, 0);
+	ep_host_gap = 0;
 	err = 0;
 	steal_start(&sp); /* the NORMAL background keeps the one worker busy throughout */
 	assert_int_equal(fiber_run(&c, ep_main, NULL), 0);
@@ -142,6 +163,7 @@ static void test_dl_each_gets_runtime_every_period(void **state)
 		    (unsigned long long)(ep_runtime[i] / MS), (unsigned long long)(ep_period[i] / MS), ep[i].exec / 1e6,
 		    ep[i].wall / 1e6, want / 1e6, empty, ep[i].nb - 1);
 	}
+	print_message("  the host kept the worker off the CPU for at most %.2f ms at once\n", ep_host_gap / 1e6);
 	skip_if_stolen(stolen);
 	for (int i = 0; i < EP_N; i++) {
 		uint64_t q = ep_runtime[i];
@@ -151,6 +173,19 @@ static void test_dl_each_gets_runtime_every_period(void **state)
 		assert_true(ep[i].wall >= EP_RUN_NS);
 		assert_true(ep[i].nb - 1 >= (int)(EP_RUN_NS / ep_period[i]));
 		assert_true(ep[i].exec > want * 0.85 && ep[i].exec < want * 1.15);
+		/*
+		 * A period's service needs the worker: a stretch of host preemption that covers most of a period takes
+		 * that period's service for good (CBS does not pay back a missed period); a shorter one only delays it
+		 * (stretches of 1-3 ms are common here and harmless). CI once saw the 2/20 ms fiber lose 30 of 123
+		 * periods and finish 460 ms late, with its total service right (246.7 ms of 246.0). A run with a
+		 * stretch longer than EP_GAP_MAX_NS checks only the totals above.
+		 */
+		if (ep_host_gap > EP_GAP_MAX_NS) {
+			print_message(
+			    "  %llu/%llu ms: per-period checks skipped (the host took the worker for %.1f ms)\n",
+			    (unsigned long long)(q / MS), (unsigned long long)(ep_period[i] / MS), ep_host_gap / 1e6);
+			continue;
+		}
 		for (int k = 0; k + 1 < ep[i].nb; k++) {
 			/* By the start of period k + 1 it has had the budgets of periods 0 .. k. */
 			assert_true(ep[i].charged[k + 1] + EP_TOL_NS >= (k + 1) * q);

@@ -287,14 +287,6 @@ static void *st_thief(void *arg)
 	return NULL;
 }
 
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void *st_hog(void *arg)
 {
 	uint64_t t0, c0, e0;

@@ -30,18 +30,6 @@ static int spawn_rt(fiber_t **f, uint32_t policy, uint32_t prio, void *(*fn)(voi
 	return fiber_spawn(f, &a, fn, arg);
 }
 
-/*
- * CPU time of the calling thread: the worker's, whichever fiber reads it. The wall clock minus this clock is the
- * time the host kept the worker thread off the CPU, when the runtime could do nothing at all.
- */
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- FIFO: equal priorities do not share the worker ---- */
 
 #define FIFO_RUN_NS (150 * MS) /* longer than the default RR slice (100 ms) */

@@ -44,6 +44,18 @@ static inline uint64_t cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * CPU time of the calling thread: the worker's, whichever fiber reads it. The wall clock minus this clock is the
+ * time the host kept the worker thread off the CPU, when the runtime could do nothing at all.
+ */
+static inline uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static inline size_t rss_bytes(void)
 {
 	long pages = 0, rss = 0;
