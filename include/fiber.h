@@ -142,9 +142,9 @@ void fiber_config_init(struct fiber_config *cfg);
  * Besides the workers it starts one monitor thread: it marks each worker's tick pending at tick_hz while the tick
  * is needed, runs the timers and moves the queued fibers of a worker stuck in a blocking system call or in a loop
  * without preemption points, and balances busy workers. A worker whose tick is needed and has not come for two
- * tick periods (the host not running the monitor) ticks itself at a preemption point. The runtime sends no signal and installs no signal
- * handler for scheduling (only the stack-overflow report's SIGSEGV handler, see FIBER_CFG_NO_OVERFLOW_REPORT),
- * so system calls made from fibers never fail with EINTR because of libfiber.
+ * tick periods (the host not running the monitor) ticks itself at a preemption point. The runtime sends no signal
+ * and installs no signal handler for scheduling (only the stack-overflow report's SIGSEGV handler, see
+ * FIBER_CFG_NO_OVERFLOW_REPORT), so system calls made from fibers never fail with EINTR because of libfiber.
  * Returns 0, -EBUSY if a runtime is already running (or the caller is a fiber), -EINVAL for a bad field or
  * environment value, -EPERM when the process may not give its workers host_policy (it needs CAP_SYS_NICE or an
  * RLIMIT_RTPRIO of at least host_priority), -ENOMEM, or the -errno of a failed pthread_create (-EAGAIN).

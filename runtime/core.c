@@ -1070,12 +1070,8 @@ static __noinline void tick_fallback(struct worker *w)
 	if (w->tick_clock > last)
 		last = w->tick_clock;
 	now = fiber__sched_clock();
-	if ((int64_t)(now - last) >= (int64_t)(2 * fiber__rt.tick_ns)) {
-		atomic_store_explicit(&w->nr_fallback_ticks,
-				      atomic_load_explicit(&w->nr_fallback_ticks, memory_order_relaxed) + 1,
-				      memory_order_relaxed);
+	if ((int64_t)(now - last) >= (int64_t)(2 * fiber__rt.tick_ns))
 		atomic_store_explicit(&w->tick_pending, 1, memory_order_relaxed);
-	}
 }
 
 /*

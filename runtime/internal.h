@@ -585,7 +585,6 @@ struct worker {
 	_Atomic uint64_t switch_clock; /* rq->clock at the last switch; the monitor's tick asks how long curr ran */
 	uint64_t tick_clock;	       /* rq->clock at the last tick run here (fiber__sched_tick) */
 	atomic_uint nr_sleeps;	       /* idle_sleep entries (the worker's own count), for tests */
-	atomic_uint nr_fallback_ticks; /* ticks the worker gave itself (core.c tick_fallback), for tests */
 	atomic_uint nr_idle;	       /* switches to the idle fiber; the monitor's periodic balance reads it */
 	atomic_int live_credit;	  /* fiber__rt.nr_fibers counts held here (fiber__live_get/put); the dump reads it */
 	uint64_t id_next, id_end; /* fiber ids taken from fiber__rt.next_id in blocks (fiber.c fiber_new_id) */
